@@ -1,0 +1,7 @@
+"""``python -m codebrain.cli``."""
+
+import sys
+
+from codebrain.cli import main
+
+sys.exit(main())

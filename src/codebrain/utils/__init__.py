@@ -1,0 +1,1 @@
+"""Small shared utilities (validation, atomic file writes)."""
