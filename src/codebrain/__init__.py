@@ -6,6 +6,21 @@ Stage 1 (TFDual-Tokenizer), Stage 2 (EEGSSM backbone, weight-compatible with bra
 
 from __future__ import annotations
 
+from codebrain.models import (
+    CodeBrain,
+    ConversionReport,
+    convert_upstream_state_dict,
+    load_checkpoint_file,
+    to_upstream_state_dict,
+)
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "CodeBrain",
+    "ConversionReport",
+    "__version__",
+    "convert_upstream_state_dict",
+    "load_checkpoint_file",
+    "to_upstream_state_dict",
+]

@@ -1,0 +1,35 @@
+"""Uniform argument validation (after MNE's ``_validate_type`` / ``_check_option``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["check_option", "check_positive_int", "check_probability"]
+
+
+def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:
+    """Raise ``ValueError`` unless ``value`` is one of ``allowed``; return ``value``."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(f"Invalid value for {name}: {value!r}; expected one of {allowed!r}.")
+    return value
+
+
+def check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
+    """Raise ``TypeError``/``ValueError`` unless ``value`` is a positive int; return it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r}).")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else ">= 1"
+        raise ValueError(f"{name} must be {bound}, got {value}.")
+    return value
+
+
+def check_probability(name: str, value: Any) -> float:
+    """Raise unless ``value`` is a float in [0, 1); return it as float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__}.")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}.")
+    return float(value)
