@@ -1,0 +1,865 @@
+"""Downstream fine-tuning and probing of a (pre)trained CodeBrain (arXiv 2506.09110, §4).
+
+Three modes, chosen by :attr:`FinetuneConfig.mode`:
+
+``"full"``
+    Every backbone weight and the model's own 3-layer ``final_layer`` MLP are trained
+    (separate learning rates for backbone and head, optional layer-wise decay).
+``"mlp"``
+    Frozen backbone; only ``final_layer`` (Flatten → 3-layer MLP, the paper's classification
+    head) is trained, on features computed once.
+``"linear"``
+    Frozen backbone; a single :class:`LinearProbe` is trained on pooled features computed
+    once. ``model.final_layer`` is left untouched and unused: the result's model is a
+    :class:`ProbedCodeBrain` (backbone + probe). The default pooling, ``"mean_patches"``,
+    averages the features over patches and keeps channels, ``(B, C, P, D) -> (B, C·D)``:
+    spatial information (which channel carries what) matters for most EEG tasks and the
+    probe stays independent of the window length; ``"flatten"`` (``C·P·D`` inputs, like the
+    MLP head) and ``"mean"`` (``D`` inputs) are available.
+
+Optimisation: AdamW (no weight decay on biases, norms and SGConv kernels), linear warm-up then
+cosine decay per step, gradient-norm clipping, class weights (``"balanced"`` or explicit), early
+stopping on a validation set with restore of the best epoch, and seeds that make a run exactly
+reproducible on a given machine.
+
+Shape legend: B = batch, C = channels, T = samples, P = patches, D = feature width.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from codebrain.models.codebrain import CodeBrain
+from codebrain.training.metrics import PRIMARY_METRIC, compute_metrics
+from codebrain.utils.io import atomic_path, atomic_write_json
+
+__all__ = [
+    "FinetuneConfig",
+    "FinetuneResult",
+    "LinearProbe",
+    "ProbedCodeBrain",
+    "finetune",
+    "predict",
+    "evaluate",
+    "encode_dataset",
+    "load_finetuned",
+    "dataset_labels",
+]
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["full", "linear", "mlp"]
+Pooling = Literal["mean_patches", "mean", "flatten"]
+PROBE_WEIGHTS = "linear_probe.safetensors"
+PROBE_CONFIG = "linear_probe.json"
+_MINIMISE = ("loss", "rmse")
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass
+class FinetuneConfig:
+    """Hyper-parameters of :func:`finetune` (JSON-able: :meth:`to_dict` / :meth:`from_dict`).
+
+    Parameters
+    ----------
+    mode : {"full", "linear", "mlp"}
+        What is trained (see the module docstring).
+    task : {"classification", "regression"}
+        Cross-entropy on class indices, or MSE on one output.
+    epochs : int
+        Maximum number of epochs.
+    batch_size : int
+    lr : float
+        Peak learning rate of the head (``final_layer`` or the linear probe).
+    backbone_lr : float
+        Peak learning rate of the backbone in ``"full"`` mode.
+    layer_decay : float
+        Layer-wise decay in ``"full"`` mode: block ``i`` of ``N`` residual blocks gets
+        ``backbone_lr * layer_decay ** (N - i)``; the patch embedding and ``init_conv``
+        ``layer_decay ** (N + 1)``; ``final_conv``/``norm`` ``backbone_lr``. 1.0 disables.
+    weight_decay : float
+        AdamW weight decay (not applied to biases, norms and SGConv kernels).
+    warmup_epochs : float
+        Linear warm-up length in epochs (fractions allowed).
+    min_lr_ratio : float
+        Final learning rate of the cosine, as a fraction of the peak.
+    grad_clip : float or None
+        Max gradient norm; ``None`` disables clipping.
+    class_weight : None, "balanced" or list of float
+        Per-class loss weights; ``"balanced"`` uses ``n_samples / (n_classes * count)``.
+    label_smoothing : float
+    patience : int or None
+        Stop after this many epochs without improvement of ``monitor`` on the validation set.
+    monitor : str
+        ``"auto"`` (balanced accuracy for classification, R² for regression), ``"loss"``, or
+        any key of the validation metrics (``"cohen_kappa"``, ``"auroc"``, ...).
+    pooling : {"mean_patches", "mean", "flatten"}
+        Feature pooling of the linear probe (``"linear"`` mode only).
+    seed : int
+        Seeds Python, NumPy and torch, and the data order.
+    device : str
+        ``"cpu"``, ``"cuda"``, ... or ``"auto"`` (CUDA when available).
+    num_workers : int
+        DataLoader workers.
+    progress : bool
+        tqdm progress bars.
+    """
+
+    mode: Mode = "full"
+    task: Literal["classification", "regression"] = "classification"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    backbone_lr: float = 1e-4
+    layer_decay: float = 1.0
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.01
+    grad_clip: float | None = 1.0
+    class_weight: None | str | list[float] = None
+    label_smoothing: float = 0.0
+    patience: int | None = None
+    monitor: str = "auto"
+    pooling: Pooling = "mean_patches"
+    seed: int = 0
+    device: str = "cpu"
+    num_workers: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("full", "linear", "mlp"):
+            raise ValueError(f"mode must be 'full', 'linear' or 'mlp', got {self.mode!r}.")
+        if self.task not in ("classification", "regression"):
+            raise ValueError(f"task must be 'classification' or 'regression', got {self.task!r}.")
+        if self.pooling not in ("mean_patches", "mean", "flatten"):
+            raise ValueError(
+                f"pooling must be 'mean_patches', 'mean' or 'flatten', got {self.pooling!r}."
+            )
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}.")
+        for name in ("lr", "backbone_lr", "layer_decay"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and v > 0):
+                raise ValueError(f"{name} must be a positive number, got {v!r}.")
+        if self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ValueError("weight_decay and warmup_epochs must be >= 0.")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}.")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip}.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}.")
+        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
+            raise ValueError(f"patience must be a positive int or None, got {self.patience!r}.")
+        if isinstance(self.class_weight, str) and self.class_weight != "balanced":
+            raise ValueError(
+                f"class_weight must be None, 'balanced' or a list of floats, got {self.class_weight!r}."
+            )
+        if isinstance(self.class_weight, tuple):
+            self.class_weight = list(self.class_weight)
+
+    @property
+    def monitor_key(self) -> str:
+        """The validation quantity used for early stopping and best-epoch selection."""
+        return PRIMARY_METRIC[self.task] if self.monitor == "auto" else self.monitor
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of the fields."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FinetuneConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"Unknown FinetuneConfig key(s) {unknown}; expected {sorted(names)}.")
+        return cls(**d)
+
+
+# ---------------------------------------------------------------------- probe modules
+def pool_features(features: torch.Tensor, pooling: Pooling) -> torch.Tensor:
+    """Pool per-patch features for a linear probe.
+
+    Parameters
+    ----------
+    features : torch.Tensor, shape (B, C, P, D)
+    pooling : {"mean_patches", "mean", "flatten"}
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, C·D)``, ``(B, D)`` or ``(B, C·P·D)``.
+    """
+    if features.ndim != 4:
+        raise ValueError(f"features must have shape (B, C, P, D), got {tuple(features.shape)}.")
+    if pooling == "mean_patches":
+        return features.mean(dim=2).flatten(1)
+    if pooling == "mean":
+        return features.mean(dim=(1, 2))
+    if pooling == "flatten":
+        return features.flatten(1)
+    raise ValueError(f"pooling must be 'mean_patches', 'mean' or 'flatten', got {pooling!r}.")
+
+
+def _pooled_dim(model: CodeBrain, pooling: Pooling) -> int:
+    c, p, d = model.n_chans, model.n_patches, model.out_channels
+    return {"mean_patches": c * d, "mean": d, "flatten": c * p * d}[pooling]
+
+
+class LinearProbe(nn.Module):
+    """One ``Linear`` on pooled CodeBrain features.
+
+    Parameters
+    ----------
+    in_features : int
+        Size of the pooled feature vector (see :func:`pool_features`).
+    n_outputs : int
+    pooling : {"mean_patches", "mean", "flatten"}
+    """
+
+    def __init__(self, in_features: int, n_outputs: int, pooling: Pooling = "mean_patches"):
+        super().__init__()
+        if pooling not in ("mean_patches", "mean", "flatten"):
+            raise ValueError(
+                f"pooling must be 'mean_patches', 'mean' or 'flatten', got {pooling!r}."
+            )
+        self.pooling = pooling
+        self.linear = nn.Linear(in_features, n_outputs)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``(B, in_features) -> (B, n_outputs)`` on already pooled features."""
+        return self.linear(pooled)
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able constructor arguments."""
+        return {
+            "in_features": self.linear.in_features,
+            "n_outputs": self.linear.out_features,
+            "pooling": self.pooling,
+        }
+
+
+class ProbedCodeBrain(nn.Module):
+    """A CodeBrain backbone with a :class:`LinearProbe` as its classifier.
+
+    ``classify``/``forward`` ignore ``backbone.final_layer``. Saved as a ``save_pretrained``
+    folder of the backbone plus ``linear_probe.safetensors`` and ``linear_probe.json``.
+
+    Parameters
+    ----------
+    backbone : CodeBrain
+    probe : LinearProbe
+    """
+
+    def __init__(self, backbone: CodeBrain, probe: LinearProbe) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.probe = probe
+
+    n_chans = property(lambda self: self.backbone.n_chans)
+    n_times = property(lambda self: self.backbone.n_times)
+    n_outputs = property(lambda self: self.probe.linear.out_features)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T) -> (B, C, P, D)`` backbone features."""
+        return self.backbone.encode(x)
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T) -> (B, n_outputs)``."""
+        return self.probe(pool_features(self.backbone.encode(x), self.probe.pooling))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Same as :meth:`classify`."""
+        return self.classify(x)
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
+        """Write the probe files, then the backbone's ``config.json`` + weights."""
+        from safetensors.torch import save_file
+
+        save_directory = Path(save_directory)
+        save_directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.probe.state_dict().items()}
+        with atomic_path(save_directory / PROBE_WEIGHTS) as tmp:
+            save_file(state, tmp)
+        atomic_write_json(save_directory / PROBE_CONFIG, self.probe.config())
+        return self.backbone.save_pretrained(save_directory)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike) -> ProbedCodeBrain:
+        """Load a folder written by :meth:`save_pretrained`."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        try:
+            cfg = json.loads((path / PROBE_CONFIG).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path / PROBE_CONFIG} is not valid JSON: {err}") from err
+        probe = LinearProbe(**cfg)
+        probe.load_state_dict(load_file(path / PROBE_WEIGHTS))
+        return cls(CodeBrain.from_pretrained(path), probe)
+
+
+def load_finetuned(path: str | os.PathLike) -> CodeBrain | ProbedCodeBrain:
+    """Load a fine-tuned model folder: a :class:`ProbedCodeBrain` if it holds a linear probe,
+    else a :class:`~codebrain.CodeBrain`.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` is not a folder with a ``config.json``.
+    """
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{str(path)!r} is not a model folder (no config.json); expected the output of "
+            "'codebrain finetune' or save_pretrained()."
+        )
+    if (path / PROBE_CONFIG).is_file():
+        return ProbedCodeBrain.from_pretrained(path)
+    return CodeBrain.from_pretrained(path)
+
+
+# ------------------------------------------------------------------------- results
+@dataclass
+class FinetuneResult:
+    """What :func:`finetune` returns.
+
+    Attributes
+    ----------
+    model : CodeBrain or ProbedCodeBrain
+        The trained model (best epoch restored when a validation set was given), in eval mode.
+    history : list of dict
+        One entry per epoch: ``epoch``, ``lr``, ``train_loss``, ``val_loss`` and ``val_<metric>``.
+    best_epoch : int
+        1-based epoch whose weights ``model`` holds.
+    best_score : float or None
+        Value of ``monitor`` at ``best_epoch`` (``None`` without validation set).
+    monitor : str
+    stopped_early : bool
+    config : FinetuneConfig
+    seconds : float
+        Wall time of the training loop.
+    """
+
+    model: nn.Module
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_score: float | None
+    monitor: str
+    stopped_early: bool
+    config: FinetuneConfig
+    seconds: float = 0.0
+    val_metrics: dict[str, Any] | None = field(default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (everything but the model)."""
+        return {
+            "config": self.config.to_dict(),
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "best_score": self.best_score,
+            "monitor": self.monitor,
+            "stopped_early": self.stopped_early,
+            "seconds": self.seconds,
+            "val_metrics": self.val_metrics,
+        }
+
+
+# ------------------------------------------------------------------------- helpers
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _xy(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(batch, list | tuple) or len(batch) < 2:
+        raise TypeError("Dataset items must be (x, y) pairs: x (n_chans, n_times), y a label.")
+    return batch[0], batch[1]
+
+
+def dataset_labels(dataset: Dataset) -> np.ndarray:
+    """All labels of a dataset of ``(x, y)`` items, shape (n_samples,).
+
+    Uses a ``y`` / ``labels`` array attribute when present, else reads every item.
+    """
+    for attr in ("y", "labels"):
+        val = getattr(dataset, attr, None)
+        if val is not None and not callable(val):
+            arr = np.asarray(val)
+            if arr.ndim >= 1 and arr.shape[0] == len(dataset):
+                return arr.reshape(len(dataset), *arr.shape[1:])
+    return np.asarray([np.asarray(_xy(dataset[i])[1]) for i in range(len(dataset))])
+
+
+def _loader(dataset: Dataset, cfg: FinetuneConfig, *, shuffle: bool, seed: int) -> DataLoader:
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=shuffle,
+        num_workers=cfg.num_workers,
+        generator=gen,
+        drop_last=False,
+    )
+
+
+def _progress(iterable: Any, *, enabled: bool, **kwargs: Any) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, disable=not enabled, dynamic_ncols=True, **kwargs)
+
+
+@torch.no_grad()
+def encode_dataset(
+    model: CodeBrain | ProbedCodeBrain,
+    dataset: Dataset,
+    *,
+    pooling: Pooling | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Backbone features of every window (eval mode, no gradients).
+
+    Parameters
+    ----------
+    model : CodeBrain or ProbedCodeBrain
+    dataset : Dataset of (x (C, T), y)
+    pooling : {"mean_patches", "mean", "flatten"} or None
+        ``None`` keeps ``(N, C, P, D)``.
+    batch_size : int
+    device : str
+    progress : bool
+
+    Returns
+    -------
+    features : ndarray of float32, shape (N, C, P, D) or pooled
+    labels : ndarray, shape (N,)
+    """
+    feats, labels = _encode(model, dataset, pooling, batch_size, _resolve_device(device), progress)
+    return feats.numpy(), labels.numpy()
+
+
+def _encode(
+    model: nn.Module,
+    dataset: Dataset,
+    pooling: Pooling | None,
+    batch_size: int,
+    device: torch.device,
+    progress: bool,
+    desc: str = "encode",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    was_training = model.training
+    model.eval()
+    feats, labels = [], []
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    with torch.no_grad():
+        for batch in _progress(loader, enabled=progress, desc=desc, leave=False):
+            x, y = _xy(batch)
+            f = model.encode(x.to(device=device, dtype=torch.float32))
+            if pooling is not None:
+                f = pool_features(f, pooling)
+            feats.append(f.cpu())
+            labels.append(torch.as_tensor(y))
+    model.train(was_training)
+    if not feats:
+        raise ValueError("The dataset is empty: no windows to encode.")
+    return torch.cat(feats), torch.cat(labels)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int = 64,
+    device: str = "cpu",
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Model outputs for every window of ``dataset`` (eval mode).
+
+    Parameters
+    ----------
+    model : CodeBrain or ProbedCodeBrain (anything with ``classify``) or any ``nn.Module``
+    dataset : Dataset of (x (C, T), y)
+
+    Returns
+    -------
+    outputs : ndarray of float32, shape (N, n_outputs)
+        Logits (classification) or predictions (regression).
+    labels : ndarray, shape (N,)
+    """
+    dev = _resolve_device(device)
+    model.to(dev)
+    was_training = model.training
+    model.eval()
+    fn = getattr(model, "classify", model)
+    outs, labels = [], []
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    for batch in _progress(loader, enabled=progress, desc="predict", leave=False):
+        x, y = _xy(batch)
+        outs.append(fn(x.to(device=dev, dtype=torch.float32)).float().cpu())
+        labels.append(torch.as_tensor(y))
+    model.train(was_training)
+    if not outs:
+        raise ValueError("The dataset is empty: no windows to predict.")
+    return torch.cat(outs).numpy(), torch.cat(labels).numpy()
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    task: Literal["classification", "regression"] = "classification",
+    batch_size: int = 64,
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Metrics of ``model`` on ``dataset`` (see :func:`codebrain.training.metrics.compute_metrics`)."""
+    outputs, labels = predict(
+        model, dataset, batch_size=batch_size, device=device, progress=progress
+    )
+    return compute_metrics(labels, outputs, task)
+
+
+def _class_weights(cfg: FinetuneConfig, y: np.ndarray, n_outputs: int) -> torch.Tensor | None:
+    if cfg.task != "classification" or cfg.class_weight is None:
+        return None
+    if cfg.class_weight == "balanced":
+        counts = np.bincount(y.astype(np.int64), minlength=n_outputs).astype(np.float64)
+        w = np.where(counts > 0, y.size / (n_outputs * np.maximum(counts, 1)), 0.0)
+        return torch.tensor(w, dtype=torch.float32)
+    w = np.asarray(cfg.class_weight, dtype=np.float64)
+    if w.shape != (n_outputs,):
+        raise ValueError(
+            f"class_weight must have {n_outputs} entries (one per class), got {w.size}."
+        )
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def _check_labels(y: np.ndarray, cfg: FinetuneConfig, n_outputs: int, what: str) -> None:
+    if y.size == 0:
+        raise ValueError(f"The {what} set is empty.")
+    if cfg.task == "classification":
+        if not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(
+                f"Classification needs integer class labels; the {what} labels have dtype {y.dtype}."
+            )
+        if y.min() < 0 or y.max() >= n_outputs:
+            raise ValueError(
+                f"{what} labels span [{y.min()}, {y.max()}] but the model has n_outputs={n_outputs}; "
+                f"labels must be class indices in [0, {n_outputs})."
+            )
+        if what == "training" and np.unique(y).size < 2:
+            raise ValueError(
+                f"The training labels hold a single class ({int(y[0])}); at least two are needed."
+            )
+    elif n_outputs != 1:
+        raise ValueError(f"Regression needs a model with n_outputs=1, got {n_outputs}.")
+
+
+_BLOCK_RE = re.compile(r"^residual_layer\.residual_blocks\.(\d+)\.")
+
+
+def _param_groups(model: CodeBrain, head: nn.Module, cfg: FinetuneConfig) -> list[dict]:
+    """AdamW groups: head at ``lr``; backbone at ``backbone_lr`` with layer-wise decay."""
+    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+
+    def add(p: nn.Parameter, lr: float, name: str) -> None:
+        hint = getattr(p, "_optim", {}) or {}
+        no_decay = p.ndim < 2 or name.endswith(".bias") or "norm" in name or "kernel_list" in name
+        wd = float(hint.get("weight_decay", 0.0 if no_decay else cfg.weight_decay))
+        groups.setdefault((lr, wd), []).append(p)
+
+    head_ids = {id(p) for p in head.parameters()}
+    for name, p in head.named_parameters():
+        add(p, cfg.lr, name)
+    if cfg.mode == "full":
+        n = len(model.residual_layer.residual_blocks)
+        for name, p in model.named_parameters():
+            if id(p) in head_ids or not p.requires_grad:
+                continue
+            m = _BLOCK_RE.match(name)
+            if m:
+                depth = int(m.group(1)) + 1
+            elif name.startswith(("patch_embedding.", "init_conv.")):
+                depth = 0
+            else:
+                depth = n + 1
+            add(p, cfg.backbone_lr * cfg.layer_decay ** (n + 1 - depth), name)
+    return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
+
+
+def _improved(value: float | None, best: float | None, key: str) -> bool:
+    if value is None:
+        return False
+    if best is None:
+        return True
+    return value < best if key in _MINIMISE else value > best
+
+
+# ------------------------------------------------------------------------ finetune
+def finetune(
+    model: CodeBrain,
+    train_ds: Dataset,
+    val_ds: Dataset | None = None,
+    config: FinetuneConfig | None = None,
+) -> FinetuneResult:
+    """Fine-tune or probe ``model`` on ``train_ds``; early-stop and select on ``val_ds``.
+
+    Parameters
+    ----------
+    model : CodeBrain
+        Modified in place (full / mlp modes); its ``n_outputs`` must equal the number of
+        classes (``reset_head(n)`` first if needed), or 1 for regression.
+    train_ds : Dataset
+        Items ``(x, y)``: ``x`` float tensor ``(n_chans, n_times)`` in units of 100 µV, ``y``
+        a class index (classification) or a float (regression).
+    val_ds : Dataset, optional
+        Same format; enables per-epoch validation metrics, early stopping and best-epoch
+        restore. Split by subject/recording (:func:`codebrain.training._splits.group_train_val_split`),
+        never by window.
+    config : FinetuneConfig, optional
+        Defaults to ``FinetuneConfig()``.
+
+    Returns
+    -------
+    FinetuneResult
+
+    Raises
+    ------
+    ValueError
+        Empty sets, labels out of range or a single training class, wrong ``n_outputs``.
+    """
+    cfg = config if config is not None else FinetuneConfig()
+    if not isinstance(cfg, FinetuneConfig):
+        raise TypeError(f"config must be a FinetuneConfig, got {type(cfg).__name__}.")
+    if not isinstance(model, CodeBrain):
+        raise TypeError(f"model must be a codebrain.CodeBrain, got {type(model).__name__}.")
+    if len(train_ds) == 0:
+        raise ValueError("The training set is empty.")
+    _seed_everything(cfg.seed)
+    device = _resolve_device(cfg.device)
+    model.to(device)
+    n_out = model.n_outputs
+    y_train = dataset_labels(train_ds)
+    _check_labels(y_train, cfg, n_out, "training")
+    if val_ds is not None:
+        if len(val_ds) == 0:
+            raise ValueError("The validation set is empty.")
+        _check_labels(dataset_labels(val_ds), cfg, n_out, "validation")
+    weights = _class_weights(cfg, y_train, n_out)
+    if cfg.task == "classification":
+        criterion: nn.Module = nn.CrossEntropyLoss(
+            weight=None if weights is None else weights.to(device),
+            label_smoothing=cfg.label_smoothing,
+        )
+    else:
+        criterion = nn.MSELoss()
+
+    # Modules and inputs of the trainable part.
+    for name, p in model.named_parameters():
+        p.requires_grad_(cfg.mode == "full" and not name.startswith(("lm_head_t", "lm_head_f")))
+    pooling: Pooling | None = None
+    if cfg.mode == "full":
+        head: nn.Module = model.final_layer
+        train_in, val_in = train_ds, val_ds
+        step_fn = model.classify
+    else:
+        pooling = cfg.pooling if cfg.mode == "linear" else None
+        if cfg.mode == "linear":
+            head = LinearProbe(_pooled_dim(model, cfg.pooling), n_out, cfg.pooling).to(device)
+        else:
+            head = model.final_layer
+        for p in head.parameters():
+            p.requires_grad_(True)
+        logger.info("Frozen backbone: computing features once (%s).", pooling or "per patch")
+        ft, yt = _encode(model, train_ds, pooling, cfg.batch_size, device, cfg.progress, "features")
+        train_in = TensorDataset(ft, yt)
+        val_in = None
+        if val_ds is not None:
+            fv, yv = _encode(
+                model, val_ds, pooling, cfg.batch_size, device, cfg.progress, "features"
+            )
+            val_in = TensorDataset(fv, yv)
+        step_fn = head
+        _seed_everything(cfg.seed)  # same head/data RNG stream whatever the encode did
+
+    optimizer = torch.optim.AdamW(_param_groups(model, head, cfg), betas=(0.9, 0.999))
+    loader = _loader(train_in, cfg, shuffle=True, seed=cfg.seed)
+    steps_per_epoch = len(loader)
+    total = steps_per_epoch * cfg.epochs
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    scheduler = _build_scheduler(optimizer, warmup, total, cfg.min_lr_ratio)
+    trainable = [p for g in optimizer.param_groups for p in g["params"]]
+    logger.info(
+        "Fine-tuning (%s, %s): %d train windows%s, %d epochs x %d steps, %d trainable parameters.",
+        cfg.mode,
+        cfg.task,
+        len(train_ds),
+        f", {len(val_ds)} validation windows" if val_ds is not None else "",
+        cfg.epochs,
+        steps_per_epoch,
+        sum(p.numel() for p in trainable),
+    )
+
+    key = cfg.monitor_key
+    trained: nn.Module = model if cfg.mode == "full" else head
+    history: list[dict[str, Any]] = []
+    best_state: dict[str, torch.Tensor] | None = None
+    best_score: float | None = None
+    best_epoch, bad_epochs, stopped = cfg.epochs, 0, False
+    best_metrics: dict[str, Any] | None = None
+    t0 = time.perf_counter()
+    epochs = _progress(range(1, cfg.epochs + 1), enabled=cfg.progress, desc="epochs", unit="ep")
+    for epoch in epochs:
+        model.train(cfg.mode == "full")
+        head.train()
+        total_loss, n_seen = 0.0, 0
+        for batch in _progress(loader, enabled=cfg.progress, desc=f"epoch {epoch}", leave=False):
+            x, y = _xy(batch)
+            x = x.to(device=device, dtype=torch.float32)
+            out = step_fn(x)
+            loss = _loss(criterion, out, y.to(device), cfg.task)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(
+                    f"Training loss became {loss.item()} at epoch {epoch}; lower the learning rate."
+                )
+            total_loss += loss.item() * x.shape[0]
+            n_seen += x.shape[0]
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "lr": float(optimizer.param_groups[0]["lr"]),
+            "train_loss": total_loss / max(1, n_seen),
+        }
+        if val_in is not None:
+            val_loss, metrics = _validate(step_fn, val_in, criterion, cfg, device, trained)
+            row["val_loss"] = val_loss
+            row.update({f"val_{k}": v for k, v in metrics.items() if k != "confusion_matrix"})
+            score = val_loss if key == "loss" else metrics.get(key)
+            if key != "loss" and key not in metrics:
+                raise ValueError(
+                    f"monitor {key!r} is not a validation metric; choose one of "
+                    f"{['loss', *sorted(k for k in metrics if k != 'confusion_matrix')]}."
+                )
+            if _improved(score, best_score, key):
+                best_score, best_epoch, bad_epochs = score, epoch, 0
+                best_state = copy.deepcopy(trained.state_dict())
+                best_metrics = metrics
+            else:
+                bad_epochs += 1
+        history.append(row)
+        logger.info(
+            "epoch %d: %s",
+            epoch,
+            ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)),
+        )
+        if hasattr(epochs, "set_postfix"):
+            epochs.set_postfix({k: v for k, v in row.items() if k in ("train_loss", f"val_{key}")})
+        if cfg.patience is not None and val_in is not None and bad_epochs >= cfg.patience:
+            logger.info("Early stopping at epoch %d (best epoch %d).", epoch, best_epoch)
+            stopped = True
+            break
+    if val_in is None:
+        best_epoch = len(history)
+    elif best_state is not None:
+        trained.load_state_dict(best_state)
+        logger.info("Restored epoch %d (%s=%.4g).", best_epoch, key, best_score)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    final: nn.Module = model if cfg.mode != "linear" else ProbedCodeBrain(model, head)
+    final.eval()
+    return FinetuneResult(
+        model=final,
+        history=history,
+        best_epoch=best_epoch,
+        best_score=None if best_score is None else float(best_score),
+        monitor=key,
+        stopped_early=stopped,
+        config=cfg,
+        seconds=time.perf_counter() - t0,
+        val_metrics=best_metrics,
+    )
+
+
+def _build_scheduler(
+    optimizer: torch.optim.Optimizer, warmup: int, total: int, min_lr_ratio: float
+) -> torch.optim.lr_scheduler.LRScheduler:
+    from codebrain.training._finetune_schedule import build_warmup_cosine
+
+    return build_warmup_cosine(
+        optimizer, warmup_steps=warmup, total_steps=total, min_lr_ratio=min_lr_ratio
+    )
+
+
+def _loss(criterion: nn.Module, out: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
+    if task == "classification":
+        return criterion(out, y.long())
+    return criterion(out[:, 0], y.float().reshape(-1))
+
+
+@torch.no_grad()
+def _validate(
+    step_fn: Any,
+    val_in: Dataset,
+    criterion: nn.Module,
+    cfg: FinetuneConfig,
+    device: torch.device,
+    trained: nn.Module,
+) -> tuple[float, dict[str, Any]]:
+    was = trained.training
+    trained.eval()
+    outs, ys = [], []
+    for batch in DataLoader(val_in, batch_size=cfg.batch_size, shuffle=False):
+        x, y = _xy(batch)
+        outs.append(step_fn(x.to(device=device, dtype=torch.float32)).float().cpu())
+        ys.append(torch.as_tensor(y))
+    trained.train(was)
+    out, y = torch.cat(outs), torch.cat(ys)
+    loss = float(_loss(criterion.cpu(), out, y, cfg.task))
+    criterion.to(device)
+    return loss, compute_metrics(y.numpy(), out.numpy(), cfg.task)
+
+
+def subset(dataset: Dataset, indices: Sequence[int]) -> Dataset:
+    """``torch.utils.data.Subset`` that keeps a ``y`` array for :func:`dataset_labels`."""
+    from torch.utils.data import Subset
+
+    sub = Subset(dataset, list(map(int, indices)))
+    labels = getattr(dataset, "y", None)
+    if labels is not None and not callable(labels):
+        sub.y = np.asarray(labels)[np.asarray(indices, dtype=np.int64)]  # type: ignore[attr-defined]
+    return sub
