@@ -1,0 +1,131 @@
+"""``codebrain convert``: the authors' ``CodeBrain.pth`` → a ``save_pretrained`` folder."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+__all__ = ["register", "convert_checkpoint"]
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``convert`` subcommand."""
+    p = subparsers.add_parser(
+        "convert",
+        help="convert the authors' .pth checkpoint into a save_pretrained folder",
+        description=(
+            "Read an upstream CodeBrain checkpoint (DataParallel state dict, .pth) or any "
+            "codebrain/braindecode state dict, remap its keys, check them against the model "
+            "built from --n-chans/--n-times/--n-outputs, and write config.json + "
+            "model.safetensors. Missing or differently-shaped classification-head weights are "
+            "allowed (the head is freshly initialised)."
+        ),
+    )
+    p.add_argument("checkpoint", help="input .pth / .pt / .bin / .safetensors file")
+    p.add_argument("out", help="output folder (must not exist unless --force)")
+    p.add_argument("--n-chans", type=int, default=19, help="EEG channels (default 19)")
+    p.add_argument("--n-times", type=int, default=6000, help="samples per window (default 6000)")
+    p.add_argument("--n-outputs", type=int, default=2, help="classes of the head (default 2)")
+    p.add_argument("--sfreq", type=float, default=None, help="sampling frequency to record")
+    for flag, default in (
+        ("--res-channels", 200),
+        ("--skip-channels", 200),
+        ("--out-channels", 200),
+        ("--num-res-layers", 8),
+        ("--codebook-size-t", 4096),
+        ("--codebook-size-f", 4096),
+    ):
+        p.add_argument(flag, type=int, default=default, help=f"architecture (default {default})")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.set_defaults(func=run)
+
+
+def convert_checkpoint(
+    checkpoint: str | Path,
+    *,
+    n_chans: int,
+    n_times: int,
+    n_outputs: int,
+    sfreq: float | None = None,
+    **arch: int,
+) -> tuple[object, list[str]]:
+    """Build a :class:`~codebrain.CodeBrain` and load ``checkpoint`` into it.
+
+    ``arch`` holds further constructor arguments (``res_channels``, ``num_res_layers``, ...).
+
+    Returns
+    -------
+    model : CodeBrain
+    reset : list of str
+        Head keys that were absent or of another shape (freshly initialised).
+
+    Raises
+    ------
+    ValueError
+        Backbone keys are missing or unexpected, or shapes disagree (named in the message).
+    """
+    from codebrain import CodeBrain, convert_upstream_state_dict, load_checkpoint_file
+
+    state = load_checkpoint_file(checkpoint)
+    kwargs = dict(n_chans=n_chans, n_times=n_times, n_outputs=n_outputs, **arch)
+    if sfreq is not None:
+        kwargs["sfreq"] = sfreq
+    model = CodeBrain(**kwargs)
+    own = model.state_dict()
+    converted, _ = convert_upstream_state_dict(state, strict=False)
+    reset = [
+        k
+        for k in own
+        if k.startswith("final_layer.")
+        and (k not in converted or tuple(converted[k].shape) != tuple(own[k].shape))
+    ]
+    converted = {k: v for k, v in converted.items() if k not in reset}
+    _, report = convert_upstream_state_dict(
+        converted, own, allow_missing=("final_layer.",), strict=False
+    )
+    if not report.ok:
+        raise ValueError(
+            f"{checkpoint} does not fit CodeBrain(n_chans={n_chans}, n_times={n_times}): "
+            f"{report.describe(limit=5)}"
+        )
+    model.load_state_dict(converted, strict=False)
+    return model, reset
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``codebrain convert``."""
+    from codebrain.cli import CLIError
+    from codebrain.utils.io import atomic_replace_dir
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise CLIError(f"{out} exists; pass --force to replace it.")
+    if not Path(args.checkpoint).is_file():
+        raise CLIError(f"checkpoint {args.checkpoint} not found.")
+    model, reset = convert_checkpoint(
+        args.checkpoint,
+        n_chans=args.n_chans,
+        n_times=args.n_times,
+        n_outputs=args.n_outputs,
+        sfreq=args.sfreq,
+        res_channels=args.res_channels,
+        skip_channels=args.skip_channels,
+        out_channels=args.out_channels,
+        num_res_layers=args.num_res_layers,
+        codebook_size_t=args.codebook_size_t,
+        codebook_size_f=args.codebook_size_f,
+    )
+    if reset:
+        logger.warning(
+            "Classification head not in the checkpoint (or of another shape): %d tensors "
+            "initialised afresh; fine-tune before predicting.",
+            len(reset),
+        )
+    with atomic_replace_dir(out) as tmp:
+        model.save_pretrained(tmp)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"Converted {args.checkpoint} -> {out} ({n:,} parameters; head reset: {bool(reset)})")
+    return 0
