@@ -1,0 +1,1207 @@
+"""Stage 2: masked-token pretraining of the EEGSSM backbone (CodeBrain, arXiv 2506.09110 §3.3).
+
+For every window a subset of the ``(channel, patch)`` positions is masked
+(:mod:`codebrain.training.masking`); the frozen TFDual-Tokenizer gives the temporal and
+frequency token ids of the *unmasked* window; the backbone sees the masked window and predicts
+both ids at the masked positions (cross-entropy on ``lm_head_t`` and ``lm_head_f``, summed).
+
+Scaling: one loop runs on one CPU and under ``torchrun`` on many GPU machines
+(DistributedDataParallel; NCCL on GPUs, gloo on CPU; ``env://`` rendezvous). Three choices make
+a run *the same computation* whatever the process count, batch split and interruptions:
+
+* data order comes from a :class:`torch.utils.data.DistributedSampler` permutation (seeded by
+  ``seed + epoch``), and optimizer step ``s`` consumes global positions ``[s*G, (s+1)*G)`` of it
+  (``G`` = global batch = ``batch_size * accum_steps * world_size``);
+* masks are keyed by ``(seed, epoch, global sample index)``
+  (:func:`~codebrain.training.masking.sample_keyed_masks`), never by rank or micro-batch;
+* the loss is normalised by the *global* number of masked positions in the optimizer step
+  (one scalar all-reduce), so DDP's gradient averaging gives exactly the single-process mean.
+
+Checkpoints (:mod:`codebrain.training.checkpointing`) are atomic and hold model, optimizer,
+scheduler, grad scaler, every rank's RNG states and the data position, so a killed run resumes
+to the same weights as an uninterrupted one.
+
+Shape legend: B = batch, C = EEG channels, T = samples, P = patches per channel,
+K_t / K_f = temporal / frequency codebook sizes, N = masked positions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import itertools
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from codebrain.training.checkpointing import (
+    capture_rng_state,
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from codebrain.training.masking import (
+    DEFAULT_MASK_RATIO,
+    MASK_STRATEGIES,
+    sample_keyed_masks,
+)
+from codebrain.utils.io import atomic_write_json
+
+__all__ = [
+    "PretrainConfig",
+    "PretrainResult",
+    "ResumableDistributedSampler",
+    "Tokenizer",
+    "build_param_groups",
+    "compute_token_targets",
+    "evaluate_masked_tokens",
+    "pretrain",
+]
+
+logger = logging.getLogger(__name__)
+
+_PRECISIONS = ("fp32", "bf16", "fp16")
+_VAL_SEED_OFFSET = 0x5EED  # validation masks use their own stream, fixed across the run
+_METRIC_FIELDS = (
+    "step",
+    "epoch",
+    "split",
+    "lr",
+    "loss",
+    "loss_t",
+    "loss_f",
+    "acc_t",
+    "acc_f",
+    "grad_norm",
+    "n_masked",
+    "windows",
+    "elapsed_s",
+)
+
+
+# ---------------------------------------------------------------------------- protocol
+@runtime_checkable
+class Tokenizer(Protocol):
+    """What pretraining needs from a Stage 1 tokenizer.
+
+    ``tokenize(x)`` maps windows ``(B, C, T)`` to temporal and frequency token ids, each a long
+    tensor ``(B, C, P)``. :class:`codebrain.models.tokenizer.TFDualTokenizer` implements it.
+    """
+
+    def tokenize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids ``(ids_t, ids_f)``, each ``(B, C, P)`` long."""
+        ...
+
+
+# ------------------------------------------------------------------------------ config
+@dataclass
+class PretrainConfig:
+    """Hyper-parameters of a pretraining run (JSON-able; CLI flags map onto the fields).
+
+    Defaults follow LaBraM's masked-token pretraining recipe, on which CodeBrain builds
+    (AdamW, betas (0.9, 0.98), weight decay 0.05, warm-up then cosine decay, mask ratio 0.5,
+    gradient clipping 3.0).
+
+    Parameters
+    ----------
+    steps : int
+        Optimizer steps in total (a resumed run continues up to this number).
+    batch_size : int
+        Windows per process per micro-batch. Global batch
+        ``G = batch_size * accum_steps * world_size``.
+    accum_steps : int
+        Micro-batches accumulated per optimizer step.
+    lr, min_lr : float
+        Peak and final learning rate (linear warm-up to ``lr``, cosine decay to ``min_lr``).
+    warmup_steps : int
+        Linear warm-up length in optimizer steps.
+    weight_decay : float
+        AdamW decay for weight matrices; SGConv kernels and skip weights, norms, biases,
+        weight-norm magnitudes and every 0/1-d parameter get none.
+    betas : tuple of float
+        AdamW betas.
+    eps : float
+        AdamW epsilon.
+    grad_clip : float
+        Max global gradient norm; ``0`` disables clipping.
+    precision : {"fp32", "bf16", "fp16"}
+        Autocast dtype for the backbone forward (``fp16`` needs CUDA and uses a grad scaler).
+        The tokenizer and the loss always run in float32.
+    mask_ratio : float
+        Fraction of patches masked (see :mod:`codebrain.training.masking`).
+    mask_strategy : {"random", "channel_block", "time_block"}
+    mask_block_size : int
+        Run length (patches) for ``"time_block"``.
+    seed : int
+        Seeds data order, masks and the model's dropout.
+    num_workers : int
+        DataLoader worker processes per rank.
+    log_every : int
+        Steps between metric rows (train metrics are averaged over the interval, all ranks).
+    val_every : int
+        Steps between validations (``0``: only at the end, when ``val_ds`` is given).
+    val_batches : int or None
+        Cap on validation micro-batches per rank (``None``: the whole set).
+    checkpoint_every : int
+        Steps between checkpoints (``0``: no periodic checkpoints; one is still written at
+        the end).
+    keep_checkpoints : int
+        Newest checkpoints kept in ``out_dir/checkpoints``.
+    resume : str or None
+        ``"auto"`` (newest checkpoint in ``out_dir/checkpoints``, fresh start if none), a
+        checkpoint path, or ``None`` (fresh start; refuses to overwrite existing checkpoints).
+    device : str or None
+        ``"cpu"``, ``"cuda"`` ... (default: this rank's GPU if any, else CPU).
+    progress : bool
+        tqdm progress bar on rank 0.
+    tensorboard : bool
+        Also log to TensorBoard (needs the ``tensorboard`` package; skipped with a log message
+        otherwise).
+    compile : bool
+        ``torch.compile`` the training module.
+    """
+
+    steps: int = 10_000
+    batch_size: int = 32
+    accum_steps: int = 1
+    lr: float = 5e-4
+    min_lr: float = 1e-5
+    warmup_steps: int = 500
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-8
+    grad_clip: float = 3.0
+    precision: str = "fp32"
+    mask_ratio: float = DEFAULT_MASK_RATIO
+    mask_strategy: str = "random"
+    mask_block_size: int = 1
+    seed: int = 0
+    num_workers: int = 0
+    log_every: int = 50
+    val_every: int = 0
+    val_batches: int | None = None
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    resume: str | None = None
+    device: str | None = None
+    progress: bool = True
+    tensorboard: bool = False
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(float(b) for b in self.betas)  # JSON gives a list
+        for name in ("steps", "batch_size", "accum_steps", "log_every", "keep_checkpoints"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"PretrainConfig.{name} must be a positive int, got {v!r}.")
+        for name in (
+            "warmup_steps",
+            "val_every",
+            "checkpoint_every",
+            "num_workers",
+            "mask_block_size",
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"PretrainConfig.{name} must be a non-negative int, got {v!r}.")
+        if self.val_batches is not None and self.val_batches < 1:
+            raise ValueError(f"PretrainConfig.val_batches must be >= 1, got {self.val_batches}.")
+        if not self.lr > 0 or self.min_lr < 0 or self.min_lr > self.lr:
+            raise ValueError(
+                f"Need lr > 0 and 0 <= min_lr <= lr, got lr={self.lr}, min_lr={self.min_lr}."
+            )
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("weight_decay and grad_clip must be >= 0.")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two values in [0, 1), got {self.betas}.")
+        if self.precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}.")
+        if not 0.0 < self.mask_ratio <= 1.0:
+            raise ValueError(f"mask_ratio must be in (0, 1], got {self.mask_ratio}.")
+        if self.mask_strategy not in MASK_STRATEGIES:
+            raise ValueError(
+                f"mask_strategy must be one of {MASK_STRATEGIES}, got {self.mask_strategy!r}."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of the fields."""
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PretrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"Unknown PretrainConfig fields: {unknown}.")
+        return cls(**d)
+
+
+@dataclass
+class PretrainResult:
+    """What :func:`pretrain` returns (on every rank).
+
+    Attributes
+    ----------
+    out_dir : Path
+        Run folder (``config.json``, ``metrics.csv``, ``metrics.jsonl``, ``result.json``,
+        ``checkpoints/``, ``final/``).
+    final_dir : Path
+        ``out_dir / "final"``: load with ``CodeBrain.from_pretrained(final_dir, n_outputs=K)``.
+    step : int
+        Optimizer steps completed.
+    epoch : int
+        Epoch the run ended in.
+    resumed_from : str or None
+        Checkpoint the run resumed from.
+    train_metrics, val_metrics : dict
+        Last logged train / validation metrics (empty if none).
+    windows_per_second : float
+        Global training throughput of this invocation (all ranks).
+    elapsed_s, data_s, tokenize_s, compute_s : float
+        Wall time of the training loop on rank 0 and its split: waiting for the DataLoader
+        (and host-to-device copies), tokenizer targets, and model forward/backward/step.
+    history : list of dict
+        Every metric row written by this invocation.
+    """
+
+    out_dir: Path
+    final_dir: Path
+    step: int
+    epoch: int
+    resumed_from: str | None
+    train_metrics: dict[str, Any] = field(default_factory=dict)
+    val_metrics: dict[str, Any] = field(default_factory=dict)
+    windows_per_second: float = 0.0
+    elapsed_s: float = 0.0
+    data_s: float = 0.0
+    tokenize_s: float = 0.0
+    compute_s: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict."""
+        d = dataclasses.asdict(self)
+        d["out_dir"], d["final_dir"] = str(self.out_dir), str(self.final_dir)
+        return d
+
+
+# ------------------------------------------------------------------------------ data
+class ResumableDistributedSampler(DistributedSampler):
+    """A :class:`~torch.utils.data.DistributedSampler` that can start mid-epoch.
+
+    ``set_start(k)`` skips this rank's first ``k`` indices of the current epoch's shard (the
+    data position of a resumed run). Rank ``r`` draws positions ``r, r + W, r + 2W ...`` of the
+    epoch permutation, so skipping ``k`` per rank skips the first ``k * W`` global positions.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.start = 0
+
+    def set_start(self, start: int) -> None:
+        """Skip the first ``start`` indices of this rank's shard in the current epoch."""
+        if start < 0 or start > self.num_samples:
+            raise ValueError(f"start must be in [0, {self.num_samples}], got {start}.")
+        self.start = int(start)
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self.start, None)
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
+
+
+class _IndexedWindows(Dataset):
+    """``ds[i] -> (i, x)`` with ``x`` a float32 tensor ``(C, T)``.
+
+    Items of ``ds`` may be a tensor/array or a tuple/list whose first element is one.
+    """
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
+        return i, _window_of(self.ds[i], i)
+
+
+def _window_of(item: Any, i: int) -> torch.Tensor:
+    if isinstance(item, (tuple, list)):
+        if not item:
+            raise ValueError(f"dataset item {i} is an empty {type(item).__name__}.")
+        item = item[0]
+    x = torch.as_tensor(item)
+    if x.ndim != 2:
+        raise ValueError(
+            f"dataset item {i} must be a (n_chans, n_times) window, got shape {tuple(x.shape)}."
+        )
+    return x.to(torch.float32)
+
+
+class _ShardIndices(torch.utils.data.Sampler):
+    """Exact, unpadded shard ``range(rank, n, world)`` (validation: no duplicated windows)."""
+
+    def __init__(self, n: int, rank: int, world: int) -> None:
+        self.indices = list(range(rank, n, world))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+# ----------------------------------------------------------------------- distributed
+@dataclass
+class _Dist:
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+    initialized_here: bool
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_distributed(device: str | None) -> _Dist:
+    """Join the ``torchrun`` process group (``env://``) if one is configured.
+
+    NCCL when the rank's device is a GPU, gloo otherwise. An already-initialised default group
+    (e.g. created by the caller) is reused and left alive.
+    """
+    world_env = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        dev = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    else:
+        dev = torch.device(device)
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device(f"cuda:{local_rank}")
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    initialized_here = False
+    if dist.is_available() and not dist.is_initialized() and world_env > 1:
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, init_method="env://")
+        initialized_here = True
+        logger.info(
+            "Joined process group: backend=%s rank=%d/%d", backend, dist.get_rank(), world_env
+        )
+    if dist.is_available() and dist.is_initialized():
+        return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, dev, initialized_here)
+    return _Dist(0, 1, local_rank, dev, False)
+
+
+def _all_reduce_sum(t: torch.Tensor, ctx: _Dist) -> torch.Tensor:
+    if ctx.active:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def _barrier(ctx: _Dist) -> None:
+    if ctx.active:
+        dist.barrier()
+
+
+# ---------------------------------------------------------------------------- pieces
+def build_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW parameter groups: decay weight matrices only.
+
+    No weight decay for SGConv parameters (multi-scale kernels ``kernel_list.N`` and the skip
+    weight ``D``), normalisation layers, biases, weight-norm magnitudes (``original0``) and any
+    parameter with fewer than 2 dimensions; a parameter may also carry an explicit hint
+    ``p._optim = {"weight_decay": 0.0}``. Frozen parameters are left out.
+
+    Returns
+    -------
+    list of dict
+        ``[{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]``
+        with a ``"names"`` list in each group (ignored by the optimizer).
+    """
+    decay, no_decay, names_d, names_nd = [], [], [], []
+    seen: set[int] = set()
+    for mname, module in model.named_modules():
+        owner = type(module).__name__.lower()
+        for pname, p in module.named_parameters(recurse=False):
+            if not p.requires_grad or id(p) in seen:
+                continue
+            seen.add(id(p))
+            full = f"{mname}.{pname}" if mname else pname
+            hint = getattr(p, "_optim", None) or {}
+            skip = (
+                hint.get("weight_decay", None) == 0.0
+                or p.ndim < 2
+                or pname.endswith("bias")
+                or pname == "original0"
+                or "norm" in owner
+                or owner == "sgconv"
+                or "kernel_list" in full
+            )
+            (no_decay if skip else decay).append(p)
+            (names_nd if skip else names_d).append(full)
+    logger.info(
+        "AdamW groups: %d tensors (%d values) with weight decay %.3g, %d tensors (%d values) without.",
+        len(decay),
+        sum(p.numel() for p in decay),
+        weight_decay,
+        len(no_decay),
+        sum(p.numel() for p in no_decay),
+    )
+    return [
+        {"params": decay, "weight_decay": weight_decay, "names": names_d},
+        {"params": no_decay, "weight_decay": 0.0, "names": names_nd},
+    ]
+
+
+def _warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class _WarmupCosine:
+    """Picklable LR multiplier (``LambdaLR`` then saves it with its state)."""
+
+    def __init__(self, warmup: int, total: int, min_ratio: float) -> None:
+        self.warmup, self.total, self.min_ratio = warmup, total, min_ratio
+
+    def __call__(self, step: int) -> float:
+        return _warmup_cosine(step, self.warmup, self.total, self.min_ratio)
+
+
+@torch.no_grad()
+def compute_token_targets(
+    tokenizer: Tokenizer, x: torch.Tensor, n_patches: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage 1 token ids of unmasked windows, from the frozen tokenizer.
+
+    Runs under ``no_grad`` with autocast disabled (float32), with an ``nn.Module`` tokenizer in
+    eval mode (its previous mode is restored).
+
+    Parameters
+    ----------
+    tokenizer : Tokenizer
+        Anything with ``tokenize(x) -> (ids_t, ids_f)``.
+    x : torch.Tensor, shape (B, C, T)
+        The *unmasked* windows.
+    n_patches : int, optional
+        Expected ``P``; a mismatch raises ``ValueError``.
+
+    Returns
+    -------
+    ids_t, ids_f : torch.Tensor of int64, shape (B, C, P)
+    """
+    was_training = isinstance(tokenizer, nn.Module) and tokenizer.training
+    if isinstance(tokenizer, nn.Module):
+        tokenizer.eval()
+    try:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            ids_t, ids_f = tokenizer.tokenize(x.float())
+    finally:
+        if was_training:
+            tokenizer.train()
+    b, c = x.shape[:2]
+    for name, ids in (("ids_t", ids_t), ("ids_f", ids_f)):
+        if ids.ndim != 3 or tuple(ids.shape[:2]) != (b, c):
+            raise ValueError(
+                f"tokenizer returned {name} of shape {tuple(ids.shape)}; expected (B, C, P) "
+                f"with B={b}, C={c}."
+            )
+        if n_patches is not None and ids.shape[2] != n_patches:
+            raise ValueError(
+                f"tokenizer gives {ids.shape[2]} patches per channel but the model cuts "
+                f"{n_patches}; the two must use the same patch_size."
+            )
+    return ids_t.long(), ids_f.long()
+
+
+class _MaskedTokenModule(nn.Module):
+    """Training view of a :class:`~codebrain.CodeBrain`: masked windows -> masked-position logits.
+
+    Wrapping (instead of calling ``CodeBrain.forward``) gives DDP one forward with one return
+    type, independent of the model's ``pretrain_mode`` flag.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, C, T), (B, C, P) -> (N, K_t), (N, K_f)``."""
+        feats = self.model.encode(x, mask=mask)  # (B, C, P, D)
+        sel = feats[mask]  # (N, D)
+        return self.model.lm_head_t(sel), self.model.lm_head_f(sel)
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _head_sums(
+    logits_t: torch.Tensor, logits_f: torch.Tensor, tgt_t: torch.Tensor, tgt_f: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Summed cross-entropies and correct counts of both heads (float32)."""
+    ce_t = F.cross_entropy(logits_t.float(), tgt_t, reduction="sum")
+    ce_f = F.cross_entropy(logits_f.float(), tgt_f, reduction="sum")
+    hit_t = (logits_t.argmax(-1) == tgt_t).sum()
+    hit_f = (logits_f.argmax(-1) == tgt_f).sum()
+    return ce_t, ce_f, hit_t, hit_f
+
+
+def _metrics_from_sums(s: torch.Tensor) -> dict[str, float]:
+    """``[ce_t, ce_f, hit_t, hit_f, n]`` sums -> mean losses and accuracies."""
+    ce_t, ce_f, hit_t, hit_f, n = (float(v) for v in s.tolist())
+    n = max(n, 1.0)
+    return {
+        "loss": (ce_t + ce_f) / n,
+        "loss_t": ce_t / n,
+        "loss_f": ce_f / n,
+        "acc_t": hit_t / n,
+        "acc_f": hit_f / n,
+        "n_masked": int(s[4].item()),
+    }
+
+
+@torch.no_grad()
+def evaluate_masked_tokens(
+    model: nn.Module,
+    tokenizer: Tokenizer,
+    dataset: Dataset,
+    *,
+    batch_size: int = 32,
+    mask_ratio: float = DEFAULT_MASK_RATIO,
+    mask_strategy: str = "random",
+    mask_block_size: int = 1,
+    seed: int = 0,
+    max_batches: int | None = None,
+    precision: str = "fp32",
+    device: torch.device | str | None = None,
+    num_workers: int = 0,
+) -> dict[str, float]:
+    """Masked-token loss and accuracy of both heads on a held-out set.
+
+    Masks are keyed by ``(seed + offset, epoch 0, index)``, so repeated evaluations see the
+    same masks. Under an initialised process group each rank evaluates its exact shard
+    ``range(rank, N, world)`` and the sums are all-reduced (every rank gets the same numbers).
+
+    Parameters
+    ----------
+    model : CodeBrain
+        Backbone with ``encode`` and ``lm_head_t``/``lm_head_f`` (DDP-wrapped is fine).
+    tokenizer : Tokenizer
+    dataset : Dataset
+        Items: tensor ``(C, T)`` or tuple whose first element is one.
+    batch_size, mask_ratio, mask_strategy, mask_block_size, seed, max_batches, precision
+        See :class:`PretrainConfig`.
+    device : torch.device or str, optional
+        Default: the model's device.
+    num_workers : int
+        DataLoader workers.
+
+    Returns
+    -------
+    dict
+        ``loss`` (sum of both heads' mean CE), ``loss_t``, ``loss_f``, ``acc_t``, ``acc_f``,
+        ``n_masked``.
+    """
+    from codebrain.training.checkpointing import unwrap_model
+
+    net = unwrap_model(model)
+    dev = torch.device(device) if device is not None else next(net.parameters()).device
+    ctx_rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    ctx_world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    loader = DataLoader(
+        _IndexedWindows(dataset),
+        batch_size=batch_size,
+        sampler=_ShardIndices(len(dataset), ctx_rank, ctx_world),  # type: ignore[arg-type]
+        num_workers=num_workers,
+    )
+    was_training = net.training
+    net.eval()
+    sums = torch.zeros(5, dtype=torch.float64, device=dev)
+    try:
+        for bi, (idx, x) in enumerate(loader):
+            if max_batches is not None and bi >= max_batches:
+                break
+            x = x.to(dev)
+            p = x.shape[-1] // net.patch_size
+            mask = sample_keyed_masks(
+                idx,
+                x.shape[1],
+                p,
+                mask_ratio,
+                seed=seed + _VAL_SEED_OFFSET,
+                epoch=0,
+                strategy=mask_strategy,  # type: ignore[arg-type]
+                block_size=mask_block_size,
+                device=dev,
+            )
+            ids_t, ids_f = compute_token_targets(tokenizer, x, p)
+            with _autocast(dev, precision):
+                feats = net.encode(x, mask=mask)[mask]
+                lt, lf = net.lm_head_t(feats), net.lm_head_f(feats)
+            ce_t, ce_f, ht, hf = _head_sums(lt, lf, ids_t[mask], ids_f[mask])
+            sums += torch.stack([ce_t, ce_f, ht, hf, mask.sum()]).to(sums)
+    finally:
+        net.train(was_training)
+    if ctx_world > 1:
+        dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+    return _metrics_from_sums(sums)
+
+
+# --------------------------------------------------------------------------- logging
+class _MetricLog:
+    """CSV + JSON-lines (+ optional TensorBoard) metric rows, written by rank 0 only."""
+
+    def __init__(self, out_dir: Path, enabled: bool, resume_step: int, tensorboard: bool) -> None:
+        self.enabled = enabled
+        self.csv_path = out_dir / "metrics.csv"
+        self.jsonl_path = out_dir / "metrics.jsonl"
+        self.rows: list[dict[str, Any]] = []
+        self.tb = None
+        if not enabled:
+            return
+        self._truncate(resume_step)
+        if not self.csv_path.exists():
+            with open(self.csv_path, "w", newline="") as f:
+                csv.DictWriter(f, fieldnames=_METRIC_FIELDS).writeheader()
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as err:
+                logger.info("TensorBoard logging skipped (%s); CSV/JSON logs are written.", err)
+            else:
+                self.tb = SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+
+    def _truncate(self, step: int) -> None:
+        """Drop rows past ``step`` (written by a killed run after its last checkpoint)."""
+        if self.csv_path.exists():
+            with open(self.csv_path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+            with open(self.csv_path, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=_METRIC_FIELDS)
+                w.writeheader()
+                w.writerows(rows)
+        if self.jsonl_path.exists():
+            with open(self.jsonl_path) as f:
+                lines = [ln for ln in f if ln.strip() and json.loads(ln)["step"] <= step]
+            with open(self.jsonl_path, "w") as f:
+                f.writelines(lines)
+
+    def write(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        row = {k: row.get(k, "") for k in _METRIC_FIELDS}
+        self.rows.append(row)
+        with open(self.csv_path, "a", newline="") as f:
+            csv.DictWriter(f, fieldnames=_METRIC_FIELDS).writerow(row)
+        with open(self.jsonl_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for k in ("loss", "loss_t", "loss_f", "acc_t", "acc_f", "lr", "grad_norm"):
+                if isinstance(row.get(k), (int, float)):
+                    self.tb.add_scalar(f"{row['split']}/{k}", row[k], row["step"])
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+# ------------------------------------------------------------------------------ main
+def pretrain(
+    model: nn.Module,
+    tokenizer: Tokenizer,
+    train_ds: Dataset,
+    val_ds: Dataset | None = None,
+    config: PretrainConfig | None = None,
+    out_dir: str | os.PathLike = "pretrain_out",
+    *,
+    step_callback: Callable[[int, dict[str, Any]], None] | None = None,
+) -> PretrainResult:
+    """Masked-token pretraining of a CodeBrain backbone (single process or ``torchrun``).
+
+    Parameters
+    ----------
+    model : CodeBrain
+        The backbone to train in place (its classification head is left untouched and is not
+        optimised). Dropout is active; build it with ``drop_prob=0, spectral_dropout=0`` for a
+        dropout-free run.
+    tokenizer : Tokenizer
+        Frozen Stage 1 tokenizer (``tokenize(x) -> (ids_t, ids_f)``); an ``nn.Module`` is moved
+        to the training device, set to eval and its parameters frozen. Its codebook sizes must
+        not exceed the model's ``codebook_size_t`` / ``codebook_size_f``.
+    train_ds : Dataset
+        Map-style; items are tensors ``(C, T)`` or tuples whose first element is one.
+    val_ds : Dataset, optional
+        Held-out windows for periodic validation.
+    config : PretrainConfig, optional
+        Hyper-parameters (defaults: :class:`PretrainConfig()`).
+    out_dir : path-like
+        Run folder; under ``torchrun`` it must be on a filesystem every rank can read (resume
+        loads the checkpoint on every rank).
+    step_callback : callable, optional
+        ``step_callback(step, info)`` on every rank after each optimizer step (and after that
+        step's checkpoint, if any); ``info`` has ``epoch``, ``lr``, ``checkpoint`` (path or
+        ``None``) and ``metrics`` (the row logged at this step or ``None``).
+
+    Returns
+    -------
+    PretrainResult
+
+    Notes
+    -----
+    Under ``torchrun`` (``WORLD_SIZE > 1``) the process group is initialised from the
+    environment (``env://``; NCCL for GPUs, gloo for CPUs) and destroyed at the end; an
+    existing default group is used as is.
+    """
+    cfg = config if config is not None else PretrainConfig()
+    out_dir = Path(out_dir)
+    ctx = _setup_distributed(cfg.device)
+    try:
+        return _pretrain(model, tokenizer, train_ds, val_ds, cfg, out_dir, ctx, step_callback)
+    finally:
+        if ctx.initialized_here and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _pretrain(
+    model: nn.Module,
+    tokenizer: Tokenizer,
+    train_ds: Dataset,
+    val_ds: Dataset | None,
+    cfg: PretrainConfig,
+    out_dir: Path,
+    ctx: _Dist,
+    step_callback: Callable[[int, dict[str, Any]], None] | None,
+) -> PretrainResult:
+    from tqdm.auto import tqdm
+
+    for attr in ("encode", "lm_head_t", "lm_head_f", "save_pretrained", "patch_size"):
+        if not hasattr(model, attr):
+            raise TypeError(f"model must be a codebrain.CodeBrain (it has no {attr!r}).")
+    if not hasattr(tokenizer, "tokenize"):
+        raise TypeError("tokenizer must have a tokenize(x) -> (ids_t, ids_f) method.")
+    if cfg.precision == "fp16" and ctx.device.type != "cuda":
+        raise ValueError("precision='fp16' needs a CUDA device; use 'bf16' on CPU.")
+    n_train = len(train_ds)  # type: ignore[arg-type]
+    if n_train == 0:
+        raise ValueError("train_ds is empty.")
+    x0 = _window_of(train_ds[0], 0)
+    n_chans, n_times = x0.shape
+    if n_chans != model.n_chans:
+        raise ValueError(
+            f"train_ds windows have {n_chans} channels but the model expects {model.n_chans}."
+        )
+    n_patches = n_times // model.patch_size
+    if n_patches < 1:
+        raise ValueError(
+            f"train_ds windows have {n_times} samples, fewer than one patch ({model.patch_size})."
+        )
+
+    global_batch = cfg.batch_size * cfg.accum_steps * ctx.world
+    sampler = ResumableDistributedSampler(
+        _IndexedWindows(train_ds),
+        num_replicas=ctx.world,
+        rank=ctx.rank,
+        shuffle=True,
+        seed=cfg.seed,
+        drop_last=True,
+    )
+    steps_per_epoch = sampler.num_samples // (cfg.batch_size * cfg.accum_steps)
+    if steps_per_epoch < 1:
+        raise ValueError(
+            f"train_ds has {n_train} windows, fewer than one global batch of {global_batch} "
+            f"(batch_size={cfg.batch_size} x accum_steps={cfg.accum_steps} x "
+            f"world_size={ctx.world})."
+        )
+
+    # --- model, tokenizer, optimizer -------------------------------------------------------
+    torch.manual_seed(cfg.seed + ctx.rank)  # dropout differs per rank, reproducibly
+    device = ctx.device
+    model.to(device)
+    model.train()
+    head_flags = [(p, p.requires_grad) for p in model.final_layer.parameters()]
+    for p, _ in head_flags:
+        p.requires_grad_(False)  # not part of the objective; DDP needs every param used
+    if isinstance(tokenizer, nn.Module):
+        tokenizer.to(device).eval()
+        for p in tokenizer.parameters():
+            p.requires_grad_(False)
+    groups = build_param_groups(model, cfg.weight_decay)
+    optimizer = torch.optim.AdamW(
+        [{k: v for k, v in g.items() if k != "names"} for g in groups],
+        lr=cfg.lr,
+        betas=cfg.betas,
+        eps=cfg.eps,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _WarmupCosine(cfg.warmup_steps, cfg.steps, cfg.min_lr / cfg.lr)
+    )
+    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
+
+    # --- resume ---------------------------------------------------------------------------
+    ckpt_dir = out_dir / "checkpoints"
+    step, epoch, samples_in_epoch, resumed_from = 0, 0, 0, None
+    resume_path: Path | None = None
+    if cfg.resume == "auto":
+        resume_path = latest_checkpoint(ckpt_dir)
+        if resume_path is None:
+            logger.info("No checkpoint in %s: starting from scratch.", ckpt_dir)
+    elif cfg.resume:
+        resume_path = Path(cfg.resume)
+        if not resume_path.is_file():
+            raise FileNotFoundError(f"resume checkpoint {str(resume_path)!r} does not exist.")
+    elif ctx.main and latest_checkpoint(ckpt_dir) is not None:
+        raise ValueError(
+            f"{ckpt_dir} already holds checkpoints; pass resume='auto' to continue that run "
+            f"or choose another out_dir."
+        )
+    if resume_path is not None:
+        extra = load_checkpoint(
+            resume_path,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scaler=scaler,
+            restore_rng=True,
+            rng_index=ctx.rank,
+            map_location=device,
+        )
+        step, epoch = int(extra["step"]), int(extra["epoch"])
+        samples_in_epoch = int(extra["samples_in_epoch"])
+        if extra.get("world_size") != ctx.world:
+            logger.warning(
+                "Resuming a run saved with world_size=%s on world_size=%d: weights and data "
+                "order continue exactly only if the global batch is unchanged; dropout RNG "
+                "streams differ.",
+                extra.get("world_size"),
+                ctx.world,
+            )
+        if samples_in_epoch % global_batch:
+            logger.warning(
+                "The checkpoint's data position (%d windows into epoch %d) is not a multiple "
+                "of the global batch %d; resuming at the previous batch boundary.",
+                samples_in_epoch,
+                epoch,
+                global_batch,
+            )
+        resumed_from = str(resume_path)
+        logger.info("Resumed from %s at step %d (epoch %d).", resume_path, step, epoch)
+    steps_in_epoch = samples_in_epoch // global_batch
+
+    if ctx.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(
+            out_dir / "config.json",
+            {"pretrain": cfg.to_dict(), "model": _model_config(model), "world_size": ctx.world},
+        )
+    _barrier(ctx)
+    mlog = _MetricLog(out_dir, ctx.main, step, cfg.tensorboard)
+
+    train_module: nn.Module = _MaskedTokenModule(model)
+    if ctx.active:
+        train_module = nn.parallel.DistributedDataParallel(
+            train_module,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            broadcast_buffers=False,  # buffers (kernel norms) are identical; no per-step sync
+        )
+    ddp_module = train_module
+    if cfg.compile:
+        train_module = torch.compile(train_module)  # type: ignore[assignment]
+
+    loader_gen = torch.Generator()  # DataLoader draws its worker base seed here, not globally
+    loader_gen.manual_seed(cfg.seed)
+    loader = DataLoader(
+        sampler.dataset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        drop_last=True,
+        pin_memory=device.type == "cuda",
+        generator=loader_gen,
+        persistent_workers=False,
+    )
+
+    # --- loop ----------------------------------------------------------------------------
+    sums = torch.zeros(5, dtype=torch.float64, device=device)
+    grad_norm_sum, grad_norm_n = 0.0, 0
+    t_data = t_tok = t_comp = 0.0
+    start_step = step
+    t_start = time.perf_counter()
+    last_train: dict[str, Any] = {}
+    last_val: dict[str, Any] = {}
+    bar = tqdm(
+        total=cfg.steps,
+        initial=step,
+        disable=not (ctx.main and cfg.progress),
+        desc="pretrain",
+        dynamic_ncols=True,
+    )
+
+    def log_train() -> dict[str, Any] | None:
+        nonlocal sums, grad_norm_sum, grad_norm_n, last_train
+        _all_reduce_sum(sums, ctx)
+        if sums[4].item() == 0:
+            return None
+        row = {
+            "step": step,
+            "epoch": epoch,
+            "split": "train",
+            "lr": scheduler.get_last_lr()[0],
+            **_metrics_from_sums(sums),
+            "grad_norm": grad_norm_sum / max(grad_norm_n, 1),
+            "windows": step * global_batch,
+            "elapsed_s": round(time.perf_counter() - t_start, 3),
+        }
+        mlog.write(row)
+        last_train = row
+        bar.set_postfix(loss=f"{row['loss']:.3f}", acc_t=f"{row['acc_t']:.3f}")
+        sums = torch.zeros_like(sums)
+        grad_norm_sum, grad_norm_n = 0.0, 0
+        return row
+
+    def run_validation() -> dict[str, Any]:
+        nonlocal last_val
+        assert val_ds is not None
+        m = evaluate_masked_tokens(
+            model,
+            tokenizer,
+            val_ds,
+            batch_size=cfg.batch_size,
+            mask_ratio=cfg.mask_ratio,
+            mask_strategy=cfg.mask_strategy,
+            mask_block_size=cfg.mask_block_size,
+            seed=cfg.seed,
+            max_batches=cfg.val_batches,
+            precision=cfg.precision,
+            device=device,
+        )
+        row = {
+            "step": step,
+            "epoch": epoch,
+            "split": "val",
+            "lr": scheduler.get_last_lr()[0],
+            **m,
+            "windows": step * global_batch,
+            "elapsed_s": round(time.perf_counter() - t_start, 3),
+        }
+        mlog.write(row)
+        last_val = row
+        if ctx.main:
+            logger.info(
+                "step %d val: loss %.4f (t %.4f, f %.4f) acc_t %.3f acc_f %.3f",
+                step,
+                m["loss"],
+                m["loss_t"],
+                m["loss_f"],
+                m["acc_t"],
+                m["acc_f"],
+            )
+        return row
+
+    def write_checkpoint() -> Path:
+        rng = capture_rng_state()
+        rngs: list[Any] = [None] * ctx.world
+        if ctx.active:
+            dist.all_gather_object(rngs, rng)
+        else:
+            rngs = [rng]
+        path = checkpoint_path(ckpt_dir, step)
+        if ctx.main:
+            save_checkpoint(
+                path,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                scaler=scaler,
+                rng_state=rngs,
+                extra={
+                    "step": step,
+                    "epoch": epoch,
+                    "samples_in_epoch": steps_in_epoch * global_batch,
+                    "world_size": ctx.world,
+                    "global_batch": global_batch,
+                    "config": cfg.to_dict(),
+                },
+            )
+            prune_checkpoints(ckpt_dir, cfg.keep_checkpoints)
+        _barrier(ctx)
+        return path
+
+    try:
+        while step < cfg.steps:
+            sampler.set_epoch(epoch)
+            sampler.set_start(steps_in_epoch * cfg.batch_size * cfg.accum_steps)
+            it = iter(loader)
+            while step < cfg.steps and steps_in_epoch < steps_per_epoch:
+                t0 = time.perf_counter()
+                micro = [next(it) for _ in range(cfg.accum_steps)]
+                micro = [(idx, x.to(device, non_blocking=True)) for idx, x in micro]
+                masks = [
+                    sample_keyed_masks(
+                        idx,
+                        n_chans,
+                        n_patches,
+                        cfg.mask_ratio,
+                        seed=cfg.seed,
+                        epoch=epoch,
+                        strategy=cfg.mask_strategy,  # type: ignore[arg-type]
+                        block_size=cfg.mask_block_size,
+                    ).to(device, non_blocking=True)
+                    for idx, _ in micro
+                ]
+                n_global = torch.tensor(
+                    float(sum(int(m.sum()) for m in masks)), dtype=torch.float64, device=device
+                )
+                _all_reduce_sum(n_global, ctx)
+                t1 = time.perf_counter()
+                targets = [compute_token_targets(tokenizer, x, n_patches) for _, x in micro]
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                t2 = time.perf_counter()
+                scale = ctx.world / n_global.item()
+                for j, ((_, x), mask, (ids_t, ids_f)) in enumerate(
+                    zip(micro, masks, targets, strict=True)
+                ):
+                    sync = (
+                        ddp_module.no_sync()
+                        if ctx.active and j < cfg.accum_steps - 1
+                        else contextlib.nullcontext()
+                    )
+                    with sync:
+                        with _autocast(device, cfg.precision):
+                            lt, lf = train_module(x, mask)
+                        ce_t, ce_f, ht, hf = _head_sums(lt, lf, ids_t[mask], ids_f[mask])
+                        loss = (ce_t + ce_f) * scale
+                        (scaler.scale(loss) if scaler is not None else loss).backward()
+                    sums += torch.stack([ce_t.detach(), ce_f.detach(), ht, hf, mask.sum()]).to(sums)
+                if scaler is not None:
+                    scaler.unscale_(optimizer)
+                params = [p for g in optimizer.param_groups for p in g["params"]]
+                if cfg.grad_clip > 0:
+                    gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                else:
+                    gn = torch.linalg.vector_norm(
+                        torch.stack(
+                            [torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]
+                        )
+                    )
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                grad_norm_sum += float(gn)
+                grad_norm_n += 1
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                t3 = time.perf_counter()
+                t_data += t1 - t0
+                t_tok += t2 - t1
+                t_comp += t3 - t2
+                step += 1
+                steps_in_epoch += 1
+                bar.update(1)
+
+                ckpt = None
+                row = None
+                do_ckpt = cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0
+                if step % cfg.log_every == 0 or do_ckpt or step == cfg.steps:
+                    row = log_train()
+                if val_ds is not None and cfg.val_every > 0 and step % cfg.val_every == 0:
+                    run_validation()
+                if do_ckpt:
+                    ckpt = write_checkpoint()
+                if step_callback is not None:
+                    step_callback(
+                        step,
+                        {
+                            "epoch": epoch,
+                            "lr": scheduler.get_last_lr()[0],
+                            "checkpoint": ckpt,
+                            "metrics": row,
+                        },
+                    )
+            if steps_in_epoch >= steps_per_epoch:
+                epoch += 1
+                steps_in_epoch = 0
+        elapsed = time.perf_counter() - t_start
+
+        if val_ds is not None and (cfg.val_every == 0 or step % cfg.val_every != 0):
+            run_validation()
+        if not (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0):
+            write_checkpoint()
+        final_dir = out_dir / "final"
+        if ctx.main:
+            for p, flag in head_flags:
+                p.requires_grad_(flag)
+            model.save_pretrained(final_dir)
+            logger.info("Saved the pretrained backbone to %s", final_dir)
+        _barrier(ctx)
+    finally:
+        bar.close()
+        mlog.close()
+        for p, flag in head_flags:
+            p.requires_grad_(flag)
+
+    done = step - start_step
+    result = PretrainResult(
+        out_dir=out_dir,
+        final_dir=out_dir / "final",
+        step=step,
+        epoch=epoch,
+        resumed_from=resumed_from,
+        train_metrics=last_train,
+        val_metrics=last_val,
+        windows_per_second=done * global_batch / elapsed if elapsed > 0 else 0.0,
+        elapsed_s=elapsed,
+        data_s=t_data,
+        tokenize_s=t_tok,
+        compute_s=t_comp,
+        history=list(mlog.rows),
+    )
+    if ctx.main:
+        atomic_write_json(out_dir / "result.json", result.to_dict())
+    return result
+
+
+def _model_config(model: nn.Module) -> dict[str, Any]:
+    get = getattr(model, "get_config", None)
+    if get is None:
+        return {}
+    try:
+        return json.loads(json.dumps(get()))
+    except (TypeError, ValueError):
+        return {}
