@@ -1,0 +1,82 @@
+"""From EEG files to CodeBrain-ready windows, and from folders of files to a corpus.
+
+Read (MNE, mne-bids) → map channels to the model's montage → filter, notch, resample to
+200 Hz, scale to units of 100 µV → windows (:class:`WindowDataset`, in memory) or a sharded,
+memory-mapped on-disk corpus (:func:`build_corpus`, :class:`CorpusDataset`). A seeded
+synthetic motor-imagery data set written as EDF+ files is built in
+(:func:`write_synthetic_dataset`).
+"""
+
+from __future__ import annotations
+
+from codebrain.data.io import (
+    READERS,
+    RecordingError,
+    find_bids_recordings,
+    list_recordings,
+    read_label_table,
+    read_raw,
+    recording_id,
+    subject_id,
+)
+from codebrain.data.montage import (
+    CHANNEL_ALIASES,
+    DEFAULT_CHANNELS,
+    normalize_channel_name,
+    pick_target_channels,
+    standard_montage,
+)
+from codebrain.data.preprocess import (
+    VOLTS_TO_MODEL_UNITS,
+    PreprocessConfig,
+    find_flat_channels,
+    preprocess_raw,
+)
+from codebrain.data.synthetic import (
+    MI_CLASSES,
+    SYNTHETIC_CHANNELS,
+    make_synthetic_recording,
+    write_synthetic_dataset,
+)
+from codebrain.data.windows import (
+    WindowDataset,
+    Windows,
+    event_windows,
+    fixed_length_windows,
+    load_windows,
+    make_event_id,
+    reject_by_amplitude,
+    windows_from_raw,
+)
+
+__all__ = [
+    "CHANNEL_ALIASES",
+    "DEFAULT_CHANNELS",
+    "MI_CLASSES",
+    "READERS",
+    "SYNTHETIC_CHANNELS",
+    "VOLTS_TO_MODEL_UNITS",
+    "PreprocessConfig",
+    "RecordingError",
+    "WindowDataset",
+    "Windows",
+    "event_windows",
+    "find_bids_recordings",
+    "find_flat_channels",
+    "fixed_length_windows",
+    "list_recordings",
+    "load_windows",
+    "make_event_id",
+    "make_synthetic_recording",
+    "normalize_channel_name",
+    "pick_target_channels",
+    "preprocess_raw",
+    "read_label_table",
+    "read_raw",
+    "recording_id",
+    "reject_by_amplitude",
+    "standard_montage",
+    "subject_id",
+    "windows_from_raw",
+    "write_synthetic_dataset",
+]

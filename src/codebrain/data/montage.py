@@ -1,0 +1,219 @@
+"""Channel names and montages: normalise, pick and reorder to the model's 19 channels.
+
+The released CodeBrain weights (arXiv 2506.09110, trained on TUEG with CBraMod-style
+preprocessing) expect the 19 channels of the 10-20 system in :data:`DEFAULT_CHANNELS` order.
+Clinical files spell these names in many ways (``EEG FP1-REF``, ``Fp1``, ``EEG T7-LE``,
+``Fc5.``); :func:`normalize_channel_name` maps them onto one spelling, using the old 10-20
+names T3/T4/T5/T6 for the positions the 10-10 system calls T7/T8/P7/P8.
+
+Shape legend: ``n_chans`` channels, ``n_times`` samples.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Literal
+
+import mne
+import numpy as np
+
+from codebrain.utils.check import check_option
+
+__all__ = [
+    "DEFAULT_CHANNELS",
+    "CHANNEL_ALIASES",
+    "normalize_channel_name",
+    "standard_montage",
+    "pick_target_channels",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Channel order of the released model (TUEG 10-20 montage, old temporal names).
+DEFAULT_CHANNELS: tuple[str, ...] = (
+    "FP1",
+    "FP2",
+    "F3",
+    "F4",
+    "C3",
+    "C4",
+    "P3",
+    "P4",
+    "O1",
+    "O2",
+    "F7",
+    "F8",
+    "T3",
+    "T4",
+    "T5",
+    "T6",
+    "FZ",
+    "CZ",
+    "PZ",
+)
+
+#: 10-10 names mapped onto the 10-20 names the model uses.
+CHANNEL_ALIASES: dict[str, str] = {"T7": "T3", "T8": "T4", "P7": "T5", "P8": "T6"}
+
+# Reference suffixes stripped from ``<name>-<ref>`` labels (TUH uses -REF and -LE).
+_REFERENCE_SUFFIXES = ("REF", "LE", "RE", "AR", "AVG", "AV", "CAR", "A1", "A2", "M1", "M2", "A1A2")
+_PREFIX_RE = re.compile(r"^(EEG|EOG|ECG|EKG|EMG)[\s_:-]+", re.IGNORECASE)
+_SUFFIX_RE = re.compile(r"[\s_-]+(" + "|".join(_REFERENCE_SUFFIXES) + r")$", re.IGNORECASE)
+
+# Montage used for positions (interpolation, synthetic data). ``standard_1020`` is deprecated
+# in MNE >= 1.13 in favour of the identical ``colin27_1020``.
+_MONTAGE_NAMES = ("colin27_1020", "standard_1020")
+
+
+def normalize_channel_name(name: str) -> str:
+    """Map a channel label onto the canonical upper-case 10-20 spelling.
+
+    Strips white space, a modality prefix (``EEG``), a reference suffix (``-REF``, ``-LE``,
+    ``-A1``, ...) and trailing dots (``Fc5.``), upper-cases, and maps 10-10 temporal names
+    onto the old 10-20 ones (T7→T3, T8→T4, P7→T5, P8→T6).
+
+    Parameters
+    ----------
+    name : str
+        Channel label as stored in the file.
+
+    Returns
+    -------
+    str
+        Canonical name, e.g. ``"EEG FP1-REF"`` → ``"FP1"``, ``"eeg t7-le"`` → ``"T3"``.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"channel name must be a str, got {type(name).__name__} ({name!r}).")
+    out = name.strip().rstrip(".").strip()
+    out = _PREFIX_RE.sub("", out)
+    out = _SUFFIX_RE.sub("", out)
+    out = out.strip().rstrip(".").upper()
+    return CHANNEL_ALIASES.get(out, out)
+
+
+def standard_montage() -> mne.channels.DigMontage:
+    """Return MNE's template 10-20 montage (``colin27_1020``, formerly ``standard_1020``).
+
+    Returns
+    -------
+    mne.channels.DigMontage
+        94 positions in metres, head coordinates; includes both T3 and T7 style names.
+    """
+    available = mne.channels.get_builtin_montages()
+    for montage_name in _MONTAGE_NAMES:
+        if montage_name in available:
+            return mne.channels.make_standard_montage(montage_name)
+    raise RuntimeError(
+        f"None of the montages {_MONTAGE_NAMES} is available in MNE {mne.__version__}."
+    )
+
+
+def _montage_positions(names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Positions ``(3,)`` in metres from the template montage, keyed by canonical name."""
+    pos = standard_montage().get_positions()["ch_pos"]
+    by_canonical: dict[str, np.ndarray] = {}
+    for montage_name, xyz in pos.items():
+        by_canonical.setdefault(montage_name.upper(), np.asarray(xyz, dtype=float))
+    out = {}
+    for name in names:
+        key = normalize_channel_name(name)
+        # Prefer the old names (T3...) but fall back on the new ones for positions.
+        inverse = {v: k for k, v in CHANNEL_ALIASES.items()}
+        xyz = by_canonical.get(key, by_canonical.get(inverse.get(key, "")))
+        if xyz is None:
+            raise ValueError(
+                f"No standard 10-20 position for channel {name!r} (canonical {key!r})."
+            )
+        out[name] = xyz
+    return out
+
+
+def pick_target_channels(
+    raw: mne.io.BaseRaw,
+    channels: Sequence[str] = DEFAULT_CHANNELS,
+    *,
+    on_missing: Literal["raise", "interpolate"] = "raise",
+    verbose: bool | str | int | None = None,
+) -> mne.io.BaseRaw:
+    """Pick, rename and reorder the channels of ``raw`` to a target montage (in place).
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+        Preloaded recording with any channel labels; modified in place.
+    channels : sequence of str
+        Target channels in the wanted order (normalised with :func:`normalize_channel_name`).
+        Defaults to the 19 channels of the released model.
+    on_missing : {"raise", "interpolate"}
+        A target channel absent from ``raw`` raises a ``ValueError`` listing what is missing
+        and what was found, or is interpolated by spherical splines from the others on the
+        template 10-20 montage (``raw.interpolate_bads``).
+    verbose : bool | str | int | None
+        Passed to MNE.
+
+    Returns
+    -------
+    mne.io.BaseRaw
+        ``raw`` with exactly ``channels`` (canonical names, type ``eeg``) in that order.
+    """
+    check_option("on_missing", on_missing, ("raise", "interpolate"))
+    if len(channels) == 0:
+        raise ValueError("channels must list at least one target channel, got an empty list.")
+    targets = [normalize_channel_name(c) for c in channels]
+    dup_targets = sorted({t for t in targets if targets.count(t) > 1})
+    if dup_targets:
+        raise ValueError(f"Target channels repeat after normalisation: {dup_targets}.")
+
+    found: dict[str, list[str]] = {}
+    for orig in raw.ch_names:
+        found.setdefault(normalize_channel_name(orig), []).append(orig)
+    duplicated = {k: v for k, v in found.items() if k in targets and len(v) > 1}
+    if duplicated:
+        detail = "; ".join(f"{k}: {v}" for k, v in sorted(duplicated.items()))
+        raise ValueError(
+            f"Several channels map to the same name after normalisation ({detail}). "
+            "Drop or rename the extra channels before mapping to the montage."
+        )
+    missing = [t for t in targets if t not in found]
+    if missing and on_missing == "raise":
+        raise ValueError(
+            f"Missing channels {missing} (after name normalisation). Found channels: "
+            f"{list(raw.ch_names)} (normalised: {sorted(found)}). Pass on_missing='interpolate' "
+            "to interpolate them from a standard 10-20 montage."
+        )
+    present = [t for t in targets if t in found]
+    if not present:
+        raise ValueError(
+            f"None of the target channels {targets} is in the recording; found {list(raw.ch_names)}."
+        )
+
+    originals = [found[t][0] for t in present]
+    raw.pick(originals, verbose=verbose)
+    raw.rename_channels(dict(zip(originals, present, strict=True)), verbose=verbose)
+    raw.set_channel_types(dict.fromkeys(present, "eeg"), on_unit_change="ignore", verbose=verbose)
+    if missing:
+        _interpolate_missing(raw, missing, verbose=verbose)
+    raw.reorder_channels(targets)
+    return raw
+
+
+def _interpolate_missing(
+    raw: mne.io.BaseRaw, missing: list[str], *, verbose: bool | str | int | None
+) -> None:
+    """Add ``missing`` channels as bads and interpolate them with spherical splines."""
+    if len(raw.ch_names) < 3:
+        raise ValueError(
+            f"Cannot interpolate {missing}: need at least 3 recorded target channels, "
+            f"found {raw.ch_names}."
+        )
+    logger.warning("Interpolating missing channels %s from %s.", missing, raw.ch_names)
+    info = mne.create_info(missing, raw.info["sfreq"], ch_types="eeg")
+    extra = mne.io.RawArray(np.zeros((len(missing), raw.n_times)), info, verbose=False)
+    raw.add_channels([extra], force_update_info=True)
+    positions = _montage_positions(raw.ch_names)
+    montage = mne.channels.make_dig_montage(ch_pos=positions, coord_frame="head")
+    raw.set_montage(montage, on_missing="raise", verbose=verbose)
+    raw.info["bads"] = list(missing)
+    raw.interpolate_bads(reset_bads=True, origin=(0.0, 0.0, 0.04), verbose=verbose)

@@ -1,0 +1,532 @@
+"""Cut preprocessed recordings into windows: fixed-length or event-locked, with labels.
+
+:class:`WindowDataset` holds the windows in memory as a torch map-style ``Dataset`` returning
+``(x, y)``: ``x`` float32 ``(n_chans, n_times)`` in model units (µV / 100), ``y`` a
+``torch.long`` class index (or float32 for regression targets, -1 for unlabelled windows).
+Per-window metadata (``recording_ids``, ``subject_ids``, ``onsets``) are numpy arrays, so
+subject- or recording-wise splits are one boolean mask away.
+
+Shape legend: ``n_windows`` windows, ``n_chans`` channels, ``n_times`` samples per window.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import mne
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from codebrain.data.io import read_raw, recording_id, subject_id
+from codebrain.data.preprocess import PreprocessConfig, preprocess_raw
+from codebrain.utils.check import check_option
+
+__all__ = [
+    "Windows",
+    "WindowDataset",
+    "fixed_length_windows",
+    "event_windows",
+    "reject_by_amplitude",
+    "make_event_id",
+    "windows_from_raw",
+    "load_windows",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Annotation descriptions never used as labels (MNE's bad-segment and edge markers).
+_IGNORED_PREFIXES = ("BAD", "EDGE")
+
+
+@dataclass
+class Windows:
+    """Windows cut from one recording.
+
+    Attributes
+    ----------
+    data : np.ndarray, shape (n_windows, n_chans, n_times)
+        float32, model units.
+    labels : np.ndarray, shape (n_windows,)
+        int64 class indices, float32 targets, or -1 (unlabelled).
+    onsets : np.ndarray, shape (n_windows,)
+        Window start in seconds from the start of the recording.
+    n_rejected : int
+        Windows dropped by the amplitude criterion.
+    """
+
+    data: np.ndarray
+    labels: np.ndarray
+    onsets: np.ndarray
+    n_rejected: int = 0
+
+
+def fixed_length_windows(
+    data: np.ndarray, sfreq: float, window_seconds: float, stride_seconds: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``(n_chans, n_times)`` data into fixed-length windows (a trailing partial is dropped).
+
+    Parameters
+    ----------
+    data : np.ndarray, shape (n_chans, n_times)
+    sfreq : float
+        Sampling rate in Hz.
+    window_seconds : float
+        Window length in seconds.
+    stride_seconds : float | None
+        Step between window starts (None: no overlap).
+
+    Returns
+    -------
+    windows : np.ndarray, shape (n_windows, n_chans, n_win)
+        A copy (not a view) of the windows.
+    onsets : np.ndarray, shape (n_windows,)
+        Window starts in seconds.
+    """
+    if data.ndim != 2:
+        raise ValueError(f"data must be (n_chans, n_times), got shape {data.shape}.")
+    n_win = int(round(window_seconds * sfreq))
+    step = int(round((stride_seconds or window_seconds) * sfreq))
+    if n_win < 1 or step < 1:
+        raise ValueError(
+            f"window ({window_seconds} s) and stride ({stride_seconds} s) must be at least one "
+            f"sample at {sfreq} Hz."
+        )
+    starts = np.arange(0, data.shape[1] - n_win + 1, step, dtype=np.int64)
+    if starts.size == 0:
+        return np.zeros((0, data.shape[0], n_win), dtype=data.dtype), np.zeros(0)
+    idx = starts[:, None] + np.arange(n_win)[None, :]  # (n_windows, n_win)
+    windows = data[:, idx].transpose(1, 0, 2)  # (n_windows, n_chans, n_win)
+    return np.ascontiguousarray(windows), starts / sfreq
+
+
+def make_event_id(descriptions: Iterable[str]) -> dict[str, int]:
+    """Map annotation descriptions to class indices 0..k-1 (sorted; BAD/EDGE markers skipped).
+
+    Parameters
+    ----------
+    descriptions : iterable of str
+
+    Returns
+    -------
+    dict of str to int
+    """
+    names = sorted({d for d in descriptions if not d.upper().startswith(_IGNORED_PREFIXES)})
+    return {name: i for i, name in enumerate(names)}
+
+
+def event_windows(
+    data: np.ndarray,
+    sfreq: float,
+    annotations: mne.Annotations,
+    event_id: Mapping[str, int | float],
+    *,
+    tmin: float = 0.0,
+    window_seconds: float,
+    first_time: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut one window per annotation whose description is in ``event_id``.
+
+    Parameters
+    ----------
+    data : np.ndarray, shape (n_chans, n_times)
+    sfreq : float
+    annotations : mne.Annotations
+        Onsets in seconds relative to the start of ``data`` plus ``first_time``.
+    event_id : mapping of str to int | float
+        Description → label (int: class, float: regression target).
+    tmin : float
+        Window start relative to the annotation onset, in seconds.
+    window_seconds : float
+        Window length in seconds.
+    first_time : float
+        Time of the first sample of ``data`` (``raw.first_time`` when annotations are
+        orig_time-aligned); subtracted from the onsets.
+
+    Returns
+    -------
+    windows : np.ndarray, shape (n_windows, n_chans, n_win)
+    labels : np.ndarray, shape (n_windows,)
+    onsets : np.ndarray, shape (n_windows,)
+        Window starts in seconds from the start of ``data``.
+    """
+    n_win = int(round(window_seconds * sfreq))
+    windows, labels, onsets = [], [], []
+    n_outside = 0
+    for onset, desc in zip(annotations.onset, annotations.description, strict=True):
+        if desc not in event_id:
+            continue
+        start_s = float(onset) - first_time + tmin
+        start = int(round(start_s * sfreq))
+        if start < 0 or start + n_win > data.shape[1]:
+            n_outside += 1
+            continue
+        windows.append(data[:, start : start + n_win])
+        labels.append(event_id[desc])
+        onsets.append(start / sfreq)
+    if n_outside:
+        logger.info("%d event window(s) fall outside the recording and were skipped.", n_outside)
+    label_dtype = np.float32 if any(isinstance(v, float) for v in event_id.values()) else np.int64
+    if not windows:
+        return (
+            np.zeros((0, data.shape[0], n_win), dtype=data.dtype),
+            np.zeros(0, dtype=label_dtype),
+            np.zeros(0),
+        )
+    return np.stack(windows), np.asarray(labels, dtype=label_dtype), np.asarray(onsets)
+
+
+def reject_by_amplitude(windows: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Boolean mask of the windows to keep: peak-to-peak on every channel ≤ ``threshold``.
+
+    Parameters
+    ----------
+    windows : np.ndarray, shape (n_windows, n_chans, n_times)
+    threshold : float | None
+        Same units as ``windows``; None keeps everything.
+
+    Returns
+    -------
+    np.ndarray of bool, shape (n_windows,)
+    """
+    if threshold is None or windows.shape[0] == 0:
+        return np.ones(windows.shape[0], dtype=bool)
+    ptp = np.ptp(windows, axis=-1)  # (n_windows, n_chans)
+    return ptp.max(axis=-1) <= threshold
+
+
+def windows_from_raw(
+    raw: mne.io.BaseRaw,
+    config: PreprocessConfig,
+    *,
+    mode: Literal["fixed", "events"] = "fixed",
+    event_id: Mapping[str, int | float] | None = None,
+    tmin: float = 0.0,
+    target: int | float | None = None,
+) -> Windows:
+    """Windows from a recording already run through :func:`preprocess_raw`.
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+        Preprocessed recording (volts, ``config.channels`` at ``config.sfreq``).
+    config : PreprocessConfig
+        Window length, stride, scale and amplitude rejection.
+    mode : {"fixed", "events"}
+        ``"fixed"``: consecutive windows; with ``event_id`` each is labelled by the annotation
+        covering its centre (windows without one are dropped). ``"events"``: one window per
+        annotation in ``event_id``, starting ``tmin`` s after its onset.
+    event_id : mapping of str to int | float | None
+        Annotation description → label.
+    tmin : float
+        Event-locked window start relative to the onset (seconds).
+    target : int | float | None
+        A recording-level label given to every window (fixed mode, e.g. abnormal/normal).
+
+    Returns
+    -------
+    Windows
+    """
+    check_option("mode", mode, ("fixed", "events"))
+    sfreq = float(raw.info["sfreq"])
+    data = raw.get_data().astype(np.float32)  # (n_chans, n_times), volts
+    data *= np.float32(config.scale)  # model units
+    annotations = raw.annotations
+    first_time = raw.first_time if annotations.orig_time is not None else 0.0
+    if mode == "events":
+        if not event_id:
+            raise ValueError("mode='events' needs a non-empty event_id (description → label).")
+        windows, labels, onsets = event_windows(
+            data,
+            sfreq,
+            annotations,
+            event_id,
+            tmin=tmin,
+            window_seconds=config.window_seconds,
+            first_time=first_time,
+        )
+    else:
+        windows, onsets = fixed_length_windows(
+            data, sfreq, config.window_seconds, config.stride_seconds
+        )
+        if event_id:
+            labels, keep = _label_by_cover(
+                onsets, config.window_seconds, annotations, event_id, first_time
+            )
+            windows, onsets, labels = windows[keep], onsets[keep], labels[keep]
+        elif target is not None:
+            dtype = np.float32 if isinstance(target, float) else np.int64
+            labels = np.full(len(onsets), target, dtype=dtype)
+        else:
+            labels = np.full(len(onsets), -1, dtype=np.int64)
+    uv_per_unit = 1e6 / config.scale
+    threshold = (
+        config.reject_peak_to_peak_uv / uv_per_unit
+        if config.reject_peak_to_peak_uv is not None
+        else None
+    )
+    keep = reject_by_amplitude(windows, threshold)
+    n_rejected = int((~keep).sum())
+    if n_rejected:
+        logger.info(
+            "Rejected %d/%d window(s) above %.1f µV peak-to-peak.",
+            n_rejected,
+            len(keep),
+            config.reject_peak_to_peak_uv,
+        )
+    return Windows(windows[keep], labels[keep], onsets[keep], n_rejected)
+
+
+def _label_by_cover(
+    onsets: np.ndarray,
+    window_seconds: float,
+    annotations: mne.Annotations,
+    event_id: Mapping[str, int | float],
+    first_time: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label each window by the annotation covering its centre; mask of labelled windows."""
+    is_float = any(isinstance(v, float) for v in event_id.values())
+    labels = np.full(len(onsets), -1, dtype=np.float32 if is_float else np.int64)
+    keep = np.zeros(len(onsets), dtype=bool)
+    centres = onsets + window_seconds / 2.0
+    for onset, duration, desc in zip(
+        annotations.onset, annotations.duration, annotations.description, strict=True
+    ):
+        if desc not in event_id:
+            continue
+        start = float(onset) - first_time
+        covered = (centres >= start) & (centres < start + float(duration)) & ~keep
+        labels[covered] = event_id[desc]
+        keep |= covered
+    return labels, keep
+
+
+class WindowDataset(Dataset):
+    """In-memory windows with labels and per-window metadata.
+
+    Parameters
+    ----------
+    data : np.ndarray, shape (n_windows, n_chans, n_times)
+        Windows in model units (stored as float32).
+    labels : np.ndarray, shape (n_windows,)
+        int class indices (→ ``torch.long``), float targets (→ ``torch.float32``), or -1.
+    recording_ids, subject_ids : sequence of str, length n_windows
+    onsets : np.ndarray, shape (n_windows,)
+        Window start in seconds within its recording.
+    ch_names : sequence of str
+        Channel names, length n_chans.
+    sfreq : float
+        Sampling rate in Hz.
+    classes : sequence of str | None
+        Class names, index = label (None for regression/unlabelled).
+
+    Attributes
+    ----------
+    recording_ids, subject_ids : np.ndarray of str, shape (n_windows,)
+    onsets : np.ndarray of float, shape (n_windows,)
+    """
+
+    def __init__(
+        self,
+        data: np.ndarray,
+        labels: np.ndarray,
+        recording_ids: Sequence[str],
+        subject_ids: Sequence[str],
+        onsets: np.ndarray,
+        ch_names: Sequence[str],
+        sfreq: float,
+        classes: Sequence[str] | None = None,
+    ) -> None:
+        data = np.asarray(data, dtype=np.float32)
+        if data.ndim != 3:
+            raise ValueError(f"data must be (n_windows, n_chans, n_times), got shape {data.shape}.")
+        n = data.shape[0]
+        labels = np.asarray(labels)
+        arrays = {
+            "labels": labels,
+            "recording_ids": np.asarray(recording_ids, dtype=str),
+            "subject_ids": np.asarray(subject_ids, dtype=str),
+            "onsets": np.asarray(onsets, dtype=np.float64),
+        }
+        for name, arr in arrays.items():
+            if arr.shape != (n,):
+                raise ValueError(f"{name} must have shape ({n},) to match data, got {arr.shape}.")
+        if data.shape[1] != len(ch_names):
+            raise ValueError(f"data has {data.shape[1]} channels but ch_names has {len(ch_names)}.")
+        self.data = data
+        self.labels = labels
+        self.recording_ids = arrays["recording_ids"]
+        self.subject_ids = arrays["subject_ids"]
+        self.onsets = arrays["onsets"]
+        self.ch_names = list(ch_names)
+        self.sfreq = float(sfreq)
+        self.classes = list(classes) if classes is not None else None
+
+    @property
+    def n_chans(self) -> int:
+        """Number of channels."""
+        return self.data.shape[1]
+
+    @property
+    def n_times(self) -> int:
+        """Samples per window."""
+        return self.data.shape[2]
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Window ``index`` as ``(x (n_chans, n_times) float32, y long|float32)``."""
+        x = torch.from_numpy(self.data[index])
+        label = self.labels[index]
+        if np.issubdtype(self.labels.dtype, np.floating):
+            y = torch.tensor(float(label), dtype=torch.float32)
+        else:
+            y = torch.tensor(int(label), dtype=torch.long)
+        return x, y
+
+    def subset(self, indices: np.ndarray | Sequence[int]) -> WindowDataset:
+        """A new dataset with the windows at ``indices`` (int indices or a boolean mask)."""
+        idx = np.asarray(indices)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        return WindowDataset(
+            self.data[idx],
+            self.labels[idx],
+            self.recording_ids[idx],
+            self.subject_ids[idx],
+            self.onsets[idx],
+            self.ch_names,
+            self.sfreq,
+            self.classes,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"WindowDataset(n_windows={len(self)}, n_chans={self.n_chans}, n_times={self.n_times}, "
+            f"sfreq={self.sfreq}, subjects={len(set(self.subject_ids.tolist()))}, "
+            f"classes={self.classes})"
+        )
+
+
+def load_windows(
+    paths: str | os.PathLike | Iterable[Any],
+    config: PreprocessConfig | None = None,
+    *,
+    mode: Literal["fixed", "events"] = "fixed",
+    event_id: Mapping[str, int | float] | None = None,
+    tmin: float = 0.0,
+    labels: str | os.PathLike | Mapping[str, mne.Annotations] | None = None,
+    targets: Mapping[str, int | float] | None = None,
+    on_error: Literal["raise", "skip"] = "raise",
+    verbose: bool | str | int | None = None,
+) -> WindowDataset:
+    """Read → map channels → preprocess → cut windows, for files and folders.
+
+    Parameters
+    ----------
+    paths : path-like | iterable
+        Recordings and/or folders (see :func:`codebrain.data.list_recordings`).
+    config : PreprocessConfig | None
+        Preprocessing and window settings (default ``PreprocessConfig()``).
+    mode : {"fixed", "events"}
+        Fixed-length or event-locked windows (see :func:`windows_from_raw`).
+    event_id : mapping of str to int | float | None
+        Annotation description → label. With ``mode="events"`` and None, every annotation
+        description (BAD/EDGE markers excepted) becomes a class, sorted by name.
+    tmin : float
+        Event-locked window start relative to the onset (seconds).
+    labels : path-like | mapping of str to mne.Annotations | None
+        A label table (CSV ``recording, onset, duration, label``, see
+        :func:`codebrain.data.read_label_table`) or its parsed form; replaces the annotations
+        of the recordings it names.
+    targets : mapping of str to int | float | None
+        Recording id → label for every window of that recording (fixed mode).
+    on_error : {"raise", "skip"}
+        A recording that cannot be read or processed raises, or is logged and skipped.
+    verbose : bool | str | int | None
+        Passed to MNE.
+
+    Returns
+    -------
+    WindowDataset
+    """
+    from codebrain.data.io import _labels_for, list_recordings, read_label_table
+
+    config = config or PreprocessConfig()
+    check_option("on_error", on_error, ("raise", "skip"))
+    if labels is not None and not isinstance(labels, Mapping):
+        labels = read_label_table(labels)
+    recordings = list_recordings(paths)
+    if not recordings:
+        raise ValueError(f"No EEG recordings found in {paths!r}.")
+
+    prepared = []
+    for path in recordings:
+        try:
+            raw = read_raw(path, verbose=verbose)
+            table = _labels_for(labels, path)
+            if table is not None:
+                raw.set_annotations(
+                    mne.Annotations(
+                        table.onset,
+                        table.duration,
+                        table.description,
+                        orig_time=raw.annotations.orig_time,
+                    ),
+                    verbose=verbose,
+                )
+            raw = preprocess_raw(raw, config, copy=False, verbose=verbose)
+        except ValueError as err:  # RecordingError is a ValueError
+            if on_error == "raise":
+                raise
+            logger.warning("Skipping %s: %s", path, err)
+            continue
+        prepared.append((path, raw))
+    if event_id is None and mode == "events":
+        event_id = make_event_id(d for _, raw in prepared for d in raw.annotations.description)
+    classes = None
+    if event_id and all(isinstance(v, int) for v in event_id.values()):
+        classes = [name for name, _ in sorted(event_id.items(), key=lambda kv: kv[1])]
+
+    chunks, y, recs, subs, onsets = [], [], [], [], []
+    n_rejected = 0
+    for path, raw in prepared:
+        rec = recording_id(path)
+        win = windows_from_raw(
+            raw,
+            config,
+            mode=mode,
+            event_id=event_id,
+            tmin=tmin,
+            target=(targets or {}).get(rec),
+        )
+        n_rejected += win.n_rejected
+        chunks.append(win.data)
+        y.append(win.labels)
+        recs += [rec] * len(win.onsets)
+        subs += [subject_id(path, raw)] * len(win.onsets)
+        onsets.append(win.onsets)
+    if not chunks:
+        raise ValueError(f"No recording in {paths!r} could be processed.")
+    data = np.concatenate(chunks)
+    logger.info(
+        "Loaded %d window(s) from %d recording(s); %d rejected by amplitude.",
+        data.shape[0],
+        len(prepared),
+        n_rejected,
+    )
+    return WindowDataset(
+        data,
+        np.concatenate(y),
+        recs,
+        subs,
+        np.concatenate(onsets),
+        list(config.channels),
+        config.sfreq,
+        classes,
+    )
