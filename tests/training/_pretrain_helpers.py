@@ -85,3 +85,44 @@ class _FixedTargetTokenizer:
 
 def params_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def free_port() -> int:
+    """An unused TCP port on localhost for a gloo rendezvous."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ddp_worker(rank: int, world: int, port: int, out_dir: str, cfg_dict: dict, n: int) -> None:
+    """One gloo rank of the DDP-equivalence test (run through ``torch.multiprocessing.spawn``).
+
+    The process group is created by :func:`pretrain` from the torchrun-style environment.
+    """
+    import os
+
+    from codebrain.training.pretrain import PretrainConfig, pretrain
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    model = tiny_backbone(seed=0)
+    result = pretrain(
+        model,
+        _FixedTargetTokenizer(),
+        WindowsDataset(n),
+        WindowsDataset(6, seed=1),
+        PretrainConfig.from_dict(cfg_dict),
+        out_dir,
+    )
+    torch.save(
+        {"state": params_of(model), "val": result.val_metrics, "train": result.train_metrics},
+        os.path.join(out_dir, f"rank{rank}.pt"),
+    )

@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _PRECISIONS = ("fp32", "bf16", "fp16")
+_STRIDE_WARNING = "Grad strides do not match bucket view strides"
 _VAL_SEED_OFFSET = 0x5EED  # validation masks use their own stream, fixed across the run
 _METRIC_FIELDS = (
     "step",
@@ -850,9 +852,9 @@ def _pretrain(
     device = ctx.device
     model.to(device)
     model.train()
-    head_flags = [(p, p.requires_grad) for p in model.final_layer.parameters()]
-    for p, _ in head_flags:
-        p.requires_grad_(False)  # not part of the objective; DDP needs every param used
+    # Parameters outside the objective (the classification head, the last block's residual
+    # branch) are frozen for the run: DDP requires every trainable parameter to get a gradient.
+    head_flags = _freeze_unused(model, x0.unsqueeze(0), n_patches, device)
     if isinstance(tokenizer, nn.Module):
         tokenizer.to(device).eval()
         for p in tokenizer.parameters():
@@ -881,7 +883,7 @@ def _pretrain(
         resume_path = Path(cfg.resume)
         if not resume_path.is_file():
             raise FileNotFoundError(f"resume checkpoint {str(resume_path)!r} does not exist.")
-    elif ctx.main and latest_checkpoint(ckpt_dir) is not None:
+    elif latest_checkpoint(ckpt_dir) is not None:
         raise ValueError(
             f"{ckpt_dir} already holds checkpoints; pass resume='auto' to continue that run "
             f"or choose another out_dir."
@@ -933,7 +935,7 @@ def _pretrain(
         train_module = nn.parallel.DistributedDataParallel(
             train_module,
             device_ids=[device.index] if device.type == "cuda" else None,
-            broadcast_buffers=False,  # buffers (kernel norms) are identical; no per-step sync
+            gradient_as_bucket_view=True,
         )
     ddp_module = train_module
     if cfg.compile:
@@ -1086,6 +1088,8 @@ def _pretrain(
                 _all_reduce_sum(n_global, ctx)
                 t1 = time.perf_counter()
                 targets = [compute_token_targets(tokenizer, x, n_patches) for _, x in micro]
+                if step == start_step:
+                    _check_vocab(targets, model)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 t2 = time.perf_counter()
@@ -1103,7 +1107,11 @@ def _pretrain(
                             lt, lf = train_module(x, mask)
                         ce_t, ce_f, ht, hf = _head_sums(lt, lf, ids_t[mask], ids_f[mask])
                         loss = (ce_t + ce_f) * scale
-                        (scaler.scale(loss) if scaler is not None else loss).backward()
+                        with warnings.catch_warnings():
+                            # Conv2d weight grads with a size-1 dim come back with different
+                            # (equally valid) strides than DDP's bucket view: harmless copy.
+                            warnings.filterwarnings("ignore", message=_STRIDE_WARNING)
+                            (scaler.scale(loss) if scaler is not None else loss).backward()
                     sums += torch.stack([ce_t.detach(), ce_f.detach(), ht, hf, mask.sum()]).to(sums)
                 if scaler is not None:
                     scaler.unscale_(optimizer)
@@ -1165,8 +1173,6 @@ def _pretrain(
             write_checkpoint()
         final_dir = out_dir / "final"
         if ctx.main:
-            for p, flag in head_flags:
-                p.requires_grad_(flag)
             model.save_pretrained(final_dir)
             logger.info("Saved the pretrained backbone to %s", final_dir)
         _barrier(ctx)
@@ -1195,6 +1201,49 @@ def _pretrain(
     if ctx.main:
         atomic_write_json(out_dir / "result.json", result.to_dict())
     return result
+
+
+def _freeze_unused(
+    model: nn.Module, x: torch.Tensor, n_patches: int, device: torch.device
+) -> list[tuple[nn.Parameter, bool]]:
+    """Freeze the parameters the masked-token loss does not reach; returns ``(param, flag)``.
+
+    Found with one probe forward/backward on a single window in eval mode (no dropout, so no
+    RNG is consumed); gradients are cleared afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    mask = torch.zeros(1, x.shape[1], n_patches, dtype=torch.bool, device=device)
+    mask[..., 0] = True
+    try:
+        lt, lf = _MaskedTokenModule(model)(x.to(device), mask)
+        (lt.float().sum() + lf.float().sum()).backward()
+    finally:
+        model.train(was_training)
+    frozen = []
+    for p in model.parameters():
+        if p.requires_grad and p.grad is None:
+            frozen.append((p, True))
+            p.requires_grad_(False)
+        p.grad = None
+    logger.debug("Frozen %d parameter tensors outside the pretraining objective.", len(frozen))
+    return frozen
+
+
+def _check_vocab(targets: list[tuple[torch.Tensor, torch.Tensor]], model: nn.Module) -> None:
+    """Token ids must index the model's heads (checked once; it syncs the device)."""
+    for head, k, pos in (
+        ("temporal", model.lm_head_t.out_features, 0),
+        ("frequency", model.lm_head_f.out_features, 1),
+    ):
+        hi = max(int(t[pos].max()) for t in targets)
+        lo = min(int(t[pos].min()) for t in targets)
+        if lo < 0 or hi >= k:
+            raise ValueError(
+                f"The tokenizer's {head} ids span [{lo}, {hi}] but the model's {head} head has "
+                f"{k} classes; build the model with codebook_size_{'t' if pos == 0 else 'f'} "
+                f"equal to the tokenizer's codebook size."
+            )
 
 
 def _model_config(model: nn.Module) -> dict[str, Any]:
