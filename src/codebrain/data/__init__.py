@@ -32,6 +32,15 @@ from codebrain.data.preprocess import (
     find_flat_channels,
     preprocess_raw,
 )
+from codebrain.data.store import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    CorpusDataset,
+    CorpusError,
+    CorpusSummary,
+    build_corpus,
+    file_sha256,
+)
 from codebrain.data.synthetic import (
     MI_CLASSES,
     SYNTHETIC_CHANNELS,
@@ -50,6 +59,13 @@ from codebrain.data.windows import (
 )
 
 __all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "CorpusDataset",
+    "CorpusError",
+    "CorpusSummary",
+    "build_corpus",
+    "file_sha256",
     "CHANNEL_ALIASES",
     "DEFAULT_CHANNELS",
     "MI_CLASSES",

@@ -72,6 +72,7 @@ def read_raw(
     path: str | os.PathLike | Any,
     *,
     preload: bool = True,
+    allow_truncated: bool = False,
     verbose: bool | str | int | None = None,
 ) -> mne.io.BaseRaw:
     """Read one EEG recording with MNE, choosing the reader from the file extension.
@@ -84,6 +85,9 @@ def read_raw(
         ``mne_bids.read_raw_bids``, so events.tsv becomes annotations).
     preload : bool
         Load the data into memory (the pipeline filters in place, so the default is True).
+    allow_truncated : bool
+        Accept an EDF/BDF file shorter than its header says (MNE then reads what is there).
+        By default such a file raises :class:`RecordingError`, whatever ``verbose`` says.
     verbose : bool | str | int | None
         Passed to MNE.
 
@@ -118,6 +122,8 @@ def read_raw(
         )
     if not path.is_file():
         raise RecordingError(f"Cannot read {path}: no such file.")
+    if ext in (".edf", ".bdf") and not allow_truncated:
+        _check_edf_size(path, bytes_per_sample=3 if ext == ".bdf" else 2)
     try:
         raw = reader(path, preload=preload, verbose=verbose)
     except Exception as err:
@@ -125,6 +131,30 @@ def read_raw(
             f"Cannot read {path} as {ext} file: {type(err).__name__}: {err}"
         ) from err
     return raw
+
+
+def _check_edf_size(path: Path, bytes_per_sample: int) -> None:
+    """Raise :class:`RecordingError` if an EDF/BDF file is shorter than its header declares."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            fixed = f.read(256)
+            header_bytes = int(fixed[184:192].decode("ascii").strip())
+            n_records = int(fixed[236:244].decode("ascii").strip())
+            n_signals = int(fixed[252:256].decode("ascii").strip())
+            f.seek(256 + n_signals * 216)
+            per_record = [int(f.read(8).decode("ascii").strip()) for _ in range(n_signals)]
+    except (ValueError, UnicodeDecodeError) as err:
+        raise RecordingError(f"Cannot read {path}: corrupt EDF/BDF header ({err}).") from err
+    if n_records < 0:  # -1: unknown while recording; MNE infers it from the file size
+        return
+    expected = header_bytes + n_records * sum(per_record) * bytes_per_sample
+    if size < expected:
+        raise RecordingError(
+            f"Cannot read {path}: file is truncated ({size} bytes, header declares "
+            f"{n_records} records = {expected} bytes). Pass allow_truncated=True to read the "
+            "part that is there."
+        )
 
 
 def find_bids_recordings(
