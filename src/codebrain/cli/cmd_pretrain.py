@@ -1,0 +1,278 @@
+"""``codebrain pretrain``: Stage 2 masked-token pretraining on a corpus (one CPU to many GPUs).
+
+Examples
+--------
+One process::
+
+    codebrain pretrain --corpus corpus/ --tokenizer tok/ --out runs/pt --steps 2000
+
+Two processes on one machine (CPU: gloo; GPUs: NCCL, one per process)::
+
+    torchrun --nproc_per_node=2 -m codebrain.cli pretrain --corpus corpus/ --tokenizer tok/ \\
+        --out runs/pt --batch-size 32
+
+Two machines with 8 GPUs each (run on both; standard torchrun rendezvous)::
+
+    torchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d \\
+        --rdzv_endpoint=HOST:29500 --rdzv_id=pt1 -m codebrain.cli pretrain ... --resume
+
+``--resume`` (no value) continues from the newest checkpoint in ``OUT/checkpoints`` if any;
+``--resume PATH`` from a given checkpoint. The backbone is written to ``OUT/final`` and loads
+for fine-tuning with ``CodeBrain.from_pretrained(OUT/final, n_outputs=K)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from codebrain.cli import CLIError
+
+__all__ = ["register", "run"]
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``pretrain`` subcommand."""
+    p = subparsers.add_parser(
+        "pretrain",
+        help="Stage 2 masked-token pretraining of the backbone (torchrun-ready)",
+        description=(
+            "Pretrain the EEGSSM backbone to predict the frozen TFDual-Tokenizer's temporal and "
+            "frequency token ids of masked patches. Runs as one process or under torchrun "
+            "(DistributedDataParallel; NCCL on GPUs, gloo on CPUs)."
+        ),
+        epilog="example: torchrun --nproc_per_node=2 -m codebrain.cli pretrain --corpus C "
+        "--tokenizer T --out O",
+    )
+    io = p.add_argument_group("inputs and outputs")
+    io.add_argument("--corpus", required=True, help="corpus folder written by build_corpus")
+    io.add_argument("--tokenizer", required=True, help="TFDual-Tokenizer folder (Stage 1)")
+    io.add_argument("--out", required=True, help="run folder (logs, checkpoints, final/)")
+    io.add_argument(
+        "--init", help="start from a saved CodeBrain folder instead of a fresh backbone"
+    )
+    io.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.05,
+        help="fraction of the corpus recordings held out for validation (0 disables; 0.05)",
+    )
+    io.add_argument("--config", help="JSON file of PretrainConfig fields (flags override it)")
+
+    arch = p.add_argument_group("fresh backbone (ignored with --init)")
+    arch.add_argument("--res-channels", type=int, default=200)
+    arch.add_argument("--skip-channels", type=int, default=200)
+    arch.add_argument("--out-channels", type=int, default=200)
+    arch.add_argument("--num-res-layers", type=int, default=8)
+    arch.add_argument("--drop-prob", type=float, default=0.1)
+    arch.add_argument("--swa-window-size", type=int, default=1)
+
+    t = p.add_argument_group("training (defaults: PretrainConfig)")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--batch-size", type=int, help="windows per process per micro-batch")
+    t.add_argument("--accum", type=int, dest="accum_steps", help="gradient accumulation steps")
+    t.add_argument("--lr", type=float)
+    t.add_argument("--min-lr", type=float)
+    t.add_argument("--warmup-steps", type=int)
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--grad-clip", type=float, help="max gradient norm (0 disables)")
+    t.add_argument("--mask-ratio", type=float, help="fraction of patches masked (0.5)")
+    t.add_argument(
+        "--mask-strategy", choices=["random", "channel_block", "time_block"], default=None
+    )
+    t.add_argument("--mask-block-size", type=int, help="patches per run for time_block")
+    prec = t.add_mutually_exclusive_group()
+    prec.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU and GPU)")
+    prec.add_argument("--fp16", action="store_true", help="fp16 autocast + grad scaler (GPU)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--num-workers", type=int, help="DataLoader workers per process")
+    t.add_argument("--log-every", type=int)
+    t.add_argument("--val-every", type=int, help="steps between validations (0: at the end)")
+    t.add_argument("--val-batches", type=int, help="max validation batches per process")
+    t.add_argument("--checkpoint-every", type=int)
+    t.add_argument("--keep-checkpoints", type=int)
+    t.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="CKPT",
+        help="continue the run in --out (newest checkpoint), or from CKPT",
+    )
+    t.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: this rank's GPU, else CPU)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.set_defaults(func=run)
+
+
+_FLAG_FIELDS = (
+    "steps",
+    "batch_size",
+    "accum_steps",
+    "lr",
+    "min_lr",
+    "warmup_steps",
+    "weight_decay",
+    "grad_clip",
+    "mask_ratio",
+    "mask_strategy",
+    "mask_block_size",
+    "seed",
+    "num_workers",
+    "log_every",
+    "val_every",
+    "val_batches",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "resume",
+    "device",
+)
+
+
+def _config_from_args(args: argparse.Namespace) -> Any:
+    from codebrain.training.pretrain import PretrainConfig
+
+    base: dict[str, Any] = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise CLIError(f"--config {args.config!r} does not exist.")
+        try:
+            base = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise CLIError(f"--config {args.config!r} is not valid JSON: {err}") from err
+        base = base.get("pretrain", base)  # accept a run's config.json too
+        base.pop("resume", None)
+    for name in _FLAG_FIELDS:
+        value = getattr(args, name)
+        if value is not None:
+            base[name] = value
+    if args.bf16:
+        base["precision"] = "bf16"
+    elif args.fp16:
+        base["precision"] = "fp16"
+    if args.no_progress:
+        base["progress"] = False
+    if args.tensorboard:
+        base["tensorboard"] = True
+    if args.compile:
+        base["compile"] = True
+    try:
+        return PretrainConfig.from_dict(base)
+    except (TypeError, ValueError) as err:
+        raise CLIError(str(err)) from err
+
+
+def _load_tokenizer(path: str) -> Any:
+    if not Path(path).is_dir():
+        raise CLIError(f"--tokenizer {path!r} is not a folder.")
+    try:
+        from codebrain.models.tokenizer import TFDualTokenizer
+    except ImportError as err:
+        raise CLIError(f"the TFDual-Tokenizer is not available: {err}") from err
+    return TFDualTokenizer.from_pretrained(path)
+
+
+def _codebook_sizes(tokenizer: Any) -> tuple[int, int]:
+    """Temporal and frequency codebook sizes of a tokenizer (for the backbone's heads)."""
+    for t_name, f_name in (
+        ("codebook_size_t", "codebook_size_f"),
+        ("n_codes_t", "n_codes_f"),
+    ):
+        if hasattr(tokenizer, t_name) and hasattr(tokenizer, f_name):
+            return int(getattr(tokenizer, t_name)), int(getattr(tokenizer, f_name))
+    cfg = tokenizer.get_config() if hasattr(tokenizer, "get_config") else {}
+    if "codebook_size_t" in cfg and "codebook_size_f" in cfg:
+        return int(cfg["codebook_size_t"]), int(cfg["codebook_size_f"])
+    raise CLIError("cannot read the tokenizer's codebook sizes (codebook_size_t/_f).")
+
+
+def _split(corpus: Any, val_fraction: float, seed: int) -> tuple[Any, Any]:
+    """Hold out whole recordings (never windows of a training recording) for validation."""
+    import numpy as np
+    from torch.utils.data import Subset
+
+    if not 0.0 <= val_fraction < 1.0:
+        raise CLIError(f"--val-fraction must be in [0, 1), got {val_fraction}.")
+    recs = list(corpus.recordings)
+    n_val = int(round(val_fraction * len(recs)))
+    if val_fraction > 0 and n_val == 0 and len(recs) > 1:
+        n_val = 1
+    if n_val == 0:
+        return corpus, None
+    if n_val >= len(recs):
+        raise CLIError(f"--val-fraction {val_fraction} leaves no training recording.")
+    rng = np.random.default_rng(seed)
+    val_recs = sorted(rng.choice(recs, size=n_val, replace=False).tolist())
+    val_idx = corpus.indices_for(val_recs)
+    train_mask = np.ones(len(corpus), dtype=bool)
+    train_mask[val_idx] = False
+    logger.info(
+        "Validation: %d of %d recordings (%d windows) held out.", n_val, len(recs), len(val_idx)
+    )
+    return Subset(corpus, np.flatnonzero(train_mask).tolist()), Subset(corpus, val_idx.tolist())
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``codebrain pretrain``; returns the exit code."""
+    from codebrain import CodeBrain
+    from codebrain.data import CorpusDataset, CorpusError
+    from codebrain.training.pretrain import pretrain
+
+    cfg = _config_from_args(args)
+    try:
+        corpus = CorpusDataset(args.corpus)
+    except (CorpusError, FileNotFoundError) as err:
+        raise CLIError(f"cannot open corpus {args.corpus!r}: {err}") from err
+    if len(corpus) == 0:
+        raise CLIError(f"corpus {args.corpus!r} holds no windows.")
+    tokenizer = _load_tokenizer(args.tokenizer)
+    k_t, k_f = _codebook_sizes(tokenizer)
+    n_chans, n_times = corpus[0].shape
+    if args.init:
+        model = CodeBrain.from_pretrained(args.init)
+        heads = (model.lm_head_t.out_features, model.lm_head_f.out_features)
+        if heads != (k_t, k_f):
+            raise CLIError(
+                f"--init model predicts {heads[0]} temporal / {heads[1]} frequency tokens but "
+                f"the tokenizer has codebooks of {k_t} / {k_f}."
+            )
+        if model.n_chans != n_chans:
+            raise CLIError(
+                f"--init model expects {model.n_chans} channels; the corpus has {n_chans}."
+            )
+    else:
+        model = CodeBrain(
+            n_outputs=1,
+            n_chans=n_chans,
+            n_times=n_times,
+            sfreq=corpus.sfreq,
+            res_channels=args.res_channels,
+            skip_channels=args.skip_channels,
+            out_channels=args.out_channels,
+            num_res_layers=args.num_res_layers,
+            drop_prob=args.drop_prob,
+            swa_window_size=args.swa_window_size,
+            s4_lmax=n_chans * (n_times // 200),
+            codebook_size_t=k_t,
+            codebook_size_f=k_f,
+        )
+    train_ds, val_ds = _split(corpus, args.val_fraction, cfg.seed)
+    result = pretrain(model, tokenizer, train_ds, val_ds, cfg, args.out)
+    if int(os.environ.get("RANK", "0")) == 0:
+        summary = {
+            "final": str(result.final_dir),
+            "step": result.step,
+            "windows_per_second": round(result.windows_per_second, 2),
+            "train": {k: result.train_metrics.get(k) for k in ("loss", "acc_t", "acc_f")},
+            "val": {k: result.val_metrics.get(k) for k in ("loss", "acc_t", "acc_f")},
+        }
+        print(json.dumps(summary))
+    return 0
