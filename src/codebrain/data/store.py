@@ -26,6 +26,7 @@ import json
 import logging
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,9 @@ class CorpusSummary:
         Windows dropped by amplitude rejection in this run.
     seconds : float
         Wall time of the run.
+    peak_worker_rss_mib : float
+        Largest peak resident memory (``ru_maxrss``) of a process that preprocessed a
+        recording in this run (this process when ``n_jobs=1``).
     """
 
     processed: list[str] = field(default_factory=list)
@@ -91,12 +95,14 @@ class CorpusSummary:
     n_windows: int = 0
     n_rejected: int = 0
     seconds: float = 0.0
+    peak_worker_rss_mib: float = 0.0
 
     def __str__(self) -> str:
         lines = [
             f"corpus: {len(self.processed)} processed, {len(self.skipped_existing)} skipped "
             f"(already built), {len(self.failed)} failed; {self.n_windows} windows in total, "
-            f"{self.n_rejected} rejected; {self.seconds:.1f} s"
+            f"{self.n_rejected} rejected; {self.seconds:.1f} s; peak worker memory "
+            f"{self.peak_worker_rss_mib:.0f} MiB"
         ]
         lines += [f"  failed {path}: {reason}" for path, reason in self.failed.items()]
         return "\n".join(lines)
@@ -176,7 +182,27 @@ def _process_recording(
         "n_rejected": int(windows.n_rejected),
         "duration_s": float(raw.times[-1] + 1.0 / raw.info["sfreq"]),
         "sha256": writer.sha256.hexdigest(),
+        "_peak_rss_mib": _peak_rss_mib(),
     }
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident memory of this process in MiB (0 where it cannot be measured).
+
+    Reads ``VmHWM`` from ``/proc/self/status`` on Linux (``ru_maxrss`` survives ``exec`` and
+    would report a parent's peak), else ``ru_maxrss``.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return 0.0
+    unit = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit / 2**20
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
@@ -340,6 +366,9 @@ def build_corpus(
             logger.warning("Skipping %s: %s", key, reason)
         else:
             assert result is not None
+            summary.peak_worker_rss_mib = max(
+                summary.peak_worker_rss_mib, result.pop("_peak_rss_mib", 0.0)
+            )
             entries[key] = result
             failed.pop(key, None)
             summary.processed.append(key)
@@ -387,7 +416,8 @@ class CorpusDataset(Dataset):
     verify_checksums : bool
         Recompute every shard's SHA-256 on open (reads the whole corpus once).
     max_open_shards : int
-        Memory maps kept open at once (least recently used are closed).
+        Memory maps kept open at once (least recently used are closed), which bounds the
+        file-backed pages this process keeps mapped to about that many shards.
 
     Attributes
     ----------
@@ -418,7 +448,7 @@ class CorpusDataset(Dataset):
         root: str | os.PathLike,
         *,
         verify_checksums: bool = False,
-        max_open_shards: int = 64,
+        max_open_shards: int = 16,
     ) -> None:
         self.root = Path(root)
         manifest = _read_manifest(self.root)
