@@ -83,6 +83,26 @@ class _FixedTargetTokenizer:
         return ids_t, ids_f
 
 
+def tiny_tokenizer(seed: int = 0, n_chans: int = 3, n_patches: int = 3):
+    """A tiny, randomly initialised real TFDual-Tokenizer matching :data:`TINY_BACKBONE`."""
+    from codebrain.models.tokenizer import TFDualTokenizer, TokenizerConfig
+
+    torch.manual_seed(seed)
+    cfg = TokenizerConfig(
+        max_chans=n_chans,
+        max_patches=n_patches,
+        embed_dim=16,
+        conv_channels=4,
+        depth=1,
+        num_heads=2,
+        decoder_depth=1,
+        codebook_size_t=TINY_BACKBONE["codebook_size_t"],
+        codebook_size_f=TINY_BACKBONE["codebook_size_f"],
+        code_dim=8,
+    )
+    return TFDualTokenizer(cfg).eval()
+
+
 def params_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 

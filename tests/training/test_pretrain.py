@@ -13,6 +13,7 @@ from _pretrain_helpers import (
     _FixedTargetTokenizer,
     params_of,
     tiny_backbone,
+    tiny_tokenizer,
 )
 from torch import nn
 
@@ -75,8 +76,8 @@ def test_param_groups_exclude_sgconv_norms_biases():
     assert "patch_embedding.mask_encoding" not in nd | d
 
 
-class _ModuleTokenizer(nn.Module):
-    """An nn.Module wrapper around the test double (checks eval/no-grad handling)."""
+class _RecordingTokenizer(nn.Module):
+    """Test double recording the mode it is called in (an nn.Module around the fixed double)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -92,7 +93,7 @@ class _ModuleTokenizer(nn.Module):
 
 
 def test_targets_are_computed_frozen_in_eval_mode():
-    tok = _ModuleTokenizer().train()
+    tok = _RecordingTokenizer().train()
     x = WindowsDataset(2).x
     ids_t, ids_f = compute_token_targets(tok, x, n_patches=3)
     assert ids_t.shape == ids_f.shape == (2, 3, 3) and ids_t.dtype == torch.long
@@ -106,7 +107,8 @@ def test_targets_are_computed_frozen_in_eval_mode():
 def test_pretrain_learns_and_writes_a_loadable_backbone(tmp_path):
     model = tiny_backbone(seed=0)
     head_before = {k: v.clone() for k, v in model.final_layer.state_dict().items()}
-    tok = _ModuleTokenizer()
+    tok = tiny_tokenizer(seed=0).train()  # pretrain must switch it to eval and freeze it
+    tok_before = {k: v.clone() for k, v in tok.state_dict().items()}
     train = WindowsDataset(32, seed=0, with_labels=True)  # (x, y) items are accepted
     val = WindowsDataset(16, seed=1)
     before = evaluate_masked_tokens(model, tok, val, batch_size=8, seed=0)
@@ -115,12 +117,14 @@ def test_pretrain_learns_and_writes_a_loadable_backbone(tmp_path):
 
     # Learning: validation masked-token loss drops clearly.
     after = result.val_metrics
-    assert after["loss"] < before["loss"] - 0.5, (before, after)
-    assert after == pytest.approx(
-        {**evaluate_masked_tokens(model, tok, val, batch_size=8, seed=0), **after}
-    )
-    # The tokenizer stayed frozen; the classification head was not trained.
-    assert not tok.scale.requires_grad and tok.scale.item() == 1.0
+    assert after["loss"] < before["loss"] - 0.3, (before, after)
+    again = evaluate_masked_tokens(model, tok, val, batch_size=8, seed=0)
+    assert again["loss"] == pytest.approx(after["loss"], rel=1e-5)
+    # The tokenizer stayed frozen (eval, no grad, weights and codebooks unchanged); the
+    # classification head was not trained.
+    assert not tok.training and not any(p.requires_grad for p in tok.parameters())
+    for k, v in tok.state_dict().items():
+        assert torch.equal(v, tok_before[k]), k
     for k, v in model.final_layer.state_dict().items():
         assert torch.equal(v, head_before[k])
     assert all(p.requires_grad for p in model.final_layer.parameters())  # flags restored
@@ -138,6 +142,7 @@ def test_pretrain_learns_and_writes_a_loadable_backbone(tmp_path):
     ]
     for key in ("loss_t", "loss_f", "acc_t", "acc_f", "lr", "grad_norm"):
         assert key in rows[0]
+    assert rows[0]["loss"] == pytest.approx(rows[0]["loss_t"] + rows[0]["loss_f"])
     header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"loss_t", "loss_f", "acc_t", "acc_f"} <= set(header)
     saved = json.loads((out / "result.json").read_text())
@@ -230,3 +235,57 @@ def test_input_errors(tmp_path):
             tmp_path / "e",
         )
     assert TINY_BACKBONE["n_chans"] == 3
+
+
+# ------------------------------------------------------------------------------- CLI
+@pytest.fixture(scope="module")
+def corpus_and_tokenizer(tmp_path_factory):
+    from codebrain.data import PreprocessConfig, build_corpus, write_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("cli")
+    edf = write_synthetic_dataset(root / "edf", n_subjects=3, n_trials=8, seed=0)
+    build_corpus(
+        edf, root / "corpus", PreprocessConfig(channels=("C3", "CZ", "C4"), window_seconds=3.0)
+    )
+    tiny_tokenizer().save_pretrained(root / "tok")
+    return root / "corpus", root / "tok"
+
+
+def _cli(*argv: str) -> int:
+    from codebrain.cli import main
+
+    return main(list(argv))
+
+
+def test_cli_pretrain_then_resume(corpus_and_tokenizer, tmp_path, capsys):
+    corpus, tok = corpus_and_tokenizer
+    out = tmp_path / "run"
+    common = [
+        "pretrain", "--corpus", str(corpus), "--tokenizer", str(tok), "--out", str(out),
+        "--batch-size", "4", "--res-channels", "16", "--skip-channels", "12",
+        "--out-channels", "8", "--num-res-layers", "1", "--warmup-steps", "1",
+        "--checkpoint-every", "2", "--no-progress", "--val-fraction", "0.34",
+    ]  # fmt: skip
+    assert _cli(*common, "--steps", "2") == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["step"] == 2 and summary["val"]["loss"] is not None
+    assert _cli(*common, "--steps", "4", "--resume") == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["step"] == 4
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["resumed_from"].endswith("ckpt_00000002.pt")
+    model = CodeBrain.from_pretrained(out / "final", n_outputs=3)
+    assert model.n_chans == 3 and model.lm_head_f.out_features == TINY_BACKBONE["codebook_size_f"]
+    # One held-out recording of three: validation never sees training recordings.
+    assert json.loads((out / "config.json").read_text())["world_size"] == 1
+
+
+def test_cli_errors(corpus_and_tokenizer, tmp_path, capsys):
+    corpus, tok = corpus_and_tokenizer
+    base = ["pretrain", "--out", str(tmp_path / "o"), "--no-progress"]
+    assert _cli(*base, "--corpus", str(tmp_path / "missing"), "--tokenizer", str(tok)) == 2
+    assert "cannot open corpus" in capsys.readouterr().err
+    assert _cli(*base, "--corpus", str(corpus), "--tokenizer", str(tmp_path)) == 2
+    capsys.readouterr()
+    assert _cli(*base, "--corpus", str(corpus), "--tokenizer", str(tok), "--mask-ratio", "2") == 2
+    assert "mask_ratio" in capsys.readouterr().err

@@ -182,6 +182,9 @@ def _load_tokenizer(path: str) -> Any:
 
 def _codebook_sizes(tokenizer: Any) -> tuple[int, int]:
     """Temporal and frequency codebook sizes of a tokenizer (for the backbone's heads)."""
+    cfg = getattr(tokenizer, "config", None)
+    if hasattr(cfg, "codebook_size_t") and hasattr(cfg, "codebook_size_f"):
+        return int(cfg.codebook_size_t), int(cfg.codebook_size_f)
     for t_name, f_name in (
         ("codebook_size_t", "codebook_size_f"),
         ("n_codes_t", "n_codes_f"),

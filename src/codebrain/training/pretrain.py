@@ -774,7 +774,8 @@ def pretrain(
     step_callback : callable, optional
         ``step_callback(step, info)`` on every rank after each optimizer step (and after that
         step's checkpoint, if any); ``info`` has ``epoch``, ``lr``, ``checkpoint`` (path or
-        ``None``) and ``metrics`` (the row logged at this step or ``None``).
+        ``None``), ``metrics`` (the row logged at this step or ``None``) and ``timing``
+        (cumulative ``data_s``, ``tokenize_s``, ``compute_s`` of this invocation).
 
     Returns
     -------
@@ -1160,6 +1161,7 @@ def _pretrain(
                             "lr": scheduler.get_last_lr()[0],
                             "checkpoint": ckpt,
                             "metrics": row,
+                            "timing": {"data_s": t_data, "tokenize_s": t_tok, "compute_s": t_comp},
                         },
                     )
             if steps_in_epoch >= steps_per_epoch:
