@@ -8,6 +8,7 @@ from pathlib import Path
 import mne
 import numpy as np
 import pytest
+import torch
 
 from codebrain.data import (
     PreprocessConfig,
@@ -176,3 +177,59 @@ def test_bids(tmp_path: Path, synthetic_edfs: list[Path]) -> None:
         tmp_path / "bids", PreprocessConfig(window_seconds=4.0), mode="events", verbose="error"
     )
     assert len(ds) == 8 and set(ds.subject_ids) == {"05"}
+
+
+def test_label_table_regression(tmp_path: Path, synthetic_edfs: list[Path]) -> None:
+    table = tmp_path / "scores.csv"
+    rec = recording_id(synthetic_edfs[0])
+    table.write_text(f"recording,onset,duration,label\n{rec},4,2,0.25\n{rec},12,2,7.5\n")
+    config = PreprocessConfig(window_seconds=2.0)
+    ds = load_windows(
+        synthetic_edfs[0], config, mode="events", labels=table, regression=True, verbose="error"
+    )
+    assert ds.labels.dtype == np.float32 and ds.labels.tolist() == [0.25, 7.5]
+    assert ds.classes is None
+    x, y = ds[1]
+    assert y.dtype == torch.float32 and float(y) == 7.5
+
+
+def test_eeglab(tmp_path: Path) -> None:
+    """A minimal EEGLAB ``.set`` written with scipy (``mne.export`` would need eeglabio)."""
+    from scipy.io import savemat
+
+    names = ["Fp1", "Cz", "O2"]
+    data = np.random.default_rng(0).standard_normal((3, 500)) * 20  # (n_chans, n_times), µV
+    chanlocs = np.zeros((1, 3), dtype=[("labels", object)])
+    for i, name in enumerate(names):
+        chanlocs[0, i]["labels"] = name
+    event = np.zeros((1, 2), dtype=[("type", object), ("latency", object), ("duration", object)])
+    for i, (kind, latency) in enumerate([("left", 101.0), ("right", 301.0)]):  # 1-based samples
+        event[0, i]["type"], event[0, i]["latency"], event[0, i]["duration"] = kind, latency, 0.0
+    eeg = {
+        "nbchan": 3.0, "pnts": 500.0, "trials": 1.0, "srate": 100.0, "xmin": 0.0, "xmax": 4.99,
+        "data": data, "chanlocs": chanlocs, "event": event,
+        "icawinv": np.zeros((0, 0)), "epoch": np.zeros((0, 0)),
+    }  # fmt: skip
+    path = tmp_path / "rec.set"
+    savemat(path, {"EEG": eeg}, appendmat=False)
+    raw = read_raw(path, verbose="error")
+    assert raw.ch_names == names
+    np.testing.assert_allclose(raw.get_data() * 1e6, data, atol=1e-9)
+    np.testing.assert_allclose(raw.annotations.onset, [1.0, 3.0])
+    assert list(raw.annotations.description) == ["left", "right"]
+
+
+def test_label_table_on_cropped_fif(tmp_path: Path, synthetic_edfs: list[Path]) -> None:
+    """Table onsets count from the first sample, also when the file starts after meas_date."""
+    raw = read_raw(synthetic_edfs[0], verbose="error").crop(tmin=10.0)
+    path = tmp_path / "cropped_raw.fif"
+    raw.save(path, verbose="error")
+    assert read_raw(path, verbose="error").first_time == pytest.approx(10.0)
+    table = tmp_path / "labels.csv"
+    table.write_text("recording,onset,duration,label\ncropped_raw,3.0,2.0,x\n")
+    ds = load_windows(
+        path, PreprocessConfig(window_seconds=2.0), mode="events", labels=table, verbose="error"
+    )
+    np.testing.assert_allclose(ds.onsets, [3.0])
+    expected = load_windows(path, PreprocessConfig(window_seconds=30.0), verbose="error")
+    np.testing.assert_allclose(ds.data[0], expected.data[0][:, 600:1000], atol=1e-6)

@@ -305,6 +305,21 @@ def _label_by_cover(
     return labels, keep
 
 
+def _numeric_event_id(descriptions: Iterable[str]) -> dict[str, float]:
+    """Map numeric annotation descriptions to float targets (others are not labels)."""
+    event_id = {}
+    for desc in set(descriptions):
+        try:
+            event_id[desc] = float(desc)
+        except ValueError:
+            continue
+    if not event_id:
+        raise ValueError(
+            "regression=True needs numeric annotation descriptions (e.g. '3.5'); none found."
+        )
+    return event_id
+
+
 class WindowDataset(Dataset):
     """In-memory windows with labels and per-window metadata.
 
@@ -422,6 +437,7 @@ def load_windows(
     tmin: float = 0.0,
     labels: str | os.PathLike | Mapping[str, mne.Annotations] | None = None,
     targets: Mapping[str, int | float] | None = None,
+    regression: bool = False,
     on_error: Literal["raise", "skip"] = "raise",
     verbose: bool | str | int | None = None,
 ) -> WindowDataset:
@@ -446,6 +462,9 @@ def load_windows(
         of the recordings it names.
     targets : mapping of str to int | float | None
         Recording id → label for every window of that recording (fixed mode).
+    regression : bool
+        With ``event_id=None``, read annotation descriptions as numbers (float targets,
+        e.g. a label table whose ``label`` column holds scores) instead of class names.
     on_error : {"raise", "skip"}
         A recording that cannot be read or processed raises, or is logged and skipped.
     verbose : bool | str | int | None
@@ -471,12 +490,16 @@ def load_windows(
             raw = read_raw(path, verbose=verbose)
             table = _labels_for(labels, path)
             if table is not None:
+                # Table onsets count from the first sample; with an orig_time MNE counts
+                # from the measurement date, which lies first_time earlier.
+                orig_time = raw.annotations.orig_time
+                shift = raw.first_time if orig_time is not None else 0.0
                 raw.set_annotations(
                     mne.Annotations(
-                        table.onset,
+                        table.onset + shift,
                         table.duration,
                         table.description,
-                        orig_time=raw.annotations.orig_time,
+                        orig_time=orig_time,
                     ),
                     verbose=verbose,
                 )
@@ -487,8 +510,9 @@ def load_windows(
             logger.warning("Skipping %s: %s", path, err)
             continue
         prepared.append((path, raw))
-    if event_id is None and mode == "events":
-        event_id = make_event_id(d for _, raw in prepared for d in raw.annotations.description)
+    if event_id is None and (mode == "events" or regression):
+        descriptions = [d for _, raw in prepared for d in raw.annotations.description]
+        event_id = _numeric_event_id(descriptions) if regression else make_event_id(descriptions)
     classes = None
     if event_id and all(isinstance(v, int) for v in event_id.values()):
         classes = [name for name, _ in sorted(event_id.items(), key=lambda kv: kv[1])]
