@@ -121,3 +121,18 @@ def test_events_mode_needs_event_id(raw_factory) -> None:
     raw = raw_factory(list(DEFAULT_CHANNELS), seconds=5)
     with pytest.raises(ValueError, match="event_id"):
         windows_from_raw(raw, PreprocessConfig(window_seconds=1.0), mode="events")
+
+
+def test_auto_classes_across_recordings(tmp_path: Path) -> None:
+    from codebrain.data import make_synthetic_recording
+
+    paths = []
+    for subject, classes in [(1, ("rest", "feet")), (2, ("left_hand", "feet"))]:
+        raw = make_synthetic_recording(subject, n_trials=4, classes=classes)
+        paths.append(tmp_path / f"sub-{subject}_raw.fif")
+        raw.save(paths[-1], verbose="error")
+    ds = load_windows(paths, PreprocessConfig(window_seconds=4.0), mode="events", verbose="error")
+    assert ds.classes == ["feet", "left_hand", "rest"]
+    for rec, names in [("sub-1_raw", {"rest", "feet"}), ("sub-2_raw", {"left_hand", "feet"})]:
+        got = {ds.classes[i] for i in ds.labels[ds.recording_ids == rec]}
+        assert got == names

@@ -484,7 +484,12 @@ def load_windows(
     if not recordings:
         raise ValueError(f"No EEG recordings found in {paths!r}.")
 
-    prepared = []
+    # Windows are cut recording by recording so only one continuous recording is in memory.
+    # Without an event_id, class names found in each recording get provisional local
+    # indices, remapped to the global (sorted) mapping at the end.
+    auto_classes = event_id is None and mode == "events" and not regression
+    chunks, y, local_names, recs, subs, onsets = [], [], [], [], [], []
+    n_rejected = 0
     for path in recordings:
         try:
             raw = read_raw(path, verbose=verbose)
@@ -509,39 +514,45 @@ def load_windows(
                 raise
             logger.warning("Skipping %s: %s", path, err)
             continue
-        prepared.append((path, raw))
-    if event_id is None and (mode == "events" or regression):
-        descriptions = [d for _, raw in prepared for d in raw.annotations.description]
-        event_id = _numeric_event_id(descriptions) if regression else make_event_id(descriptions)
-    classes = None
-    if event_id and all(isinstance(v, int) for v in event_id.values()):
-        classes = [name for name, _ in sorted(event_id.items(), key=lambda kv: kv[1])]
-
-    chunks, y, recs, subs, onsets = [], [], [], [], []
-    n_rejected = 0
-    for path, raw in prepared:
         rec = recording_id(path)
+        if auto_classes:
+            local_id = make_event_id(raw.annotations.description)
+        elif event_id is None and regression:
+            local_id = _numeric_event_id(raw.annotations.description)
+        else:
+            local_id = event_id
         win = windows_from_raw(
             raw,
             config,
             mode=mode,
-            event_id=event_id,
+            event_id=local_id,
             tmin=tmin,
             target=(targets or {}).get(rec),
         )
         n_rejected += win.n_rejected
         chunks.append(win.data)
         y.append(win.labels)
+        local_names.append(list(local_id or {}))
         recs += [rec] * len(win.onsets)
         subs += [subject_id(path, raw)] * len(win.onsets)
         onsets.append(win.onsets)
+        del raw
     if not chunks:
         raise ValueError(f"No recording in {paths!r} could be processed.")
+    if auto_classes:
+        event_id = make_event_id(name for names in local_names for name in names)
+        y = [
+            np.array([event_id[names[i]] for i in labels_], dtype=np.int64)
+            for names, labels_ in zip(local_names, y, strict=True)
+        ]
+    classes = None
+    if event_id and all(isinstance(v, int) for v in event_id.values()):
+        classes = [name for name, _ in sorted(event_id.items(), key=lambda kv: kv[1])]
     data = np.concatenate(chunks)
     logger.info(
         "Loaded %d window(s) from %d recording(s); %d rejected by amplitude.",
         data.shape[0],
-        len(prepared),
+        len(chunks),
         n_rejected,
     )
     return WindowDataset(
