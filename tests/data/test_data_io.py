@@ -233,3 +233,33 @@ def test_label_table_on_cropped_fif(tmp_path: Path, synthetic_edfs: list[Path]) 
     np.testing.assert_allclose(ds.onsets, [3.0])
     expected = load_windows(path, PreprocessConfig(window_seconds=30.0), verbose="error")
     np.testing.assert_allclose(ds.data[0], expected.data[0][:, 600:1000], atol=1e-6)
+
+
+def _edf_to_bdf(edf: Path, bdf: Path) -> None:
+    """Rewrite an EDF file as BDF: BioSemi signature, 24-bit samples, same values."""
+    content = edf.read_bytes()
+    n_signals = int(content[252:256])
+    header_bytes = int(content[184:192])
+    n_records = int(content[236:244])
+    offset = 256 + n_signals * 216
+    per_record = [int(content[offset + 8 * i : offset + 8 * i + 8]) for i in range(n_signals)]
+    samples = np.frombuffer(content[header_bytes:], dtype="<i2").astype("<i4")
+    assert samples.size == n_records * sum(per_record)
+    as_bytes = samples.view(np.uint8).reshape(-1, 4)[:, :3]  # little-endian low 3 bytes
+    header = bytearray(content[:header_bytes])
+    header[0:8] = b"\xffBIOSEMI"
+    header[192:236] = b"24BIT".ljust(44)
+    bdf.write_bytes(bytes(header) + as_bytes.tobytes())
+
+
+def test_bdf_and_truncated_bdf(tmp_path: Path, synthetic_edfs: list[Path]) -> None:
+    bdf = tmp_path / "rec.bdf"
+    _edf_to_bdf(synthetic_edfs[0], bdf)
+    raw = read_raw(bdf, verbose="error")
+    edf = read_raw(synthetic_edfs[0], verbose="error")
+    assert raw.ch_names == edf.ch_names
+    np.testing.assert_allclose(raw.get_data(), edf.get_data(), atol=1e-7)
+    content = bdf.read_bytes()
+    bdf.write_bytes(content[:-1000])
+    with pytest.raises(RecordingError, match="truncated"):
+        read_raw(bdf, verbose="error")

@@ -257,3 +257,11 @@ def test_sigkill_mid_shard(tmp_path: Path, synthetic_edfs: list[Path]) -> None:
     summary = build_corpus(synthetic_edfs, out, CONFIG)
     assert len(summary.skipped_existing) == 1 and len(summary.processed) == 2
     assert not list(out.rglob(".*.tmp"))
+
+
+def test_dataloader_workers(corpus: Path) -> None:
+    ds = CorpusDataset(corpus)
+    loader = DataLoader(ds, batch_size=5, num_workers=2, shuffle=False)
+    batches = torch.cat(list(loader))
+    assert batches.shape == (len(ds), 19, 2000)
+    torch.testing.assert_close(batches[len(ds) - 1], ds[len(ds) - 1])
