@@ -8,8 +8,9 @@ Layout of a corpus folder::
 
 :func:`build_corpus` preprocesses recordings in parallel (``ProcessPoolExecutor``), writes
 each shard atomically (temporary file, fsync, ``os.replace``) with its SHA-256, and rewrites
-the manifest atomically after every finished recording, so a killed run leaves only complete
-shards listed in the manifest; a rerun skips them (resume). Unreadable or corrupt files are
+the manifest atomically (at most every 2 s, and when the run ends or is interrupted), so a
+killed run leaves only complete shards listed in the manifest; a rerun skips them (resume)
+and rebuilds anything not listed. Unreadable or corrupt files are
 reported and skipped. :class:`CorpusDataset` serves the windows as float32 tensors through
 ``np.load(mmap_mode="r")``: memory stays bounded whatever the corpus size, and global indices
 are stable, so ``DistributedSampler`` splits it across ranks.
@@ -60,6 +61,8 @@ FORMAT_VERSION = 1
 #: Name of the manifest file in a corpus folder.
 MANIFEST_NAME = "manifest.json"
 _SHARD_DIR = "shards"
+# Least time between two manifest rewrites during a build (seconds).
+_MANIFEST_INTERVAL_S = 2.0
 
 
 class CorpusError(ValueError):
@@ -356,49 +359,59 @@ def build_corpus(
             del entries[key]
         todo.append(path)
     failed: dict[str, str] = {}
+    last_write = -float("inf")
 
-    def _record(path: Any, result: dict[str, Any] | None, err: BaseException | None) -> None:
+    def _write_manifest() -> None:
+        nonlocal last_write
+        manifest["recordings"] = sorted(entries.values(), key=lambda e: e["path"])
+        still_failed = {
+            f["path"]: f["reason"] for f in manifest["failed"] if f["path"] not in entries
+        }
+        still_failed.update(failed)
+        manifest["failed"] = [{"path": p, "reason": r} for p, r in sorted(still_failed.items())]
+        atomic_write_json(out_dir / MANIFEST_NAME, manifest)
+        last_write = time.monotonic()
+
+    def _record(path: Any, outcome: dict[str, Any] | BaseException) -> None:
         key = _key(path)
-        if err is not None:
-            reason = f"{type(err).__name__}: {err}"
+        if isinstance(outcome, BaseException):
+            reason = f"{type(outcome).__name__}: {outcome}"
             failed[key] = reason
             summary.failed[key] = reason
             logger.warning("Skipping %s: %s", key, reason)
         else:
-            assert result is not None
-            summary.peak_worker_rss_mib = max(
-                summary.peak_worker_rss_mib, result.pop("_peak_rss_mib", 0.0)
-            )
-            entries[key] = result
+            rss = outcome.pop("_peak_rss_mib", 0.0)
+            summary.peak_worker_rss_mib = max(summary.peak_worker_rss_mib, rss)
+            entries[key] = outcome
             failed.pop(key, None)
             summary.processed.append(key)
-            summary.n_rejected += result["n_rejected"]
-        manifest["recordings"] = sorted(entries.values(), key=lambda e: e["path"])
-        old_failed = {
-            f["path"]: f["reason"] for f in manifest["failed"] if f["path"] not in entries
-        }
-        old_failed.update(failed)
-        manifest["failed"] = [{"path": p, "reason": r} for p, r in sorted(old_failed.items())]
-        atomic_write_json(out_dir / MANIFEST_NAME, manifest)
+            summary.n_rejected += outcome["n_rejected"]
+        # Rewriting the manifest after every recording would cost O(n^2) for big corpora:
+        # write at most every few seconds; a killed run loses at most that much finished work
+        # (its shards are not listed, so they are rebuilt on resume).
+        if time.monotonic() - last_write >= _MANIFEST_INTERVAL_S:
+            _write_manifest()
 
     args = (str(out_dir), config.to_dict(), dtype, verbose)
-    if n_jobs == 1 or len(todo) <= 1:
-        for path in todo:
-            try:
-                result = _process_recording(path, *args)
-            except Exception as err:  # report and go on: one bad file must not stop a corpus
-                _record(path, None, err)
-            else:
-                _record(path, result, None)
-    else:
-        context = _worker_context()
-        with cf.ProcessPoolExecutor(max_workers=min(n_jobs, len(todo)), mp_context=context) as pool:
-            futures = {pool.submit(_process_recording, path, *args): path for path in todo}
-            for future in cf.as_completed(futures):
-                err = future.exception()
-                _record(futures[future], None if err else future.result(), err)
-    if not todo:
-        atomic_write_json(out_dir / MANIFEST_NAME, manifest)
+    try:
+        if n_jobs == 1 or len(todo) <= 1:
+            for path in todo:
+                try:
+                    result = _process_recording(path, *args)
+                except Exception as err:  # report and go on: one bad file must not stop a corpus
+                    _record(path, err)
+                else:
+                    _record(path, result)
+        else:
+            context = _worker_context()
+            n_workers = min(n_jobs, len(todo))
+            with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=context) as pool:
+                futures = {pool.submit(_process_recording, path, *args): path for path in todo}
+                for future in cf.as_completed(futures):
+                    err = future.exception()
+                    _record(futures[future], err if err is not None else future.result())
+    finally:
+        _write_manifest()
 
     summary.n_windows = sum(e["n_windows"] for e in entries.values())
     summary.seconds = time.perf_counter() - start
