@@ -1,0 +1,310 @@
+"""Tests of the Stage 1 TFDual-Tokenizer (codebrain.models.tokenizer)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from codebrain.models.tokenizer import TFDualTokenizer, TokenizerConfig
+
+S, C, P = 64, 4, 4  # samples per patch, channels, patches per window
+K = 64
+
+# Two sinusoids per class, in cycles per patch (exact DFT bins of a patch).
+CLASS_FREQS = np.array([[3, 7], [5, 11], [9, 17], [13, 23]])
+
+
+def tiny_config(**overrides) -> TokenizerConfig:
+    kw = dict(
+        patch_size=S,
+        max_chans=C,
+        max_patches=P,
+        embed_dim=32,
+        conv_channels=8,
+        depth=2,
+        num_heads=2,
+        decoder_depth=1,
+        codebook_size_t=K,
+        codebook_size_f=K,
+        code_dim=8,
+        ema_decay=0.9,
+        dead_code_threshold=0.5,
+        commitment_weight=0.25,
+    )
+    kw.update(overrides)
+    return TokenizerConfig(**kw)
+
+
+def synthetic_windows(n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Windows (n, C, P*S) of two sinusoids whose frequencies depend on a class label, with
+    random amplitude and phase per channel, plus white noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, len(CLASS_FREQS), n)
+    t = np.arange(P * S) / S
+    amp = rng.uniform(0.5, 1.5, (n, C, 2, 1))
+    phase = rng.uniform(0, 2 * np.pi, (n, C, 2, 1))
+    freqs = CLASS_FREQS[y][:, None, :, None]
+    x = (amp * np.sin(2 * np.pi * freqs * t + phase)).sum(2)
+    x += 0.3 * rng.standard_normal((n, C, P * S))
+    return torch.from_numpy(x.astype(np.float32)), y
+
+
+class _Windows(Dataset):
+    def __init__(self, x: torch.Tensor, y: np.ndarray) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        return self.x[i], int(self.y[i])
+
+
+def _token_histograms(model: TFDualTokenizer, x: torch.Tensor) -> np.ndarray:
+    ids_t, ids_f = model.tokenize(x)
+    cfg = model.config
+    h_t = torch.zeros(len(x), cfg.codebook_size_t)
+    h_f = torch.zeros(len(x), cfg.codebook_size_f)
+    h_t.scatter_add_(1, ids_t.flatten(1), torch.ones(ids_t.flatten(1).shape))
+    h_f.scatter_add_(1, ids_f.flatten(1), torch.ones(ids_f.flatten(1).shape))
+    return torch.cat([h_t, h_f], dim=1).numpy()
+
+
+# ---------------------------------------------------------------------------- shapes/API
+def test_shapes_and_patch_input() -> None:
+    model = TFDualTokenizer(tiny_config()).eval()
+    x = torch.randn(3, C, P * S)
+    ids_t, ids_f = model.tokenize(x)
+    assert ids_t.shape == ids_f.shape == (3, C, P)
+    assert ids_t.dtype == ids_f.dtype == torch.int64
+    assert int(ids_t.max()) < K and int(ids_f.min()) >= 0
+    # Patches (B, C, P, S) give the same tokens as windows (B, C, T).
+    ids_t2, ids_f2 = model.tokenize(x.reshape(3, C, P, S))
+    assert torch.equal(ids_t, ids_t2) and torch.equal(ids_f, ids_f2)
+    # Fewer channels and patches than the maxima are fine.
+    assert model.tokenize(torch.randn(2, 2, 2 * S))[0].shape == (2, 2, 2)
+
+    with torch.no_grad():
+        out = model(x)
+    f = S // 2 + 1
+    assert torch.equal(out.ids_t, ids_t) and torch.equal(out.ids_f, ids_f)
+    assert out.recon_time.shape == out.targets.time.shape == (3, C, P, S)
+    assert out.recon_amp.shape == out.targets.amp.shape == (3, C, P, f)
+    assert out.recon_phase.shape == out.targets.phase.shape == (3, C, P, f)
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    assert set(out.losses.as_dict()) == {"time", "amp", "phase", "commit_t", "commit_f"}
+    assert out.counts_t.shape == (K,) and float(out.counts_t.sum()) == 3 * C * P
+    assert model.encode(x).shape == (3, C, P, 32)
+    rt, ra, rp = model.decode(ids_t, ids_f)
+    assert rt.shape == (3, C, P, S) and ra.shape == rp.shape == (3, C, P, f)
+    assert float(rp.abs().max()) <= math.pi + 1e-6
+
+
+def test_loss_is_weighted_sum_of_terms() -> None:
+    cfg = tiny_config(time_weight=0.5, amp_weight=2.0, phase_weight=0.3, commitment_weight=0.7)
+    model = TFDualTokenizer(cfg).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, C, P * S))
+    t = out.losses
+    expected = 0.5 * t.time + 2.0 * t.amp + 0.3 * t.phase + 0.7 * (t.commit_t + t.commit_f)
+    assert torch.allclose(out.loss, expected)
+
+
+def test_targets_normalisation_and_phase() -> None:
+    model = TFDualTokenizer(tiny_config())
+    n = torch.arange(S)
+    wave = 3.0 * torch.cos(2 * math.pi * 5 * n / S + 0.7) + 2.0  # 5 cycles, phase 0.7
+    patches = wave.expand(1, 1, 1, S).clone()
+    tg = model.make_targets(patches)
+    assert torch.allclose(tg.time.mean(-1), torch.zeros(1), atol=1e-5)
+    assert torch.allclose(tg.time.std(-1, unbiased=False), torch.ones(1), atol=1e-4)
+    assert torch.allclose(tg.amp.std(-1, unbiased=False), torch.ones(1), atol=1e-4)
+    assert int(tg.amp[0, 0, 0, 1:].argmax()) + 1 == 5
+    assert float(tg.phase[0, 0, 0, 5]) == pytest.approx(0.7, abs=1e-4)
+    raw = TFDualTokenizer(tiny_config(target_norm="none")).make_targets(patches)
+    assert torch.allclose(raw.time, patches)
+    assert float(raw.amp[0, 0, 0, 5]) == pytest.approx(1.5, abs=1e-4)  # norm="forward"
+
+
+def test_bf16_autocast_forward() -> None:
+    model = TFDualTokenizer(tiny_config()).train()
+    x = torch.randn(2, C, P * S)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    assert out.loss.dtype == torch.float32 and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert all(
+        p.grad is not None and torch.isfinite(p.grad).all()
+        for n, p in model.named_parameters()
+        if p.requires_grad
+    )
+
+
+def test_default_config_is_the_released_size() -> None:
+    cfg = TokenizerConfig()
+    assert (cfg.patch_size, cfg.codebook_size_t, cfg.codebook_size_f, cfg.code_dim) == (
+        200,
+        4096,
+        4096,
+        32,
+    )
+    assert cfg.max_chans >= 19 and cfg.max_patches >= 30 and cfg.embed_dim == 200
+    model = TFDualTokenizer(cfg).eval()
+    ids_t, ids_f = model.tokenize(torch.randn(1, 19, 400))
+    assert ids_t.shape == (1, 19, 2) and int(ids_t.max()) < 4096
+
+
+# ------------------------------------------------------------------------------ errors
+def test_bad_inputs() -> None:
+    model = TFDualTokenizer(tiny_config())
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        model.tokenize(torch.randn(1, C, P * S + 5))
+    with pytest.raises(ValueError, match="S = patch_size"):
+        model.tokenize(torch.randn(1, C, P, S - 1))
+    with pytest.raises(ValueError, match="max_chans"):
+        model.tokenize(torch.randn(1, C + 1, S))
+    with pytest.raises(ValueError, match="max_patches"):
+        model.tokenize(torch.randn(1, C, (P + 1) * S))
+    with pytest.raises(ValueError, match=r"\(B, C, T\)"):
+        model.tokenize(torch.randn(C, S))
+    with pytest.raises(TypeError, match="floating"):
+        model.tokenize(torch.ones(1, C, S, dtype=torch.long))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        model.tokenize(np.zeros((1, C, S), dtype=np.float32))
+    with pytest.raises(ValueError, match="ids_t and ids_f"):
+        model.decode(torch.zeros(1, C, P, dtype=torch.long), torch.zeros(1, C, dtype=torch.long))
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        tiny_config(embed_dim=30, num_heads=4)
+    with pytest.raises(ValueError, match="target_norm"):
+        tiny_config(target_norm="zscore")
+    with pytest.raises(TypeError, match="must be an int"):
+        tiny_config(depth=2.0)
+    with pytest.raises(ValueError, match="codebook_size_f"):
+        tiny_config(codebook_size_f=1)
+    with pytest.raises(ValueError, match="Unknown TokenizerConfig keys"):
+        TokenizerConfig.from_dict({"patch_size": 200, "bogus": 1})
+    with pytest.raises(TypeError, match="TokenizerConfig"):
+        TFDualTokenizer({"patch_size": 200})  # type: ignore[arg-type]
+    assert TokenizerConfig.from_dict(tiny_config().to_dict()) == tiny_config()
+
+
+# ---------------------------------------------------------------------------- persistence
+def test_save_load_round_trip(tmp_path) -> None:
+    model = TFDualTokenizer(tiny_config()).train()
+    model(torch.randn(8, C, P * S))  # initialises the codebooks (k-means) and moves the EMAs
+    assert bool(model.codebook_t.initted)
+    model.eval()
+    folder = model.save_pretrained(tmp_path / "tok")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert json.loads((folder / "config.json").read_text())["codebook_size_t"] == K
+    loaded = TFDualTokenizer.from_pretrained(folder)
+    assert not loaded.training
+    assert loaded.config == model.config
+    for (k, a), (k2, b) in zip(
+        model.state_dict().items(), loaded.state_dict().items(), strict=True
+    ):
+        assert k == k2 and torch.equal(a, b), k
+    assert bool(loaded.codebook_f.initted)
+    x = torch.randn(2, C, P * S)
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.tokenize(x), loaded.tokenize(x), strict=True)
+    )
+    # Saving again over an existing folder replaces it atomically (no temp folders left).
+    model.save_pretrained(tmp_path / "tok")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]
+    # Overrides that keep weight shapes.
+    assert TFDualTokenizer.from_pretrained(folder, dropout=0.1).config.dropout == 0.1
+
+
+def test_from_pretrained_errors(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError):
+        TFDualTokenizer.from_pretrained(tmp_path / "does" / "not" / "exist")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        TFDualTokenizer.from_pretrained(tmp_path / "empty")
+    folder = TFDualTokenizer(tiny_config()).save_pretrained(tmp_path / "other")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["model_type"] = "something-else"
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="something-else"):
+        TFDualTokenizer.from_pretrained(folder)
+
+
+# ------------------------------------------------------------------------------ learning
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a loaded machine two threads
+    waiting on each other make training many times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_tokenizer_learns(tmp_path, one_thread) -> None:
+    """On windows whose spectra depend on a class label, training lowers the reconstruction
+    error far below an untrained tokenizer's, keeps both codebooks in use, and yields tokens
+    from which the label can be predicted on held-out windows."""
+    from sklearn.linear_model import LogisticRegression
+
+    from codebrain.layers.quantize import fraction_used
+    from codebrain.training.tokenizer_trainer import TokenizerTrainConfig, train_tokenizer
+
+    x_train, y_train = synthetic_windows(400, seed=0)
+    x_test, y_test = synthetic_windows(200, seed=1)
+    cfg = tiny_config()
+
+    torch.manual_seed(0)
+    untrained = TFDualTokenizer(cfg).eval()
+    with torch.no_grad():
+        before = untrained(x_test).losses
+
+    result = train_tokenizer(
+        _Windows(x_train, y_train),
+        TokenizerTrainConfig(
+            max_steps=200,
+            batch_size=32,
+            lr=1e-3,
+            warmup_steps=20,
+            min_lr_ratio=0.1,
+            checkpoint_every=1000,
+            log_every=50,
+            progress=False,
+        ),
+        tmp_path / "run",
+        model_config=cfg,
+    )
+    model = result.model
+    with torch.no_grad():
+        after = model(x_test).losses
+    recon_before = float(before.time + before.amp + before.phase)
+    recon_after = float(after.time + after.amp + after.phase)
+
+    ids_t, ids_f = model.tokenize(x_test)
+    used_t = fraction_used(torch.bincount(ids_t.flatten(), minlength=K).float())
+    used_f = fraction_used(torch.bincount(ids_f.flatten(), minlength=K).float())
+
+    h_train = _token_histograms(model, x_train)
+    h_test = _token_histograms(model, x_test)
+    clf = LogisticRegression(max_iter=2000).fit(h_train, y_train)
+    acc = clf.score(h_test, y_test)
+    chance = np.bincount(y_test).max() / len(y_test)
+    print(
+        f"\nrecon (time+amp+phase) untrained {recon_before:.3f} -> trained {recon_after:.3f}; "
+        f"amp {float(before.amp):.3f} -> {float(after.amp):.3f}; "
+        f"time {float(before.time):.3f} -> {float(after.time):.3f}; "
+        f"codes used t={used_t:.2f} f={used_f:.2f}; token-histogram accuracy {acc:.3f} "
+        f"(chance {chance:.3f})"
+    )
+    assert float(after.amp) < 0.3 * float(before.amp)
+    assert recon_after < 0.6 * recon_before
+    assert used_t >= 0.4 and used_f >= 0.4
+    assert acc >= chance + 0.35
