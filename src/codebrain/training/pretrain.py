@@ -33,7 +33,6 @@ import dataclasses
 import itertools
 import json
 import logging
-import math
 import os
 import time
 import warnings
@@ -48,6 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from codebrain.training._distributed import all_reduce_sum, barrier, rank, world_size
+from codebrain.training._schedule import WarmupCosine
 from codebrain.training.checkpointing import (
     capture_rng_state,
     checkpoint_path,
@@ -415,20 +416,7 @@ def _setup_distributed(device: str | None) -> _Dist:
         logger.info(
             "Joined process group: backend=%s rank=%d/%d", backend, dist.get_rank(), world_env
         )
-    if dist.is_available() and dist.is_initialized():
-        return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, dev, initialized_here)
-    return _Dist(0, 1, local_rank, dev, False)
-
-
-def _all_reduce_sum(t: torch.Tensor, ctx: _Dist) -> torch.Tensor:
-    if ctx.active:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
-
-
-def _barrier(ctx: _Dist) -> None:
-    if ctx.active:
-        dist.barrier()
+    return _Dist(rank(), world_size(), local_rank, dev, initialized_here)
 
 
 # ---------------------------------------------------------------------------- pieces
@@ -479,23 +467,6 @@ def build_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, 
         {"params": decay, "weight_decay": weight_decay, "names": names_d},
         {"params": no_decay, "weight_decay": 0.0, "names": names_nd},
     ]
-
-
-def _warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-class _WarmupCosine:
-    """Picklable LR multiplier (``LambdaLR`` then saves it with its state)."""
-
-    def __init__(self, warmup: int, total: int, min_ratio: float) -> None:
-        self.warmup, self.total, self.min_ratio = warmup, total, min_ratio
-
-    def __call__(self, step: int) -> float:
-        return _warmup_cosine(step, self.warmup, self.total, self.min_ratio)
 
 
 @torch.no_grad()
@@ -640,8 +611,7 @@ def evaluate_masked_tokens(
 
     net = unwrap_model(model)
     dev = torch.device(device) if device is not None else next(net.parameters()).device
-    ctx_rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    ctx_world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    ctx_rank, ctx_world = rank(), world_size()
     loader = DataLoader(
         _IndexedWindows(dataset),
         batch_size=batch_size,
@@ -676,8 +646,7 @@ def evaluate_masked_tokens(
             sums += torch.stack([ce_t, ce_f, ht, hf, mask.sum()]).to(sums)
     finally:
         net.train(was_training)
-    if ctx_world > 1:
-        dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+    all_reduce_sum(sums)
     return _metrics_from_sums(sums)
 
 
@@ -868,7 +837,7 @@ def _pretrain(
         eps=cfg.eps,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _WarmupCosine(cfg.warmup_steps, cfg.steps, cfg.min_lr / cfg.lr)
+        optimizer, WarmupCosine(cfg.warmup_steps, cfg.steps, cfg.min_lr / cfg.lr)
     )
     scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
 
@@ -928,7 +897,7 @@ def _pretrain(
             out_dir / "config.json",
             {"pretrain": cfg.to_dict(), "model": _model_config(model), "world_size": ctx.world},
         )
-    _barrier(ctx)
+    barrier()
     mlog = _MetricLog(out_dir, ctx.main, step, cfg.tensorboard)
 
     train_module: nn.Module = _MaskedTokenModule(model)
@@ -973,7 +942,7 @@ def _pretrain(
 
     def log_train() -> dict[str, Any] | None:
         nonlocal sums, grad_norm_sum, grad_norm_n, last_train
-        _all_reduce_sum(sums, ctx)
+        all_reduce_sum(sums)
         if sums[4].item() == 0:
             return None
         row = {
@@ -1058,7 +1027,7 @@ def _pretrain(
                 },
             )
             prune_checkpoints(ckpt_dir, cfg.keep_checkpoints)
-        _barrier(ctx)
+        barrier()
         return path
 
     try:
@@ -1086,7 +1055,7 @@ def _pretrain(
                 n_global = torch.tensor(
                     float(sum(int(m.sum()) for m in masks)), dtype=torch.float64, device=device
                 )
-                _all_reduce_sum(n_global, ctx)
+                all_reduce_sum(n_global)
                 t1 = time.perf_counter()
                 targets = [compute_token_targets(tokenizer, x, n_patches) for _, x in micro]
                 if step == start_step:
@@ -1177,7 +1146,7 @@ def _pretrain(
         if ctx.main:
             model.save_pretrained(final_dir)
             logger.info("Saved the pretrained backbone to %s", final_dir)
-        _barrier(ctx)
+        barrier()
     finally:
         bar.close()
         mlog.close()
