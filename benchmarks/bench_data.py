@@ -86,6 +86,9 @@ def _build_worker(paths_file: str, out_dir: str, n_jobs: int) -> dict:
         "eeg_hours": hours,
         "wall_seconds": seconds,
         "eeg_hours_per_minute": hours / (seconds / 60.0),
+        "worker_cpu_seconds": summary.cpu_seconds,
+        # Robust to other load on the machine: EEG hours per CPU minute of preprocessing.
+        "eeg_hours_per_cpu_minute": hours / (summary.cpu_seconds / 60.0),
         "corpus_mib": shard_bytes / 2**20,
         "parent_maxrss_mib": _maxrss_mib(resource.RUSAGE_SELF),
         # Pool workers are forked by the forkserver, not by this process, so RUSAGE_CHILDREN
@@ -178,7 +181,8 @@ def main(argv: list[str] | None = None) -> dict:
         results["stream"].append(stream)
         print(
             f"{size:4d} recordings ({build['eeg_hours']:.2f} h EEG): "
-            f"{build['eeg_hours_per_minute']:.1f} h/min, parent {build['parent_maxrss_mib']:.0f} MiB, "
+            f"{build['eeg_hours_per_minute']:.1f} h/min wall "
+            f"({build['eeg_hours_per_cpu_minute']:.1f} h per CPU-min), parent {build['parent_maxrss_mib']:.0f} MiB, "
             f"worker {build['largest_worker_maxrss_mib']:.0f} MiB; stream "
             f"{stream['windows_per_second']:.0f} windows/s, peak {stream['maxrss_after_stream_mib']:.0f} "
             f"MiB (anon {stream.get('rssanon_mib', 0):.0f}, mapped {stream.get('rssfile_mib', 0):.0f})",

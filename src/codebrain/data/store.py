@@ -90,6 +90,8 @@ class CorpusSummary:
     peak_worker_rss_mib : float
         Largest peak resident memory (``ru_maxrss``) of a process that preprocessed a
         recording in this run (this process when ``n_jobs=1``).
+    cpu_seconds : float
+        CPU time spent preprocessing and writing the recordings of this run, all processes.
     """
 
     processed: list[str] = field(default_factory=list)
@@ -99,6 +101,7 @@ class CorpusSummary:
     n_rejected: int = 0
     seconds: float = 0.0
     peak_worker_rss_mib: float = 0.0
+    cpu_seconds: float = 0.0
 
     def __str__(self) -> str:
         lines = [
@@ -162,6 +165,7 @@ def _process_recording(
     verbose: bool | str | int | None,
 ) -> dict[str, Any]:
     """Worker: read, preprocess, window and write one shard; return its manifest entry."""
+    cpu_start = time.process_time()
     config = PreprocessConfig.from_dict(config_dict)
     raw = read_raw(path, verbose=verbose)
     raw = preprocess_raw(raw, config, copy=False, verbose=verbose)
@@ -186,6 +190,7 @@ def _process_recording(
         "duration_s": float(raw.times[-1] + 1.0 / raw.info["sfreq"]),
         "sha256": writer.sha256.hexdigest(),
         "_peak_rss_mib": _peak_rss_mib(),
+        "_cpu_s": time.process_time() - cpu_start,
     }
 
 
@@ -381,6 +386,7 @@ def build_corpus(
             logger.warning("Skipping %s: %s", key, reason)
         else:
             rss = outcome.pop("_peak_rss_mib", 0.0)
+            summary.cpu_seconds += outcome.pop("_cpu_s", 0.0)
             summary.peak_worker_rss_mib = max(summary.peak_worker_rss_mib, rss)
             entries[key] = outcome
             failed.pop(key, None)
