@@ -1,0 +1,282 @@
+"""Tests of the Stage 1 training loop (codebrain.training.tokenizer_trainer)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import pickle
+
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from codebrain.models.tokenizer import TFDualTokenizer, TokenizerConfig
+from codebrain.training._schedule import (
+    WarmupCosine,
+    build_warmup_cosine_scheduler,
+    warmup_cosine_factor,
+)
+from codebrain.training.tokenizer_trainer import (
+    LOG_FIELDS,
+    TokenizerTrainConfig,
+    train_tokenizer,
+)
+
+S, C, P = 32, 3, 2
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _model_config(**kw) -> TokenizerConfig:
+    base = dict(
+        patch_size=S,
+        max_chans=C,
+        max_patches=P,
+        embed_dim=16,
+        conv_channels=4,
+        depth=1,
+        num_heads=2,
+        decoder_depth=1,
+        codebook_size_t=16,
+        codebook_size_f=16,
+        code_dim=4,
+        dropout=0.1,  # makes the RNG state matter for exact resume
+        ema_decay=0.9,
+        dead_code_threshold=0.5,  # restarts draw random numbers too
+    )
+    base.update(kw)
+    return TokenizerConfig(**base)
+
+
+def _train_config(**kw) -> TokenizerTrainConfig:
+    base = dict(
+        max_steps=12,
+        batch_size=8,
+        lr=1e-3,
+        warmup_steps=3,
+        checkpoint_every=4,
+        keep_checkpoints=2,
+        log_every=2,
+        progress=False,
+        seed=7,
+    )
+    base.update(kw)
+    return TokenizerTrainConfig(**base)
+
+
+class _Tensors(Dataset):
+    """Items are plain tensors (like CorpusDataset)."""
+
+    def __init__(self, n: int, n_times: int = P * S, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, C, n_times, generator=g)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.x[i]
+
+
+class _Pairs(_Tensors):
+    """Items are (x, y) tuples (like WindowDataset), x as a NumPy array."""
+
+    def __getitem__(self, i: int):
+        return self.x[i].numpy(), i % 2
+
+
+def _read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_exact_resume(tmp_path) -> None:
+    ds = _Tensors(36)  # 4 batches per epoch: the run crosses epoch boundaries
+    mcfg = _model_config()
+    straight = train_tokenizer(ds, _train_config(), tmp_path / "a", model_config=mcfg)
+    assert straight.finished and straight.step == 12
+
+    first = train_tokenizer(ds, _train_config(), tmp_path / "b", model_config=mcfg, stop_after=7)
+    assert not first.finished and first.step == 7
+    assert first.checkpoint is not None and first.checkpoint.name == "ckpt_00000007.pt"
+    assert not (tmp_path / "b" / "tokenizer").exists()
+    # A fresh call (new model, new optimizer) picks the run up from the checkpoint.
+    torch.manual_seed(123)  # the global RNG state before the call must not matter
+    resumed = train_tokenizer(ds, _train_config(), tmp_path / "b", model_config=mcfg)
+    assert resumed.finished and resumed.step == 12
+
+    sa, sb = straight.model.state_dict(), resumed.model.state_dict()
+    s7 = first.model.state_dict()
+    assert not torch.equal(s7["head_time.2.weight"], sb["head_time.2.weight"])  # it trained on
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    assert int(sa["codebook_t.num_restarts"]) == int(sb["codebook_t.num_restarts"])
+    assert bool(sb["codebook_t.initted"]) and bool(sb["codebook_f.initted"])
+    # The logs agree row by row (the resumed run drops nothing and duplicates nothing).
+    rows_a = _read_jsonl(tmp_path / "a" / "log.jsonl")
+    rows_b = _read_jsonl(tmp_path / "b" / "log.jsonl")
+    assert [r["step"] for r in rows_a] == [r["step"] for r in rows_b] == list(range(2, 13, 2))
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        for key in ("loss", "time", "amp", "phase", "used_t", "perplexity_f", "lr"):
+            assert ra[key] == rb[key], (ra["step"], key)
+
+
+def test_outputs_and_logs(tmp_path) -> None:
+    ds = _Pairs(20)
+    out = tmp_path / "run"
+    res = train_tokenizer(
+        ds, _train_config(max_steps=6, checkpoint_every=2), out, model_config=_model_config()
+    )
+    ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert ckpts == ["ckpt_00000004.pt", "ckpt_00000006.pt"]  # keep_checkpoints=2
+    with open(out / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6]
+    assert list(rows[0]) == list(LOG_FIELDS)
+    for r in rows:
+        assert math.isfinite(float(r["loss"]))
+        assert 0.0 < float(r["used_t"]) <= 1.0 and 0.0 < float(r["used_f"]) <= 1.0
+        assert 1.0 <= float(r["perplexity_t"]) <= 16.0
+    assert len(_read_jsonl(out / "log.jsonl")) == 3
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 6 and 0 < summary["codebook_t"]["fraction_used_total"] <= 1
+    cfg = json.loads((out / "train_config.json").read_text())
+    assert cfg["train"]["max_steps"] == 6 and cfg["model"]["embed_dim"] == 16
+    loaded = TFDualTokenizer.from_pretrained(out / "tokenizer")
+    x = ds.x[:2]
+    assert all(
+        torch.equal(a, b) for a, b in zip(loaded.tokenize(x), res.model.tokenize(x), strict=True)
+    )
+    # Finished runs are not retrained: a second call resumes at max_steps and returns at once.
+    again = train_tokenizer(
+        ds, _train_config(max_steps=6, checkpoint_every=2), out, model_config=_model_config()
+    )
+    assert again.step == 6 and len(_read_jsonl(out / "log.jsonl")) == 3
+
+
+def test_bf16_and_no_clip(tmp_path) -> None:
+    res = train_tokenizer(
+        _Tensors(16),
+        _train_config(max_steps=2, precision="bf16", grad_clip=0.0),
+        tmp_path / "bf16",
+        model_config=_model_config(dropout=0.0),
+    )
+    assert res.finished
+    assert all(math.isfinite(r["loss"]) and r["grad_norm"] > 0 for r in res.history)
+
+
+def test_resume_with_another_model_config_fails(tmp_path) -> None:
+    ds = _Tensors(16)
+    train_tokenizer(ds, _train_config(max_steps=2), tmp_path / "r", model_config=_model_config())
+    with pytest.raises(ValueError, match="different tokenizer configuration"):
+        train_tokenizer(
+            ds,
+            _train_config(max_steps=4),
+            tmp_path / "r",
+            model_config=_model_config(code_dim=8),
+        )
+
+
+def test_bad_datasets(tmp_path) -> None:
+    cfg = _train_config(max_steps=1)
+    with pytest.raises(ValueError, match="empty"):
+        train_tokenizer(_Tensors(0), cfg, tmp_path / "x", model_config=_model_config())
+    with pytest.raises(ValueError, match="batch_size"):
+        train_tokenizer(_Tensors(5), cfg, tmp_path / "x", model_config=_model_config())
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        train_tokenizer(
+            _Tensors(16, n_times=P * S + 3), cfg, tmp_path / "x", model_config=_model_config()
+        )
+
+    class _Strings(_Tensors):
+        def __getitem__(self, i):
+            return "not a tensor"
+
+    with pytest.raises(TypeError, match="expected a float tensor"):
+        train_tokenizer(_Strings(16), cfg, tmp_path / "x", model_config=_model_config())
+    with pytest.raises(ValueError, match="precision"):
+        _train_config(precision="fp16")
+    with pytest.raises(ValueError, match="max_steps"):
+        _train_config(max_steps=0)
+
+
+def test_default_model_config_fits_the_data(tmp_path, monkeypatch) -> None:
+    """Without a model config the released architecture is used, widened to the data."""
+    from codebrain.training import tokenizer_trainer
+
+    captured = {}
+
+    class _Stop(Exception):
+        pass
+
+    def spy(config):
+        captured["config"] = config
+        raise _Stop
+
+    monkeypatch.setattr(tokenizer_trainer, "TFDualTokenizer", spy)
+    ds = _Tensors(2, n_times=200 * 40)
+    with pytest.raises(_Stop):
+        train_tokenizer(ds, _train_config(max_steps=1, batch_size=2), tmp_path / "d")
+    got = captured["config"]
+    assert got.patch_size == 200 and got.codebook_size_t == 4096 and got.code_dim == 32
+    assert got.max_chans == 19 and got.max_patches == 40
+
+
+def test_config_round_trip() -> None:
+    cfg = _train_config(betas=(0.8, 0.95))
+    d = json.loads(json.dumps(cfg.to_dict()))
+    assert TokenizerTrainConfig.from_dict(d) == cfg
+    with pytest.raises(ValueError, match="Unknown"):
+        TokenizerTrainConfig.from_dict({"nope": 1})
+
+
+def test_warmup_cosine_schedule() -> None:
+    f = [
+        warmup_cosine_factor(s, warmup_steps=4, total_steps=12, min_lr_ratio=0.1) for s in range(14)
+    ]
+    assert f[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert f[4] == pytest.approx(1.0)
+    assert f[8] == pytest.approx(0.1 + 0.9 * 0.5)
+    assert f[12] == pytest.approx(0.1) and f[13] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(f[4:], f[5:], strict=False))
+    sched_fn = pickle.loads(pickle.dumps(WarmupCosine(4, 12, 0.1)))
+    assert sched_fn(8) == pytest.approx(f[8])
+    with pytest.raises(ValueError, match="total_steps"):
+        WarmupCosine(1, 0)
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=2.0)
+    sched = build_warmup_cosine_scheduler(opt, warmup_steps=4, total_steps=12, min_lr_ratio=0.1)
+    lrs = []
+    for _ in range(6):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([2.0 * v for v in f[:6]])
+    # The scheduler's state round-trips (resume continues on the same curve).
+    opt2 = torch.optim.SGD([p], lr=2.0)
+    sched2 = build_warmup_cosine_scheduler(opt2, warmup_steps=4, total_steps=12, min_lr_ratio=0.1)
+    opt2.load_state_dict(opt.state_dict())
+    sched2.load_state_dict(sched.state_dict())
+    for o, sc in ((opt, sched), (opt2, sched2)):
+        o.step()
+        sc.step()
+    assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"] == pytest.approx(2.0 * f[7])
+
+
+def test_collate_rejects_mixed_shapes(tmp_path) -> None:
+    class _Mixed(_Tensors):
+        def __getitem__(self, i):
+            return self.x[i] if i % 2 else self.x[i][:, :S]
+
+    with pytest.raises(ValueError, match="different shapes"):
+        train_tokenizer(
+            _Mixed(16), _train_config(max_steps=1), tmp_path / "m", model_config=_model_config()
+        )
