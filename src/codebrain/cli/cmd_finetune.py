@@ -1,0 +1,288 @@
+"""``codebrain finetune``: fine-tune or probe CodeBrain on labelled windows.
+
+Input: a windows ``.npz`` from ``codebrain prepare`` or EEG files/folders (prepared on the fly
+with the preprocessing flags). The validation (and optional test) split is by subject (or
+recording): windows of one subject never appear in two splits. Output folder (written
+atomically, complete or absent): the model (``save_pretrained`` layout, plus
+``linear_probe.*`` in linear mode), ``preprocess.json``, ``finetune.json`` (config, history,
+classes, split, metrics), ``learning_curves.png`` and ``confusion_matrix.png``. With
+``--folds K`` it runs subject-wise K-fold cross-validation and writes ``cv.json`` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["register", "labelled_subset", "infer_task", "build_model"]
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``finetune`` subcommand."""
+    from codebrain.cli.cmd_prepare import add_preprocess_args
+
+    p = subparsers.add_parser(
+        "finetune",
+        help="fine-tune / linear-probe CodeBrain on labelled windows",
+        description=__doc__.split("\n\n", 1)[1].replace("``", "'"),
+    )
+    p.add_argument("data", nargs="+", help="windows .npz from 'prepare', or EEG files/folders")
+    p.add_argument("-o", "--out", required=True, help="output model folder")
+    p.add_argument("--model", help="pretrained model folder / Hub id (default: train from scratch)")
+    p.add_argument("--mode", choices=("full", "linear", "mlp"), default="full")
+    p.add_argument("--task", choices=("auto", "classification", "regression"), default="auto")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3, help="head learning rate")
+    p.add_argument("--backbone-lr", type=float, default=1e-4, help="backbone learning rate")
+    p.add_argument("--layer-decay", type=float, default=1.0, help="layer-wise lr decay")
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--warmup-epochs", type=float, default=1.0)
+    p.add_argument("--grad-clip", type=float, default=1.0, help="max grad norm (0: off)")
+    p.add_argument("--class-weight", choices=("none", "balanced"), default="none")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    p.add_argument("--monitor", default="auto", help="validation metric for model selection")
+    p.add_argument("--pooling", choices=("mean_patches", "mean", "flatten"), default="mean_patches")
+    p.add_argument("--val", help="separate validation windows .npz (else split from data)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of subjects")
+    p.add_argument("--test-fraction", type=float, default=0.0, help="held-out test subjects")
+    p.add_argument("--split-by", choices=("subject", "recording"), default="subject")
+    p.add_argument("--folds", type=int, help="K-fold cross-validation by subject (writes cv.json)")
+    p.add_argument("--width", type=int, help="from scratch: residual/feature width (200)")
+    p.add_argument("--layers", type=int, help="from scratch: residual blocks (8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, auto")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    add_preprocess_args(p)
+    p.set_defaults(func=run)
+
+
+def labelled_subset(ds: Any) -> Any:
+    """Drop unlabelled windows (label -1); log how many."""
+    if ds.labels.dtype.kind in "iu":
+        keep = ds.labels >= 0
+        if not keep.all():
+            logger.warning("Ignoring %d unlabelled window(s).", int((~keep).sum()))
+            return ds.subset(keep)
+    return ds
+
+
+def infer_task(ds: Any, task: str) -> str:
+    """``"classification"`` for integer labels, ``"regression"`` for floats (unless forced)."""
+    if task != "auto":
+        return task
+    return "regression" if ds.labels.dtype.kind == "f" else "classification"
+
+
+def _n_outputs(ds: Any, task: str) -> int:
+    if task == "regression":
+        return 1
+    if ds.classes:
+        return len(ds.classes)
+    return int(ds.labels.max()) + 1
+
+
+def build_model(args: argparse.Namespace, ds: Any, n_outputs: int):
+    """A CodeBrain for ``ds``: from ``--model`` (head rebuilt for ``n_outputs``) or from scratch."""
+    from codebrain.cli import CLIError
+    from codebrain.models.codebrain import CodeBrain
+
+    if args.model:
+        model = CodeBrain.from_pretrained(args.model, n_outputs=n_outputs, n_times=ds.n_times)
+        if model.n_chans != ds.n_chans:
+            raise CLIError(
+                f"the model takes {model.n_chans} channels but the data has {ds.n_chans}; "
+                "prepare the data with the model's channels (--channels)."
+            )
+        return model
+    arch: dict[str, Any] = {}
+    if args.width:
+        arch.update(res_channels=args.width, skip_channels=args.width, out_channels=args.width)
+    if args.layers:
+        arch["num_res_layers"] = args.layers
+    return CodeBrain(
+        n_outputs=n_outputs,
+        chs_info=[{"ch_name": c} for c in ds.ch_names],
+        n_times=ds.n_times,
+        sfreq=ds.sfreq,
+        **arch,
+    )
+
+
+def _finetune_config(args: argparse.Namespace, task: str):
+    from codebrain.training.finetune import FinetuneConfig
+
+    return FinetuneConfig(
+        mode=args.mode,
+        task=task,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        backbone_lr=args.backbone_lr,
+        layer_decay=args.layer_decay,
+        weight_decay=args.weight_decay,
+        warmup_epochs=args.warmup_epochs,
+        grad_clip=args.grad_clip or None,
+        class_weight=None if args.class_weight == "none" else args.class_weight,
+        patience=args.patience,
+        monitor=args.monitor,
+        pooling=args.pooling,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+
+
+def _groups(ds: Any, split_by: str) -> np.ndarray:
+    return ds.subject_ids if split_by == "subject" else ds.recording_ids
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``codebrain finetune``."""
+    import torch
+
+    from codebrain.cli import CLIError
+    from codebrain.cli.cmd_prepare import load_data_arg, load_windows_npz
+    from codebrain.training._splits import group_kfold, group_train_val_split
+    from codebrain.training.finetune import evaluate, finetune
+    from codebrain.training.plots import plot_confusion_matrix, plot_learning_curves
+    from codebrain.utils.io import atomic_replace_dir, atomic_write_json
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise CLIError(f"{out} exists; pass --force to replace it.")
+    for name in ("val_fraction", "test_fraction"):
+        v = getattr(args, name)
+        if not 0.0 <= v < 1.0:
+            raise CLIError(f"--{name.replace('_', '-')} must be in [0, 1), got {v}.")
+    ds, pre = load_data_arg(args.data, args)
+    ds = labelled_subset(ds)
+    if len(ds) == 0:
+        raise CLIError("no labelled windows in the data.")
+    task = infer_task(ds, args.task)
+    if task == "classification" and ds.labels.dtype.kind == "f":
+        raise CLIError("--task classification needs integer class labels; the data holds floats.")
+    n_outputs = _n_outputs(ds, task)
+    if task == "classification" and np.unique(ds.labels).size < 2:
+        raise CLIError(
+            f"the labels hold a single class ({ds.labels[0]}); classification needs at least two."
+        )
+    config = _finetune_config(args, task)
+    groups = _groups(ds, args.split_by)
+    y_strat = ds.labels if task == "classification" else np.zeros(len(ds), dtype=np.int64)
+
+    def split_val(train_ds: Any) -> tuple[Any, Any]:
+        if args.val:
+            val_ds, _ = load_windows_npz(args.val)
+            return train_ds, labelled_subset(val_ds)
+        if args.val_fraction == 0:
+            return train_ds, None
+        g = _groups(train_ds, args.split_by)
+        if np.unique(g).size < 2:
+            raise CLIError(
+                f"a validation split needs at least 2 {args.split_by}s, found "
+                f"{np.unique(g).size}; pass --val-fraction 0 or --val."
+            )
+        ys = train_ds.labels if task == "classification" else np.zeros(len(train_ds), np.int64)
+        tr, va = group_train_val_split(ys, g, val_fraction=args.val_fraction, seed=args.seed)
+        return train_ds.subset(tr), train_ds.subset(va)
+
+    summary: dict[str, Any] = {"task": task, "classes": ds.classes, "split_by": args.split_by}
+    with atomic_replace_dir(out) as tmp:
+        if args.folds:
+            folds = group_kfold(y_strat, groups, n_splits=args.folds, seed=args.seed)
+            fold_rows = []
+            for k, (tr_idx, te_idx) in enumerate(folds):
+                logger.info("Fold %d/%d", k + 1, len(folds))
+                train_ds, val_ds = split_val(ds.subset(tr_idx))
+                torch.manual_seed(args.seed)
+                model = build_model(args, ds, n_outputs)
+                res = finetune(model, train_ds, val_ds, config)
+                metrics = evaluate(res.model, ds.subset(te_idx), task=task)
+                fold_rows.append(
+                    {
+                        "fold": k,
+                        "test_groups": sorted(set(groups[te_idx].tolist())),
+                        "best_epoch": res.best_epoch,
+                        "test_metrics": metrics,
+                    }
+                )
+            keys = [
+                k
+                for k, v in fold_rows[0]["test_metrics"].items()
+                if isinstance(v, float)
+                and all(r["test_metrics"].get(k) is not None for r in fold_rows)
+            ]
+            summary["cv"] = {
+                "folds": fold_rows,
+                "mean": {
+                    k: float(np.mean([r["test_metrics"][k] for r in fold_rows])) for k in keys
+                },
+                "std": {k: float(np.std([r["test_metrics"][k] for r in fold_rows])) for k in keys},
+            }
+            summary["finetune_config"] = config.to_dict()
+            atomic_write_json(tmp / "cv.json", summary)
+            main = _primary(task)
+            print(
+                f"{args.folds}-fold cross-validation by {args.split_by}: {main} "
+                f"{summary['cv']['mean'].get(main, float('nan')):.3f} ± "
+                f"{summary['cv']['std'].get(main, float('nan')):.3f}; wrote {out}/cv.json"
+            )
+            return 0
+
+        test_ds = None
+        work = ds
+        if args.test_fraction > 0:
+            tr, te = group_train_val_split(
+                y_strat, groups, val_fraction=args.test_fraction, seed=args.seed + 1
+            )
+            work, test_ds = ds.subset(tr), ds.subset(te)
+            summary["test_groups"] = sorted(set(groups[te].tolist()))
+        train_ds, val_ds = split_val(work)
+        summary["train_groups"] = sorted(set(_groups(train_ds, args.split_by).tolist()))
+        if val_ds is not None:
+            summary["val_groups"] = sorted(set(_groups(val_ds, args.split_by).tolist()))
+        torch.manual_seed(args.seed)
+        model = build_model(args, ds, n_outputs)
+        result = finetune(model, train_ds, val_ds, config)
+        summary.update(result.to_dict())
+        if test_ds is not None:
+            summary["test_metrics"] = evaluate(result.model, test_ds, task=task)
+        result.model.save_pretrained(tmp)
+        if pre is not None:
+            atomic_write_json(tmp / "preprocess.json", pre)
+        metric = "balanced_accuracy" if task == "classification" else "r2"
+        plot_learning_curves(
+            result.history, tmp / "learning_curves.png", metric=metric, best_epoch=result.best_epoch
+        )
+        shown = summary.get("test_metrics") or result.val_metrics
+        if task == "classification" and shown is not None:
+            plot_confusion_matrix(
+                shown["confusion_matrix"],
+                tmp / "confusion_matrix.png",
+                class_names=ds.classes,
+                title="Test subjects" if test_ds is not None else "Validation subjects",
+            )
+        atomic_write_json(tmp / "finetune.json", summary)
+    main = _primary(task)
+    parts = [f"Fine-tuned ({args.mode}) on {len(train_ds)} windows; best epoch {result.best_epoch}"]
+    if result.val_metrics is not None:
+        parts.append(f"validation {main} {result.val_metrics.get(main)}")
+    if "test_metrics" in summary:
+        parts.append(f"test {main} {summary['test_metrics'].get(main)}")
+    print("; ".join(parts) + f"; saved to {out}")
+    return 0
+
+
+def _primary(task: str) -> str:
+    """Headline metric of a task."""
+    from codebrain.training.metrics import PRIMARY_METRIC
+
+    return PRIMARY_METRIC[task]
