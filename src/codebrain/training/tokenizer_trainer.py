@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 from codebrain.layers.quantize import fraction_used, perplexity
 from codebrain.models.tokenizer import TFDualTokenizer, TokenizerConfig
 from codebrain.training import _distributed
-from codebrain.training._schedule import build_warmup_cosine_scheduler
+from codebrain.training._schedule import WarmupCosine, build_warmup_cosine_scheduler
 from codebrain.training.checkpointing import (
     capture_rng_state,
     checkpoint_path,
@@ -482,6 +482,12 @@ def train_tokenizer(
             rng_index=rank,
             map_location=device,
         )
+        # The schedule follows the *current* config (a run may be extended with more steps).
+        for fn in scheduler.lr_lambdas:
+            if isinstance(fn, WarmupCosine):
+                fn.__dict__.update(
+                    WarmupCosine(cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio).__dict__
+                )
         step = int(extra["step"])
         epoch = int(extra["epoch"])
         batch_in_epoch = int(extra["batch_in_epoch"])

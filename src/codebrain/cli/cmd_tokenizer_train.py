@@ -1,0 +1,271 @@
+"""``codebrain tokenizer-train``: train the Stage 1 TFDual-Tokenizer on a corpus.
+
+Examples
+--------
+On a corpus built by ``codebrain prepare`` (a folder with ``manifest.json``)::
+
+    codebrain tokenizer-train --corpus corpus/ --out runs/tok --steps 20000
+
+On a folder of ``.npy`` arrays shaped ``(n_windows, n_chans, n_times)``::
+
+    codebrain tokenizer-train --corpus windows/ --out runs/tok --steps 2000 --bf16
+
+Re-running the same command continues from the newest checkpoint in ``OUT/checkpoints``
+(``--no-resume`` starts over in a fresh folder only). The trained tokenizer is written to
+``OUT/tokenizer`` and loads with ``TFDualTokenizer.from_pretrained(OUT/tokenizer)``; Stage 2
+uses it through ``codebrain pretrain --tokenizer OUT/tokenizer``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from codebrain.cli import CLIError
+
+__all__ = ["NpyWindows", "load_windows", "register", "run"]
+
+logger = logging.getLogger(__name__)
+
+
+class NpyWindows(Dataset):
+    """Windows from ``.npy`` files, each ``(n_windows, n_chans, n_times)``, memory-mapped.
+
+    Parameters
+    ----------
+    paths : list of path-like
+        Files in order; their windows are concatenated. All must share ``(n_chans, n_times)``.
+
+    Notes
+    -----
+    ``__getitem__(i)`` returns a float32 tensor ``(n_chans, n_times)``.
+    """
+
+    def __init__(self, paths: list[str | os.PathLike]) -> None:
+        if not paths:
+            raise ValueError("NpyWindows needs at least one .npy file.")
+        self.paths = [Path(p) for p in paths]
+        self._arrays: list[np.ndarray] | None = None
+        shapes = []
+        counts = []
+        for p in self.paths:
+            arr = np.load(p, mmap_mode="r", allow_pickle=False)
+            if arr.ndim != 3:
+                raise ValueError(
+                    f"{p} holds an array of shape {arr.shape}; expected (n_windows, n_chans, "
+                    "n_times)."
+                )
+            shapes.append(arr.shape[1:])
+            counts.append(arr.shape[0])
+        if len(set(shapes)) != 1:
+            raise ValueError(
+                f"the .npy files disagree on (n_chans, n_times): "
+                f"{sorted({tuple(s) for s in shapes})}."
+            )
+        self.n_chans, self.n_times = (int(v) for v in shapes[0])
+        self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} windows.")
+        i = i % len(self)
+        if self._arrays is None:  # opened lazily so DataLoader workers map their own copies
+            self._arrays = [np.load(p, mmap_mode="r", allow_pickle=False) for p in self.paths]
+        f = int(np.searchsorted(self._offsets, i, side="right") - 1)
+        x = np.asarray(self._arrays[f][i - self._offsets[f]], dtype=np.float32)
+        return torch.from_numpy(x.copy())
+
+
+def load_windows(path: str | os.PathLike) -> Dataset:
+    """Open a corpus for the tokenizer commands.
+
+    Parameters
+    ----------
+    path : path-like
+        A folder written by ``codebrain.data.build_corpus`` (has ``manifest.json``), a folder of
+        ``.npy`` arrays ``(n_windows, n_chans, n_times)``, or one such ``.npy`` file.
+
+    Returns
+    -------
+    torch.utils.data.Dataset
+        Items are float32 tensors ``(n_chans, n_times)``.
+
+    Raises
+    ------
+    CLIError
+        Missing path, or a folder with neither a manifest nor ``.npy`` files.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"corpus {str(path)!r} does not exist.")
+    if path.is_file():
+        if path.suffix != ".npy":
+            raise CLIError(f"corpus file {str(path)!r} is not a .npy array.")
+        return NpyWindows([path])
+    if (path / "manifest.json").is_file():
+        try:
+            from codebrain.data import CorpusDataset
+        except ImportError as err:
+            raise CLIError(
+                f"{path} is a built corpus but codebrain.data.CorpusDataset is unavailable ({err})."
+            ) from err
+        return CorpusDataset(path)
+    files = sorted(path.glob("*.npy"))
+    if not files:
+        raise CLIError(
+            f"corpus folder {str(path)!r} has neither a manifest.json (built corpus) nor .npy "
+            "arrays shaped (n_windows, n_chans, n_times)."
+        )
+    return NpyWindows(files)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``tokenizer-train`` subcommand."""
+    p = subparsers.add_parser(
+        "tokenizer-train",
+        help="train the Stage 1 TFDual-Tokenizer (VQ-VAE, temporal + frequency codebooks)",
+        description=(
+            "Train the TFDual-Tokenizer that maps each 1 s EEG patch to a temporal and a "
+            "frequency token. Checkpoints, CSV/JSON logs and the final tokenizer go to --out; "
+            "re-running continues from the newest checkpoint."
+        ),
+        epilog="example: codebrain tokenizer-train --corpus corpus/ --out runs/tok --steps 2000",
+    )
+    io = p.add_argument_group("inputs and outputs")
+    io.add_argument(
+        "--corpus",
+        required=True,
+        help="built corpus folder (manifest.json) or folder of .npy (n_windows, n_chans, n_times)",
+    )
+    io.add_argument("--out", required=True, help="run folder (checkpoints, logs, tokenizer/)")
+
+    m = p.add_argument_group("architecture (defaults: the released configuration)")
+    m.add_argument("--patch-size", type=int, default=200, help="samples per patch (200)")
+    m.add_argument("--embed-dim", type=int, default=200)
+    m.add_argument("--depth", type=int, default=12, help="encoder Transformer layers")
+    m.add_argument("--heads", type=int, default=10, help="attention heads")
+    m.add_argument("--decoder-depth", type=int, default=3)
+    m.add_argument("--conv-channels", type=int, default=8)
+    m.add_argument("--codebook-size", type=int, default=4096, help="K of each codebook")
+    m.add_argument("--code-dim", type=int, default=32)
+    m.add_argument("--dropout", type=float, default=0.0)
+    m.add_argument("--ema-decay", type=float, default=0.99)
+    m.add_argument(
+        "--dead-code-threshold",
+        type=float,
+        default=1.0,
+        help="restart codes whose EMA usage per step falls below this (0 disables)",
+    )
+    m.add_argument("--max-chans", type=int, help="channel-embedding size (default: fit data)")
+    m.add_argument("--max-patches", type=int, help="patch-embedding size (default: fit data)")
+
+    t = p.add_argument_group("training")
+    t.add_argument("--steps", type=int, default=20000)
+    t.add_argument("--batch-size", type=int, default=64, help="windows per step per process")
+    t.add_argument("--lr", type=float, default=5e-4)
+    t.add_argument("--warmup-steps", type=int, default=1000)
+    t.add_argument("--min-lr-ratio", type=float, default=0.01)
+    t.add_argument("--weight-decay", type=float, default=1e-4)
+    t.add_argument("--grad-clip", type=float, default=3.0, help="0 disables")
+    t.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU and GPU)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--num-workers", type=int, default=0)
+    t.add_argument("--log-every", type=int, default=50)
+    t.add_argument("--checkpoint-every", type=int, default=1000)
+    t.add_argument("--keep-checkpoints", type=int, default=3)
+    t.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: GPU if available)")
+    t.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _configs(args: argparse.Namespace, n_chans: int, n_times: int) -> tuple[Any, Any]:
+    from codebrain.models.tokenizer import TokenizerConfig
+    from codebrain.training.tokenizer_trainer import TokenizerTrainConfig
+
+    if args.patch_size < 1 or n_times % args.patch_size:
+        raise CLIError(
+            f"windows have {n_times} samples, not a multiple of --patch-size {args.patch_size}."
+        )
+    model_cfg = TokenizerConfig(
+        patch_size=args.patch_size,
+        max_chans=args.max_chans if args.max_chans is not None else max(19, n_chans),
+        max_patches=(
+            args.max_patches
+            if args.max_patches is not None
+            else max(30, n_times // args.patch_size)
+        ),
+        embed_dim=args.embed_dim,
+        conv_channels=args.conv_channels,
+        depth=args.depth,
+        num_heads=args.heads,
+        decoder_depth=args.decoder_depth,
+        codebook_size_t=args.codebook_size,
+        codebook_size_f=args.codebook_size,
+        code_dim=args.code_dim,
+        dropout=args.dropout,
+        ema_decay=args.ema_decay,
+        dead_code_threshold=args.dead_code_threshold,
+    )
+    train_cfg = TokenizerTrainConfig(
+        max_steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup_steps=args.warmup_steps,
+        min_lr_ratio=args.min_lr_ratio,
+        weight_decay=args.weight_decay,
+        grad_clip=args.grad_clip,
+        precision="bf16" if args.bf16 else "fp32",
+        seed=args.seed,
+        num_workers=args.num_workers,
+        log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints,
+        device=args.device,
+        resume=not args.no_resume,
+        progress=not args.no_progress,
+    )
+    return model_cfg, train_cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``tokenizer-train``; returns the exit code."""
+    from codebrain.training.tokenizer_trainer import train_tokenizer
+
+    dataset = load_windows(args.corpus)
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise CLIError(f"corpus {args.corpus!r} holds no windows.")
+    first = dataset[0]
+    first = first[0] if isinstance(first, (tuple, list)) else first
+    n_chans, n_times = (int(v) for v in first.shape)
+    model_cfg, train_cfg = _configs(args, n_chans, n_times)
+    out = Path(args.out)
+    if args.no_resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
+        raise CLIError(
+            f"--no-resume but {out / 'checkpoints'} already holds checkpoints; choose a new "
+            "--out folder."
+        )
+    logger.info(
+        "Training the TFDual-Tokenizer on %d windows (%d channels x %d samples)",
+        len(dataset),  # type: ignore[arg-type]
+        n_chans,
+        n_times,
+    )
+    result = train_tokenizer(dataset, train_cfg, out, model_config=model_cfg)
+    last = result.history[-1] if result.history else {}
+    print(
+        f"tokenizer-train: {result.step} steps, loss {last.get('loss', float('nan')):.4f}, "
+        f"codes used t={last.get('used_t', float('nan')):.2f} "
+        f"f={last.get('used_f', float('nan')):.2f}; tokenizer in {out / 'tokenizer'}"
+    )
+    return 0
