@@ -239,7 +239,7 @@ def test_from_pretrained_errors(tmp_path) -> None:
 
 
 # ------------------------------------------------------------------------------ learning
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_thread():
     """Tiny models gain nothing from intra-op threads, and on a loaded machine two threads
     waiting on each other make training many times slower."""
@@ -249,7 +249,7 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def test_tokenizer_learns(tmp_path, one_thread) -> None:
+def test_tokenizer_learns(tmp_path) -> None:
     """On windows whose spectra depend on a class label, training lowers the reconstruction
     error far below an untrained tokenizer's, keeps both codebooks in use, and yields tokens
     from which the label can be predicted on held-out windows."""

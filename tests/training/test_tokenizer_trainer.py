@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -280,3 +281,82 @@ def test_collate_rejects_mixed_shapes(tmp_path) -> None:
         train_tokenizer(
             _Mixed(16), _train_config(max_steps=1), tmp_path / "m", model_config=_model_config()
         )
+
+
+# --------------------------------------------------------------------------- distributed
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    from codebrain.layers.quantize import Codebook
+
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
+    try:
+        # A codebook fed different vectors on each rank.
+        torch.manual_seed(0)
+        cb = Codebook(8, 4, kmeans_init=True, threshold_ema_dead_code=2.0, decay=0.8).train()
+        data = torch.randn(world, 5, 32, 4, generator=torch.Generator().manual_seed(1))
+        torch.manual_seed(100 + rank)  # different local RNG streams on purpose
+        for step in range(5):
+            x = data[rank, step] * (1 + rank)
+            if step > 0:  # concentrated data after the k-means step: some codes die
+                x = 0.1 * x + torch.tensor([1.0, 0.0, 0.0, 0.0])
+            cb(x)
+        torch.save(cb.state_dict(), f"{out}/codebook{rank}.pt")
+        # The full training loop (DDP + DistributedSampler).
+        res = train_tokenizer(
+            _Tensors(32),
+            _train_config(max_steps=4, batch_size=4, checkpoint_every=2),
+            f"{out}/run",
+            model_config=_model_config(),
+        )
+        torch.save(res.model.state_dict(), f"{out}/model{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def gloo_run(tmp_path_factory) -> Path:
+    """Two gloo ranks on CPU, spawned once for the distributed tests."""
+    import torch.multiprocessing as mp
+
+    out = tmp_path_factory.mktemp("gloo")
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    return out
+
+
+def _pair(out: Path, name: str) -> tuple[dict, dict]:
+    return (
+        torch.load(out / f"{name}0.pt", weights_only=True),
+        torch.load(out / f"{name}1.pt", weights_only=True),
+    )
+
+
+def test_codebooks_stay_identical_across_gloo_ranks(gloo_run) -> None:
+    """Each rank sees different vectors; k-means, EMA statistics and dead-code restarts are
+    synchronised, so both ranks end with the same codebook."""
+    r0, r1 = _pair(gloo_run, "codebook")
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), k
+    assert bool(r0["initted"])
+    assert int(r0["num_restarts"]) > 0  # restarts happened and were broadcast
+    assert float(r0["usage"].sum()) == 2 * 5 * 32  # usage counts both ranks' vectors
+
+
+def test_train_tokenizer_under_two_gloo_ranks(gloo_run) -> None:
+    r0, r1 = _pair(gloo_run, "model")
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), k
+    assert (gloo_run / "run" / "tokenizer" / "model.safetensors").is_file()
+    rows = _read_jsonl(gloo_run / "run" / "log.jsonl")
+    assert [r["step"] for r in rows] == [2, 4]
