@@ -9,7 +9,14 @@ import torch
 import torch.nn.functional as F
 
 from codebrain.layers import quantize
-from codebrain.layers.quantize import Codebook, fraction_used, kmeans, l2norm, perplexity
+from codebrain.layers.quantize import (
+    Codebook,
+    fraction_used,
+    kmeans,
+    l2norm,
+    nearest_code,
+    perplexity,
+)
 
 
 def _brute_force_nearest(x: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
@@ -255,3 +262,11 @@ def test_autocast_lookup_runs_in_float32() -> None:
     assert out.quantized.dtype == torch.float32
     assert torch.equal(out.indices, ids)
     assert torch.equal(ids, _brute_force_nearest(x, cb.embed))
+
+
+def test_chunked_nearest_code_matches_one_block() -> None:
+    x = l2norm(torch.randn(1000, 6))
+    embed = l2norm(torch.randn(50, 6))
+    full = nearest_code(x, embed, chunk_size=10_000)
+    assert torch.equal(nearest_code(x, embed, chunk_size=7), full)
+    assert torch.equal(full[:100], _brute_force_nearest(x[:100], embed))

@@ -47,6 +47,7 @@ from codebrain.training import _distributed
 
 __all__ = [
     "Codebook",
+    "nearest_code",
     "QuantizerOutput",
     "fraction_used",
     "kmeans",
@@ -92,6 +93,27 @@ def squared_distances(x: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
     return (
         x.pow(2).sum(-1, keepdim=True) - 2.0 * x @ embed.t() + embed.pow(2).sum(-1)[None, :]
     ).clamp_min_(0.0)
+
+
+def nearest_code(x: torch.Tensor, embed: torch.Tensor, chunk_size: int = 8192) -> torch.Tensor:
+    """Index of the nearest code (squared L2) of every vector, in chunks of rows.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (N, D)
+    embed : torch.Tensor, shape (K, D)
+    chunk_size : int
+        Rows per distance block, bounding memory to ``chunk_size x K`` floats.
+
+    Returns
+    -------
+    torch.Tensor of int64, shape (N,)
+    """
+    if x.shape[0] <= chunk_size:
+        return squared_distances(x, embed).argmin(dim=-1)
+    return torch.cat(
+        [squared_distances(part, embed).argmin(dim=-1) for part in x.split(chunk_size)]
+    )
 
 
 def kmeans(
@@ -141,7 +163,7 @@ def kmeans(
     means = samples[idx.to(samples.device)].clone()
     counts = torch.zeros(num_clusters, device=samples.device)
     for _ in range(max(1, num_iters)):
-        assign = squared_distances(samples, means).argmin(dim=-1)  # (N,)
+        assign = nearest_code(samples, means)  # (N,)
         counts = torch.bincount(assign, minlength=num_clusters).float()  # (K,)
         if num_iters == 0:
             break
@@ -339,7 +361,7 @@ class Codebook(nn.Module):
         self._check_input(x)
         with torch.autocast(device_type=x.device.type, enabled=False):
             flat = l2norm(x.detach().float().reshape(-1, self.dim))  # (N, D)
-            idx = squared_distances(flat, self.embed.float()).argmin(dim=-1)  # (N,)
+            idx = nearest_code(flat, self.embed.float())  # (N,)
         return idx.reshape(x.shape[:-1])
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
@@ -390,14 +412,12 @@ class Codebook(nn.Module):
             z = l2norm(x.float().reshape(-1, self.dim))  # (N, D)
             if self.training and not bool(self.initted):
                 self._init_kmeans(z.detach())
-            dist = squared_distances(z.detach(), self.embed)  # (N, K)
-            idx = dist.argmin(dim=-1)  # (N,)
-            onehot = F.one_hot(idx, self.codebook_size).to(z.dtype)  # (N, K)
-            counts = onehot.sum(0)  # (K,)
+            idx = nearest_code(z.detach(), self.embed)  # (N,)
+            counts = torch.bincount(idx, minlength=self.codebook_size).to(z.dtype)  # (K,)
             q = F.embedding(idx, self.embed)  # (N, D), codes before this step's update
             commit = F.mse_loss(z, q.detach())
             if self.training:
-                self._ema_update(z.detach(), onehot, counts)
+                self._ema_update(z.detach(), idx, counts)
             q_st = z + (q - z).detach()  # straight-through
         return QuantizerOutput(
             quantized=q_st.reshape(*lead, self.dim),
@@ -426,11 +446,11 @@ class Codebook(nn.Module):
         )
 
     @torch.no_grad()
-    def _ema_update(self, z: torch.Tensor, onehot: torch.Tensor, counts: torch.Tensor) -> None:
+    def _ema_update(self, z: torch.Tensor, idx: torch.Tensor, counts: torch.Tensor) -> None:
         """EMA of cluster sizes and sums (all-reduced), Laplace smoothing, renormalisation,
-        then dead-code restarts. ``z`` (N, D), ``onehot`` (N, K), ``counts`` (K,)."""
+        then dead-code restarts. ``z`` (N, D), ``idx`` (N,), ``counts`` (K,)."""
         counts = counts.clone()
-        sums = onehot.t() @ z  # (K, D)
+        sums = torch.zeros_like(self.embed_sum).index_add_(0, idx, z)  # (K, D)
         self.all_reduce_fn(counts)
         self.all_reduce_fn(sums)
         self.usage.add_(counts.double())
