@@ -365,6 +365,8 @@ class TFConv(nn.Module):
 
 
 class _Attention(nn.Module):
+    """Multi-head self-attention over all tokens (SDPA): ``(B, N, D) -> (B, N, D)``."""
+
     def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
         super().__init__()
         self.num_heads = num_heads
@@ -383,7 +385,7 @@ class _Attention(nn.Module):
 
 
 class _Block(nn.Module):
-    """Pre-norm Transformer block: ``x + Attn(LN(x))``, ``x + MLP(LN(x))``."""
+    """Pre-norm Transformer block: ``x + Attn(LN(x))``, ``x + MLP(LN(x))``; ``(B, N, D)``."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, dropout: float) -> None:
         super().__init__()
@@ -429,6 +431,7 @@ class _Transformer(nn.Module):
 
 
 def _task_head(d_in: int, d_out: int) -> nn.Sequential:
+    """Linear-Tanh-Linear head (LaBraM): ``(..., d_in) -> (..., d_out)``."""
     return nn.Sequential(nn.Linear(d_in, d_in), nn.Tanh(), nn.Linear(d_in, d_out))
 
 

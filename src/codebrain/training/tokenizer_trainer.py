@@ -413,6 +413,14 @@ def train_tokenizer(
     ValueError
         Empty dataset, fewer windows than one batch per process, windows that do not fit the
         model, or a checkpoint from a different configuration.
+    FloatingPointError
+        The loss became NaN or infinite.
+
+    Notes
+    -----
+    The global torch RNG is seeded with ``config.seed`` before the model is built (and
+    restored from the checkpoint on resume). Calling again with a larger ``max_steps``
+    extends a finished run; the learning-rate schedule then follows the new ``max_steps``.
     """
     cfg = config if config is not None else TokenizerTrainConfig()
     if not isinstance(cfg, TokenizerTrainConfig):
