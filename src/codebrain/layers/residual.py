@@ -10,6 +10,17 @@ original backbone input ``x0`` and returns ``(h', skip)``::
     h'     = (RMSNorm(h) + Conv1x1_res(g)) / sqrt(2)      # (B, R, L)
     skip   = Conv1x1_skip(g)                              # (B, S, L)
 
+Fast paths (same outputs up to float rounding; ``ResidualBlock.forward_reference`` is the
+plain composition, kept for tests):
+
+* ``res_conv`` and ``skip_conv`` (both 1x1 on ``g``) run as one GEMM with the concatenated
+  ``(R + S, R)`` weight.
+* All 1x1 convs are batched GEMMs on the channel-major activations (no oneDNN reorders).
+* Eval mode without autograd, window 1: the attention is affine (``W_f s + b_f``), so
+  ``z = s + SWA(s)`` with ``s = W_o a + b_o`` is ``(I + W_f) W_o a + ((I + W_f) b_o + b_f)``:
+  one ``(2R, cR)`` GEMM replaces three. The folded matrices and the weight-normed conv weights
+  are computed once (float64 for the fold) and cached while the parameters are unchanged.
+
 Shape legend: B = batch, R = residual width, S = skip width, L = tokens (channels x patches).
 Parameter names match braindecode's ``CodeBrain`` (``rms_norm.scale``, ``conv_layer.conv``,
 ``sgconv``, ``attention``, ``res_conv``, ``skip_conv``; weight-normed convs store
@@ -21,13 +32,56 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from codebrain.layers.sgconv import SGConv
+from codebrain.layers.sgconv import SGConv, channel_linear, param_key
 from codebrain.layers.window_attention import SlidingWindowAttention
 
 __all__ = ["RMSNorm", "WNConv1d", "ResidualBlock", "ResidualGroup", "weight_normed_conv1d"]
+
+
+def _eval_cache_enabled(module: nn.Module) -> bool:
+    """Caches of parameter-derived tensors are valid in eval mode without autograd (eager)."""
+    return not module.training and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+
+
+class _CachedWeights(nn.Module):
+    """Base for modules that cache tensors derived from their parameters in eval mode.
+
+    The cache is keyed on :func:`codebrain.layers.sgconv.param_key` of the source tensors and
+    cleared by ``train()``/``eval()`` and ``.to()``/``.double()`` (``_apply``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._weight_cache: dict[str, tuple[tuple, tuple[torch.Tensor, ...]]] = {}
+
+    def _cached(self, name: str, sources: tuple[torch.Tensor, ...], build):  # noqa: ANN001, ANN202
+        if not _eval_cache_enabled(self):
+            return build()
+        key = param_key(*sources)
+        hit = self._weight_cache.get(name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = build()
+        self._weight_cache[name] = (key, value)
+        return value
+
+    def train(self, mode: bool = True):  # noqa: D102, ANN201
+        self._weight_cache = {}
+        return super().train(mode)
+
+    def _apply(self, fn, recurse: bool = True):  # noqa: D102, ANN001, ANN202
+        self._weight_cache = {}
+        return super()._apply(fn, recurse)
+
+
+def _wn_sources(conv: nn.Conv1d) -> tuple[torch.Tensor, ...]:
+    """Parameters a weight-normed conv's effective weight and bias depend on."""
+    p = conv.parametrizations.weight
+    return (p.original0, p.original1, conv.bias)
 
 
 class RMSNorm(nn.Module):
@@ -56,8 +110,11 @@ def weight_normed_conv1d(in_channels: int, out_channels: int, kernel_size: int =
     return conv
 
 
-class WNConv1d(nn.Module):
-    """Wrapper holding a weight-normalised conv as ``.conv`` (checkpoint key layout)."""
+class WNConv1d(_CachedWeights):
+    """Wrapper holding a weight-normalised conv as ``.conv`` (checkpoint key layout).
+
+    The effective weight ``g * v / ||v||`` is cached in eval mode; 1x1 convs run as a GEMM.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1) -> None:
         super().__init__()
@@ -65,10 +122,14 @@ class WNConv1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C_in, L) -> (B, C_out, L)``."""
-        return self.conv(x)
+        conv = self.conv
+        (weight,) = self._cached("weight", _wn_sources(conv), lambda: (conv.weight,))
+        if weight.shape[-1] == 1:
+            return channel_linear(x, weight.squeeze(-1), conv.bias)
+        return F.conv1d(x, weight, conv.bias, padding=conv.padding)
 
 
-class ResidualBlock(nn.Module):
+class ResidualBlock(_CachedWeights):
     """One EEGSSM block (see the module docstring for the computation).
 
     Parameters
@@ -124,7 +185,41 @@ class ResidualBlock(nn.Module):
         self.res_conv = weight_normed_conv1d(res_channels, res_channels, 1)
         self.skip_conv = weight_normed_conv1d(res_channels, skip_channels, 1)
 
-    def forward(self, h: torch.Tensor, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _res_skip_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``res_conv`` and ``skip_conv`` stacked: weight ``(R + S, R)``, bias ``(R + S,)``."""
+
+        def build() -> tuple[torch.Tensor, torch.Tensor]:
+            w = torch.cat([self.res_conv.weight, self.skip_conv.weight], 0).squeeze(-1)
+            return w, torch.cat([self.res_conv.bias, self.skip_conv.bias])
+
+        sources = _wn_sources(self.res_conv) + _wn_sources(self.skip_conv)
+        return self._cached("res_skip", sources, build)
+
+    def _folded_output_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eval, window 1: ``z = W a + b`` from the SGConv features ``a`` (``(2R, c*2R)``)."""
+        lin = self.sgconv.output_linear
+        att = self.attention
+        sources = (
+            lin.weight,
+            lin.bias,
+            att.in_proj_weight,
+            att.in_proj_bias,
+            att.out_proj.weight,
+            att.out_proj.bias,
+        )
+
+        def build() -> tuple[torch.Tensor, torch.Tensor]:
+            w_f, b_f = att.folded_projection()
+            m = w_f.double() + torch.eye(w_f.shape[0], dtype=torch.float64, device=w_f.device)
+            w = m @ lin.weight.double()
+            b = m @ lin.bias.double() + b_f.double()
+            return w.to(lin.weight.dtype), b.to(lin.weight.dtype)
+
+        return self._cached("sgconv_attention", sources, build)
+
+    def forward(
+        self, h: torch.Tensor, x0: torch.Tensor, need_hidden: bool = True
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Apply the block.
 
         Parameters
@@ -133,20 +228,42 @@ class ResidualBlock(nn.Module):
             Running hidden state.
         x0 : torch.Tensor, shape (B, R, L)
             Backbone input (added before the expansion conv).
+        need_hidden : bool
+            False for the last block of a group: ``res_conv`` and the RMSNorm are skipped
+            (their output is unused; their parameters get no gradient, as in the reference).
 
         Returns
         -------
-        h_next : torch.Tensor, shape (B, R, L)
+        h_next : torch.Tensor, shape (B, R, L), or None when ``need_hidden`` is False
         skip : torch.Tensor, shape (B, S, L)
         """
         u = self.gelu(self.conv_layer(h + x0))  # (B, 2R, L)
-        s = self.sgconv(u)  # (B, 2R, L)
-        z = s + self.attention(s)  # (B, 2R, L)
+        if self.attention.window_size == 1 and _eval_cache_enabled(self):
+            z = channel_linear(self.sgconv.features(u), *self._folded_output_weights())
+        else:
+            s = self.sgconv(u)  # (B, 2R, L)
+            z = s + self.attention(s)  # (B, 2R, L)
         r = self.res_channels
         g = torch.tanh(z[:, :r]) * torch.sigmoid(z[:, r:])  # (B, R, L)
-        res = self.res_conv(g)
-        skip = self.skip_conv(g)
-        return (self.rms_norm(h) + res) * math.sqrt(0.5), skip
+        if not need_hidden:
+            (w_skip,) = self._cached("skip", _wn_sources(self.skip_conv), self._skip_weight)
+            return None, channel_linear(g, w_skip, self.skip_conv.bias)
+        rs = channel_linear(g, *self._res_skip_weights())  # (B, R + S, L)
+        return (self.rms_norm(h) + rs[:, :r]) * math.sqrt(0.5), rs[:, r:]
+
+    def _skip_weight(self) -> tuple[torch.Tensor]:
+        return (self.skip_conv.weight.squeeze(-1),)
+
+    def forward_reference(
+        self, h: torch.Tensor, x0: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Plain composition of the sub-modules (no folding or fusing), for tests."""
+        u = self.gelu(self.conv_layer.conv(h + x0))
+        s = self.sgconv(u)
+        z = s + self.attention(s)
+        r = self.res_channels
+        g = torch.tanh(z[:, :r]) * torch.sigmoid(z[:, r:])
+        return (self.rms_norm(h) + self.res_conv(g)) * math.sqrt(0.5), self.skip_conv(g)
 
 
 class ResidualGroup(nn.Module):
@@ -163,8 +280,9 @@ class ResidualGroup(nn.Module):
         """``(B, R, L) -> (B, S, L)``: the scaled sum of every block's skip output."""
         h = x
         skip = None
-        for block in self.residual_blocks:
-            h, s = block(h, x)
+        last = len(self.residual_blocks) - 1
+        for i, block in enumerate(self.residual_blocks):
+            h, s = block(h, x, need_hidden=i < last)
             skip = s if skip is None else skip + s
         assert skip is not None
         return skip * math.sqrt(1.0 / self.num_res_layers)

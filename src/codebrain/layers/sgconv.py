@@ -13,10 +13,14 @@ Shape legend: B = batch, H = width (``d_model``), L = sequence length, c = ``cha
 Fast path vs reference
 ----------------------
 ``SGConv.forward`` convolves with one real FFT of a smooth size ``n >= 2L - 1`` (the
-bidirectional kernel wraps its anti-causal half to the end of the circular buffer), caches the
-kernel spectrum in eval mode, and applies the output projection as one batched matmul in the
-channel-major layout. ``sgconv_reference`` is the direct (non-FFT) convolution of the same
-operator, kept for tests.
+bidirectional kernel wraps its anti-causal half to the end of the circular buffer). The skip
+term ``D * x`` is a lag-0 tap, so it is added to the kernel spectrum (a constant over
+frequency) instead of as two extra passes over the ``(B, c, H, L)`` output. The kernel spectrum
+is cached in eval mode (keyed on parameter versions and storage), and the output projection is
+one batched GEMM in the channel-major layout (``bmm`` with the weight broadcast over the batch:
+no transposed copies of the ``(B, cH, L)`` activations). FFTs always run in float32 (float64
+for float64 modules), with autocast disabled, whatever the module or autocast dtype.
+``sgconv_reference`` is the direct (non-FFT) convolution of the same operator, kept for tests.
 """
 
 from __future__ import annotations
@@ -27,7 +31,46 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SGConv", "fast_fft_size", "sgconv_reference"]
+__all__ = ["SGConv", "fast_fft_size", "sgconv_reference", "channel_linear", "param_key"]
+
+
+def param_key(*tensors: torch.Tensor) -> tuple:
+    """Cache key for values derived from ``tensors``: version counter, storage, dtype, device.
+
+    In-place updates (optimizer steps, ``load_state_dict``, ``with torch.no_grad(): p.add_()``)
+    bump the version; ``.to()`` / ``.double()`` change the storage. Writes through ``p.data``
+    bypass the version counter: call ``model.train()`` or ``model.eval()`` after such edits
+    (both clear every cache).
+    """
+    return tuple((t._version, t.data_ptr(), t.dtype, t.device) for t in tensors)
+
+
+def channel_linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """``weight @ x + bias`` over the channel axis of channel-major activations.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (B, C_in, L)
+    weight : torch.Tensor, shape (C_out, C_in)
+    bias : torch.Tensor, shape (C_out,), optional
+
+    Returns
+    -------
+    torch.Tensor, shape (B, C_out, L)
+
+    Notes
+    -----
+    ``torch.matmul(weight, x)`` folds the batch into the GEMM by transposing ``x`` and the result
+    (two full copies); a ``bmm`` against the weight expanded over the batch (stride 0) reads
+    ``x`` in place, and ``baddbmm`` adds the bias inside the GEMM.
+    """
+    b = x.shape[0]
+    w = weight.unsqueeze(0).expand(b, *weight.shape)
+    if bias is None:
+        return torch.bmm(w, x)
+    return torch.baddbmm(bias.unsqueeze(-1).unsqueeze(0), w, x)
 
 
 def fast_fft_size(n: int) -> int:
@@ -46,6 +89,11 @@ def fast_fft_size(n: int) -> int:
             p35 *= 3
         p5 *= 5
     return best
+
+
+def _exporting() -> bool:
+    """True while ``torch.export`` / the ONNX exporter traces the model."""
+    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
 
 
 class SGConv(nn.Module):
@@ -151,9 +199,12 @@ class SGConv(nn.Module):
         return k / self.kernel_norm
 
     def _kernel_spectrum(self, seq_len: int, n_fft: int) -> torch.Tensor:
-        """Kernel spectrum ``(c, H, n_fft // 2 + 1)`` (complex) for circular size ``n_fft``.
+        """Spectrum ``(c, H, n_fft // 2 + 1)`` (complex) of the kernel plus the skip tap.
 
-        Cached in eval mode while the parameters are unchanged (keyed on their versions).
+        The circular kernel of size ``n_fft`` holds the causal kernel at lags ``0 .. L-1``, the
+        anti-causal one (bidirectional) at ``n_fft - 1 .. n_fft - L + 1``, and the skip weight
+        ``D`` is added at lag 0 (a constant ``D`` over frequency). Cached in eval mode without
+        autograd while the parameters are unchanged (see :func:`param_key`).
         """
         fft_dtype = torch.float64 if self.kernel_list[0].dtype == torch.float64 else torch.float32
         use_cache = not self.training and not torch.is_grad_enabled()
@@ -163,23 +214,26 @@ class SGConv(nn.Module):
                 seq_len,
                 n_fft,
                 fft_dtype,
-                self.kernel_list[0].device,
-                tuple(p._version for p in self.kernel_list),
-                self.kernel_norm._version,
-                self.multiplier._version,
-                tuple(p.data_ptr() for p in self.kernel_list),
+                param_key(*self.kernel_list, self.kernel_norm, self.multiplier, self.skip_weight),
             )
             if self._kernel_cache is not None and self._kernel_cache[0] == key:
                 return self._kernel_cache[1]
-        k = self.kernel(seq_len).to(fft_dtype)  # (n_kernels, H, L)
-        if self.bidirectional:
-            k_fwd, k_bwd = k[: self.channels], k[self.channels :]
-            # lag d = s - t > 0 (future sample) uses k_bwd[d - 1], stored at circular index n - d
-            tail = k_bwd[..., : seq_len - 1].flip(-1)  # (c, H, L - 1)
-            k = torch.cat(
-                [k_fwd, k_fwd.new_zeros(*k_fwd.shape[:-1], n_fft - 2 * seq_len + 1), tail], -1
-            )
-        spec = torch.fft.rfft(k, n=n_fft)
+        with torch.autocast(self.kernel_list[0].device.type, enabled=False):
+            k = self.kernel(seq_len).to(fft_dtype)  # (n_kernels, H, L)
+            if self.bidirectional:
+                k_fwd, k_bwd = k[: self.channels], k[self.channels :]
+                # lag d = s - t > 0 (future sample) uses k_bwd[d - 1], stored at index n - d
+                tail = k_bwd[..., : seq_len - 1].flip(-1)  # (c, H, L - 1)
+                k = torch.cat(
+                    [k_fwd, k_fwd.new_zeros(*k_fwd.shape[:-1], n_fft - 2 * seq_len + 1), tail], -1
+                )
+            skip = self.skip_weight.to(fft_dtype).unsqueeze(-1)  # (c, H, 1)
+            if _exporting():
+                # exporters lack complex broadcasting: (c, H, F, 2) real pairs, D on the real part
+                spec = torch.view_as_real(torch.fft.rfft(k, n=n_fft))
+                spec = spec + torch.stack([skip, torch.zeros_like(skip)], -1)
+            else:
+                spec = torch.fft.rfft(k, n=n_fft) + skip
         if use_cache:
             self._kernel_cache = (key, spec)
         return spec
@@ -207,24 +261,45 @@ class SGConv(nn.Module):
         return self._output(self.long_conv(x))
 
     def long_conv(self, x: torch.Tensor) -> torch.Tensor:
-        """Convolution plus skip term, before activation: ``(B, H, L) -> (B, c, H, L)``."""
+        """Convolution plus skip term, before activation: ``(B, H, L) -> (B, c, H, L)``.
+
+        The result is a strided view (last axis cut from the circular buffer of the FFT).
+        """
         seq_len = x.shape[-1]
         n_fft = fast_fft_size(2 * seq_len - 1)
         k_f = self._kernel_spectrum(seq_len, n_fft)  # (c, H, F)
-        fft_dtype = k_f.real.dtype
-        x_f = torch.fft.rfft(x.to(fft_dtype), n=n_fft)  # (B, H, F)
-        y = torch.fft.irfft(x_f.unsqueeze(1) * k_f, n=n_fft)[..., :seq_len]  # (B, c, H, L)
-        y = y.to(x.dtype)
-        return y + x.unsqueeze(1) * self.skip_weight.unsqueeze(-1)
+        fft_dtype = k_f.real.dtype if k_f.is_complex() else k_f.dtype
+        with torch.autocast(x.device.type, enabled=False):
+            x_f = torch.fft.rfft(x.to(fft_dtype), n=n_fft)  # (B, H, F)
+            if k_f.is_complex():
+                prod = x_f.unsqueeze(1) * k_f  # (B, c, H, F)
+            else:  # export: complex product in real arithmetic on (..., 2) pairs
+                xr = torch.view_as_real(x_f).unsqueeze(1)  # (B, 1, H, F, 2)
+                a, b = xr[..., 0], xr[..., 1]
+                c, d = k_f[..., 0], k_f[..., 1]
+                prod = torch.view_as_complex(torch.stack([a * c - b * d, a * d + b * c], -1))
+            y = torch.fft.irfft(prod, n=n_fft)[..., :seq_len]  # (B, c, H, L)
+        return y if y.dtype == x.dtype else y.to(x.dtype)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything before ``output_linear``: ``(B, H, L) -> (B, c*H, L)``.
+
+        Long convolution with skip, GELU, channel dropout and (optionally) LayerNorm.
+        """
+        return self._activate(self.long_conv(x))
+
+    def _activate(self, y: torch.Tensor) -> torch.Tensor:
+        """Activation, dropout and norm: ``(B, c, H, L) -> (B, c*H, L)``."""
+        b, c, h, seq_len = y.shape
+        y = self.activation(y).reshape(b, c * h, seq_len)  # GELU output is contiguous
+        y = self.dropout(y)
+        if isinstance(self.norm, nn.LayerNorm):
+            y = self.norm(y.transpose(1, 2)).transpose(1, 2)
+        return y
 
     def _output(self, y: torch.Tensor) -> torch.Tensor:
         """Activation, dropout, norm and projection: ``(B, c, H, L) -> (B, H, L)``."""
-        b, c, h, seq_len = y.shape
-        y = self.dropout(self.activation(y.reshape(b, c * h, seq_len)))  # (B, cH, L)
-        if isinstance(self.norm, nn.LayerNorm):
-            y = self.norm(y.transpose(1, 2)).transpose(1, 2)
-        # output_linear in channel-major layout: (H, cH) @ (B, cH, L) -> (B, H, L)
-        return torch.matmul(self.output_linear.weight, y) + self.output_linear.bias.unsqueeze(-1)
+        return channel_linear(self._activate(y), self.output_linear.weight, self.output_linear.bias)
 
 
 def _kernel_norm_after_load(module: nn.Module, incompatible_keys) -> None:  # noqa: ANN001
@@ -259,5 +334,9 @@ def sgconv_reference(layer: SGConv, x: torch.Tensor) -> torch.Tensor:
         wb = k[c:].reshape(c * h, 1, seq_len)[..., : seq_len - 1]
         if seq_len > 1:
             y = y + F.conv1d(F.pad(xk[..., 1:], (0, seq_len - 1)), wb, groups=c * h)
-    y = y.reshape(b, c, h, seq_len) + x.unsqueeze(1) * layer.skip_weight.unsqueeze(-1)
-    return layer._output(y)
+    y = y.reshape(b, c * h, seq_len) + (x.unsqueeze(1) * layer.skip_weight.unsqueeze(-1)).reshape(
+        b, c * h, seq_len
+    )
+    y = layer.dropout(layer.activation(y))
+    y = layer.norm(y.transpose(1, 2))  # (B, L, cH); Identity without layer_norm
+    return layer.output_linear(y).transpose(1, 2)

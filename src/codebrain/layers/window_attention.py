@@ -12,6 +12,10 @@ Fast paths (identical results up to float rounding):
 * ``w == 1``: every token attends only to itself, the softmax weight is exactly 1 and the
   layer is ``out_proj(v_proj(x))``. Training-time attention dropout on that single weight is a
   per-token, per-head dropout of ``v``.
+  In eval mode without autograd the two projections are folded into one ``E x E`` matrix
+  (``W_out W_v``, bias ``W_out b_v + b_out``), cached while the parameters are unchanged;
+  :meth:`SlidingWindowAttention.folded_projection` exposes it so a caller can fold it further
+  (the EEGSSM block folds it with the residual add and the SGConv output projection).
 * ``w > 1``: keys and values are gathered into ``(B, h, L, w, d)`` windows, never an ``L x L``
   matrix.
 
@@ -25,6 +29,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from codebrain.layers.sgconv import channel_linear, param_key
 
 __all__ = ["SlidingWindowAttention", "window_attention_reference"]
 
@@ -64,6 +70,7 @@ class SlidingWindowAttention(nn.Module):
         self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim))
         self.out_proj = nn.Linear(embed_dim, embed_dim)
+        self._fold_cache: tuple[tuple, tuple[torch.Tensor, torch.Tensor]] | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -71,6 +78,47 @@ class SlidingWindowAttention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.in_proj_bias)
         nn.init.zeros_(self.out_proj.bias)
+
+    def folded_projection(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Window-1 attention as one affine map: ``(W, b)`` with ``W = W_out W_v``, ``E x E``.
+
+        Exact for ``window_size == 1`` without dropout: ``attention(x) == W @ x + b``. Computed
+        in float64 and cast to the parameter dtype; cached in eval mode without autograd.
+
+        Returns
+        -------
+        weight : torch.Tensor, shape (E, E)
+        bias : torch.Tensor, shape (E,)
+        """
+        if self.window_size != 1:
+            raise ValueError(
+                f"folded_projection needs window_size == 1, got {self.window_size}: "
+                "wider windows are not linear in the input."
+            )
+        e = self.embed_dim
+        params = (self.in_proj_weight, self.in_proj_bias, self.out_proj.weight, self.out_proj.bias)
+        use_cache = not self.training and not torch.is_grad_enabled()
+        use_cache = use_cache and not torch.compiler.is_compiling()
+        if use_cache:
+            key = param_key(*params)
+            if self._fold_cache is not None and self._fold_cache[0] == key:
+                return self._fold_cache[1]
+        dtype = self.in_proj_weight.dtype
+        w_v = self.in_proj_weight[2 * e :].double()
+        b_v = self.in_proj_bias[2 * e :].double()
+        w_o, b_o = self.out_proj.weight.double(), self.out_proj.bias.double()
+        folded = ((w_o @ w_v).to(dtype), (w_o @ b_v + b_o).to(dtype))
+        if use_cache:
+            self._fold_cache = (key, folded)
+        return folded
+
+    def train(self, mode: bool = True) -> SlidingWindowAttention:  # noqa: D102
+        self._fold_cache = None
+        return super().train(mode)
+
+    def _apply(self, fn, recurse: bool = True):  # noqa: D102, ANN001
+        self._fold_cache = None
+        return super()._apply(fn, recurse)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Attend within the window, channel-major in and out.
@@ -86,21 +134,25 @@ class SlidingWindowAttention(nn.Module):
         e = self.embed_dim
         drop = self.dropout if self.training else 0.0
         if self.window_size == 1:
+            eager_eval = not self.training and not torch.is_grad_enabled()
+            if eager_eval and not torch.compiler.is_compiling():
+                return channel_linear(x, *self.folded_projection())
             w_v, b_v = self.in_proj_weight[2 * e :], self.in_proj_bias[2 * e :]
-            v = torch.matmul(w_v, x) + b_v.unsqueeze(-1)  # (B, E, L)
+            v = channel_linear(x, w_v, b_v)  # (B, E, L)
             if drop > 0.0:
+                # softmax over one key is 1; dropping it zeroes that head's value at that token
                 b, _, seq_len = v.shape
                 keep = torch.empty(b, self.num_heads, 1, seq_len, device=v.device, dtype=v.dtype)
                 keep.bernoulli_(1.0 - drop).div_(1.0 - drop)
                 v = (v.view(b, self.num_heads, self.head_dim, seq_len) * keep).view(b, e, seq_len)
-            return torch.matmul(self.out_proj.weight, v) + self.out_proj.bias.unsqueeze(-1)
+            return channel_linear(v, self.out_proj.weight, self.out_proj.bias)
         return self._banded(x, drop)
 
     def _banded(self, x: torch.Tensor, drop: float) -> torch.Tensor:
         b, e, seq_len = x.shape
         h, d, w = self.num_heads, self.head_dim, self.window_size
         half = w // 2
-        qkv = torch.matmul(self.in_proj_weight, x) + self.in_proj_bias.unsqueeze(-1)  # (B, 3E, L)
+        qkv = channel_linear(x, self.in_proj_weight, self.in_proj_bias)  # (B, 3E, L)
         q, k, v = qkv.view(b, 3, h, d, seq_len).unbind(1)  # (B, h, d, L) each
         q = q * (1.0 / math.sqrt(d))
         k_win = F.pad(k, (half, half)).unfold(-1, w, 1)  # (B, h, d, L, w)
@@ -116,7 +168,7 @@ class SlidingWindowAttention(nn.Module):
             attn = F.dropout(attn, p=drop, training=True)
         out = (attn.unsqueeze(2) * v_win).sum(-1)  # (B, h, d, L)
         out = out.reshape(b, e, seq_len)
-        return torch.matmul(self.out_proj.weight, out) + self.out_proj.bias.unsqueeze(-1)
+        return channel_linear(out, self.out_proj.weight, self.out_proj.bias)
 
 
 def window_attention_reference(layer: SlidingWindowAttention, x: torch.Tensor) -> torch.Tensor:
