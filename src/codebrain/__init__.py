@@ -1,7 +1,9 @@
 """codebrain: the CodeBrain EEG foundation model (Ding/Ma et al., arXiv 2506.09110).
 
-Stage 1 (TFDual-Tokenizer), Stage 2 (EEGSSM backbone, weight-compatible with braindecode's
-``CodeBrain``), a data pipeline from EEG files, pretraining, fine-tuning and a CLI.
+Stage 1 (:class:`TFDualTokenizer`), Stage 2 (:class:`CodeBrain`, the EEGSSM backbone,
+weight-compatible with braindecode's ``CodeBrain``), a data pipeline from EEG files
+(:mod:`codebrain.data`), tokenizer training, masked-token pretraining and fine-tuning
+(:mod:`codebrain.training`) and the ``codebrain`` command.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 from codebrain.models import (
     CodeBrain,
     ConversionReport,
+    TFDualTokenizer,
+    TokenizerConfig,
+    TokenizerOutput,
     convert_upstream_state_dict,
     load_checkpoint_file,
     to_upstream_state_dict,
@@ -19,6 +24,9 @@ __version__ = "0.1.0"
 __all__ = [
     "CodeBrain",
     "ConversionReport",
+    "TFDualTokenizer",
+    "TokenizerConfig",
+    "TokenizerOutput",
     "__version__",
     "convert_upstream_state_dict",
     "load_checkpoint_file",

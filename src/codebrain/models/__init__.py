@@ -1,4 +1,4 @@
-"""Models: CodeBrain (Stage 2 EEGSSM) and checkpoint conversion."""
+"""Models: CodeBrain (Stage 2 EEGSSM), the TFDual-Tokenizer (Stage 1), checkpoint conversion."""
 
 from codebrain.models.checkpoints import (
     ConversionReport,
@@ -7,10 +7,22 @@ from codebrain.models.checkpoints import (
     to_upstream_state_dict,
 )
 from codebrain.models.codebrain import CodeBrain
+from codebrain.models.tokenizer import (
+    TFDualTokenizer,
+    TokenizerConfig,
+    TokenizerLosses,
+    TokenizerOutput,
+    TokenizerTargets,
+)
 
 __all__ = [
     "CodeBrain",
     "ConversionReport",
+    "TFDualTokenizer",
+    "TokenizerConfig",
+    "TokenizerLosses",
+    "TokenizerOutput",
+    "TokenizerTargets",
     "convert_upstream_state_dict",
     "load_checkpoint_file",
     "to_upstream_state_dict",
