@@ -252,9 +252,15 @@ def corpus_and_tokenizer(tmp_path_factory):
 
 
 def _cli(*argv: str) -> int:
+    """Run ``codebrain`` in-process; restore the logger the CLI reconfigures."""
     from codebrain.cli import main
 
-    return main(list(argv))
+    root = logging.getLogger("codebrain")
+    saved = (root.handlers[:], root.level, root.propagate)
+    try:
+        return main(list(argv))
+    finally:
+        root.handlers[:], root.level, root.propagate = saved
 
 
 def test_cli_pretrain_then_resume(corpus_and_tokenizer, tmp_path, capsys):

@@ -1037,8 +1037,9 @@ def _pretrain(
             it = iter(loader)
             while step < cfg.steps and steps_in_epoch < steps_per_epoch:
                 t0 = time.perf_counter()
+                # The whole step's windows stay on the host; each micro-batch goes to the
+                # device only when it is used (memory does not grow with accum_steps).
                 micro = [next(it) for _ in range(cfg.accum_steps)]
-                micro = [(idx, x.to(device, non_blocking=True)) for idx, x in micro]
                 masks = [
                     sample_keyed_masks(
                         idx,
@@ -1049,24 +1050,26 @@ def _pretrain(
                         epoch=epoch,
                         strategy=cfg.mask_strategy,  # type: ignore[arg-type]
                         block_size=cfg.mask_block_size,
-                    ).to(device, non_blocking=True)
+                    )
                     for idx, _ in micro
                 ]
                 n_global = torch.tensor(
                     float(sum(int(m.sum()) for m in masks)), dtype=torch.float64, device=device
                 )
-                all_reduce_sum(n_global)
-                t1 = time.perf_counter()
-                targets = [compute_token_targets(tokenizer, x, n_patches) for _, x in micro]
-                if step == start_step:
-                    _check_vocab(targets, model)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                t2 = time.perf_counter()
+                all_reduce_sum(n_global)  # loss normaliser: masked positions of all ranks
                 scale = ctx.world / n_global.item()
-                for j, ((_, x), mask, (ids_t, ids_f)) in enumerate(
-                    zip(micro, masks, targets, strict=True)
-                ):
+                t_data += time.perf_counter() - t0
+                for j, ((_, x), mask) in enumerate(zip(micro, masks, strict=True)):
+                    t0 = time.perf_counter()
+                    x = x.to(device, non_blocking=True)
+                    mask = mask.to(device, non_blocking=True)
+                    t1 = time.perf_counter()
+                    ids_t, ids_f = compute_token_targets(tokenizer, x, n_patches)
+                    if step == start_step and j == 0:
+                        _check_vocab([(ids_t, ids_f)], model)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    t2 = time.perf_counter()
                     sync = (
                         ddp_module.no_sync()
                         if ctx.active and j < cfg.accum_steps - 1
@@ -1083,6 +1086,10 @@ def _pretrain(
                             warnings.filterwarnings("ignore", message=_STRIDE_WARNING)
                             (scaler.scale(loss) if scaler is not None else loss).backward()
                     sums += torch.stack([ce_t.detach(), ce_f.detach(), ht, hf, mask.sum()]).to(sums)
+                    t_data += t1 - t0
+                    t_tok += t2 - t1
+                    t_comp += time.perf_counter() - t2
+                t2 = time.perf_counter()
                 if scaler is not None:
                     scaler.unscale_(optimizer)
                 params = [p for g in optimizer.param_groups for p in g["params"]]
@@ -1105,10 +1112,7 @@ def _pretrain(
                 grad_norm_n += 1
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
-                t3 = time.perf_counter()
-                t_data += t1 - t0
-                t_tok += t2 - t1
-                t_comp += t3 - t2
+                t_comp += time.perf_counter() - t2
                 step += 1
                 steps_in_epoch += 1
                 bar.update(1)
