@@ -141,6 +141,8 @@ def run(args: argparse.Namespace) -> dict:
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(),
+            # Other processes on a shared machine slow a CPU measurement down: keep the load.
+            "load_average_1m_at_end": os.getloadavg()[0],
             "precision": cfg.precision,
             "batch_size": args.batch_size,
             "num_workers": args.num_workers,
@@ -148,6 +150,9 @@ def run(args: argparse.Namespace) -> dict:
             "n_times": n_times,
             "tokens_per_window": n_chans * (n_times // 200),
             "model_parameters": sum(p.numel() for p in model.parameters()),
+            "trained_parameters": sum(
+                p.numel() for n, p in model.named_parameters() if not n.startswith("final_layer")
+            ),
             "measured_steps": args.steps,
             "warmup_steps_excluded": args.warmup,
             "windows_per_second": windows / wall,

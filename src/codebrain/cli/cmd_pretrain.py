@@ -229,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
     from codebrain.data import CorpusDataset, CorpusError
     from codebrain.training.pretrain import pretrain
 
+    if int(os.environ.get("RANK", "0")) != 0:
+        logging.getLogger("codebrain").setLevel(logging.WARNING)  # one voice under torchrun
     cfg = _config_from_args(args)
     try:
         corpus = CorpusDataset(args.corpus)
