@@ -41,13 +41,13 @@ DEMO_MODEL: dict[str, Any] = dict(
 #: Fine-tuning settings of the demo (``FinetuneConfig`` fields).
 DEMO_FINETUNE: dict[str, Any] = dict(
     mode="full",
-    epochs=12,
+    epochs=15,
     batch_size=32,
     lr=1e-3,
     backbone_lr=1e-3,
     weight_decay=0.01,
     warmup_epochs=1.0,
-    patience=6,
+    patience=None,
 )
 DEMO_CLASSES = ("left_hand", "right_hand")
 
@@ -182,6 +182,8 @@ def run_demo(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         arch.update(res_channels=args.width, skip_channels=args.width, out_channels=args.width)
     if args.layers is not None:
         arch["num_res_layers"] = args.layers
+    # SGConv kernels as long as the token sequence (the paper's 570 = 19 channels x 30 patches).
+    arch["s4_lmax"] = ds.n_chans * (ds.n_times // 200)
     torch.manual_seed(args.seed)
     model = CodeBrain(
         n_outputs=len(DEMO_CLASSES),

@@ -107,6 +107,8 @@ def build_model(args: argparse.Namespace, ds: Any, n_outputs: int):
         arch.update(res_channels=args.width, skip_channels=args.width, out_channels=args.width)
     if args.layers:
         arch["num_res_layers"] = args.layers
+    # SGConv design length = token count, as in the paper (570 = 19 channels x 30 patches).
+    arch["s4_lmax"] = ds.n_chans * (ds.n_times // 200)
     return CodeBrain(
         n_outputs=n_outputs,
         chs_info=[{"ch_name": c} for c in ds.ch_names],

@@ -70,6 +70,7 @@ Pooling = Literal["mean_patches", "mean", "flatten"]
 PROBE_WEIGHTS = "linear_probe.safetensors"
 PROBE_CONFIG = "linear_probe.json"
 _MINIMISE = ("loss", "rmse")
+_TOKEN_HEADS = ("lm_head_t.", "lm_head_f.")  # pretraining heads: never fine-tuned
 
 
 # ----------------------------------------------------------------------------- config
@@ -604,7 +605,7 @@ def _param_groups(model: CodeBrain, head: nn.Module, cfg: FinetuneConfig) -> lis
     if cfg.mode == "full":
         n = len(model.residual_layer.residual_blocks)
         for name, p in model.named_parameters():
-            if id(p) in head_ids or not p.requires_grad:
+            if id(p) in head_ids or not p.requires_grad or name.startswith(_TOKEN_HEADS):
                 continue
             m = _BLOCK_RE.match(name)
             if m:
@@ -686,7 +687,7 @@ def finetune(
 
     # Modules and inputs of the trainable part.
     for name, p in model.named_parameters():
-        p.requires_grad_(cfg.mode == "full" and not name.startswith(("lm_head_t", "lm_head_f")))
+        p.requires_grad_(cfg.mode == "full" and not name.startswith(_TOKEN_HEADS))
     pooling: Pooling | None = None
     if cfg.mode == "full":
         head: nn.Module = model.final_layer

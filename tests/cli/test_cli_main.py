@@ -1,0 +1,187 @@
+"""The ``codebrain`` commands, run for real in a subprocess on tiny data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+COMMANDS = ["demo", "prepare", "finetune", "evaluate", "predict", "embed", "convert", "info"]
+CHANNELS = "C3,C4,CZ"
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "codebrain.cli", "-q", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, command: str, match: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"codebrain {command}: error:"), lines[0]
+    assert match in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> dict[str, Path]:
+    """Synthetic EDFs → windows .npz → tiny fine-tuned model, via the real commands."""
+    from codebrain.data.synthetic import write_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("cli")
+    edf = root / "edf"
+    write_synthetic_dataset(edf, n_subjects=3, n_trials=8, seed=0)
+    npz = root / "windows.npz"
+    proc = cli(
+        "prepare", str(edf), "-o", str(npz), "--channels", CHANNELS, "--window-seconds", "2",
+        "--windows", "events", "--events", "left_hand,right_hand", "--l-freq", "4",
+        "--h-freq", "40",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "24 windows" in proc.stdout
+    model = root / "model"
+    proc = cli(
+        "finetune", str(npz), "-o", str(model), "--width", "8", "--layers", "1",
+        "--epochs", "1", "--batch-size", "8", "--val-fraction", "0.34", "--no-progress",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return {"root": root, "edf": edf, "npz": npz, "model": model}
+
+
+def test_every_command_has_help(capsys):
+    from codebrain.cli import main
+
+    for command in COMMANDS:
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--help"])
+        assert exc.value.code == 0
+        assert f"usage: codebrain {command}" in capsys.readouterr().out
+    proc = cli("--help")  # and through the real entry point
+    assert proc.returncode == 0 and all(c in proc.stdout for c in COMMANDS)
+
+
+def test_prepare_writes_a_complete_windows_file(workspace):
+    with np.load(workspace["npz"], allow_pickle=False) as z:
+        assert z["data"].shape == (24, 3, 400) and z["data"].dtype == np.float32
+        assert sorted(set(z["labels"].tolist())) == [0, 1]
+        assert len(set(z["subject_ids"].tolist())) == 3
+        assert list(z["ch_names"]) == ["C3", "C4", "CZ"]
+        assert json.loads(str(z["preprocess"]))["l_freq"] == 4.0
+
+
+def test_finetune_output_folder(workspace):
+    model = workspace["model"]
+    names = {p.name for p in model.iterdir()}
+    assert {"config.json", "model.safetensors", "finetune.json", "preprocess.json"} <= names
+    assert {"learning_curves.png", "confusion_matrix.png"} <= names
+    meta = json.loads((model / "finetune.json").read_text())
+    assert meta["classes"] == ["left_hand", "right_hand"]
+    assert set(meta["train_groups"]).isdisjoint(meta["val_groups"])
+    assert len(meta["history"]) == 1
+    assert not [p for p in model.parent.iterdir() if p.name.startswith(".model")]
+
+
+def test_evaluate_predict_embed_info(workspace):
+    model, npz, root = str(workspace["model"]), str(workspace["npz"]), workspace["root"]
+    proc = cli("evaluate", model, npz, "-o", str(root / "m.json"), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((root / "m.json").read_text())["metrics"]
+    assert metrics["n_samples"] == 24 and 0.0 <= metrics["balanced_accuracy"] <= 1.0
+    assert "balanced_accuracy" in proc.stdout
+
+    proc = cli("predict", model, npz, "-o", str(root / "p.csv"), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader((root / "p.csv").read_text().splitlines()))
+    assert len(rows) == 24
+    p = np.array([[float(r["p_left_hand"]), float(r["p_right_hand"])] for r in rows])
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+    assert {r["true"] for r in rows} == {"left_hand", "right_hand"}
+
+    # predict straight from EEG files, with the preprocessing stored next to the model
+    proc = cli("predict", model, str(workspace["edf"]), "-o", str(root / "p2.csv"), "--windows",
+               "events", "--events", "left_hand,right_hand", "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows2 = list(csv.DictReader((root / "p2.csv").read_text().splitlines()))
+    assert [r["p_left_hand"] for r in rows2] == [r["p_left_hand"] for r in rows]
+
+    proc = cli("embed", model, npz, "-o", str(root / "e.npz"), "--pooling", "none")
+    assert proc.returncode == 0, proc.stderr
+    with np.load(root / "e.npz") as z:
+        assert z["features"].shape == (24, 3, 2, 8) and z["labels"].shape == (24,)
+    proc = cli("embed", model, npz, "-o", str(root / "e.npy"), "--pooling", "mean")
+    assert proc.returncode == 0 and np.load(root / "e.npy").shape == (24, 8)
+
+    proc = cli("info", model)
+    assert proc.returncode == 0, proc.stderr
+    assert "parameters" in proc.stdout and "FLOPs per window" in proc.stdout
+
+
+def test_convert_upstream_checkpoint(tmp_path):
+    import torch
+
+    from codebrain import CodeBrain, to_upstream_state_dict
+
+    arch = dict(res_channels=8, skip_channels=8, out_channels=8, num_res_layers=1)
+    ref = CodeBrain(n_outputs=4, n_chans=19, n_times=400, **arch)
+    sd = {
+        k: v for k, v in to_upstream_state_dict(ref.state_dict()).items() if "final_layer" not in k
+    }
+    torch.save(sd, tmp_path / "CodeBrain.pth")
+    flags = ["--n-times", "400", "--res-channels", "8", "--skip-channels", "8",
+             "--out-channels", "8", "--num-res-layers", "1"]  # fmt: skip
+    proc = cli("convert", str(tmp_path / "CodeBrain.pth"), str(tmp_path / "out"), *flags)
+    assert proc.returncode == 0, proc.stderr
+    loaded = CodeBrain.from_pretrained(tmp_path / "out")
+    for k, v in ref.state_dict().items():
+        if not k.startswith("final_layer."):
+            assert torch.equal(loaded.state_dict()[k], v), k
+    # a checkpoint of another architecture: one-line error, no output folder
+    proc = cli(
+        "convert", str(tmp_path / "CodeBrain.pth"), str(tmp_path / "bad"), "--n-times", "400"
+    )
+    assert_one_line_error(proc, "convert", "does not fit")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_bad_inputs_fail_with_one_line_and_leave_nothing(workspace, tmp_path):
+    out = tmp_path / "w.npz"
+    proc = cli("prepare", str(tmp_path / "missing.edf"), "-o", str(out))
+    assert_one_line_error(proc, "prepare", "does not exist")
+
+    (tmp_path / "empty").mkdir()
+    proc = cli("prepare", str(tmp_path / "empty"), "-o", str(out))
+    assert_one_line_error(proc, "prepare", "No EEG recordings")
+
+    proc = cli("prepare", str(workspace["edf"]), "-o", str(out), "--channels", "C3,XYZ9")
+    assert_one_line_error(proc, "prepare", "Missing channels ['XYZ9']")
+
+    one = tmp_path / "one.npz"
+    proc = cli("prepare", str(workspace["edf"]), "-o", str(one), "--channels", CHANNELS,
+               "--window-seconds", "2", "--windows", "events", "--events", "left_hand")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = cli("finetune", str(one), "-o", str(tmp_path / "m"), "--width", "8", "--layers", "1")
+    assert_one_line_error(proc, "finetune", "single class")
+    assert not (tmp_path / "m").exists()
+
+    proc = cli("evaluate", str(tmp_path / "nomodel"), str(workspace["npz"]))
+    assert_one_line_error(proc, "evaluate", "not found")
+    proc = cli("predict", str(workspace["model"]), str(tmp_path / "nope.npz"), "-o",
+               str(tmp_path / "p.csv"))  # fmt: skip
+    assert_one_line_error(proc, "predict", "does not exist")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    proc = cli("embed", str(workspace["model"]), str(tmp_path / "junk.npz"), "-o",
+               str(tmp_path / "e.npy"))  # fmt: skip
+    assert_one_line_error(proc, "embed", "not a readable windows .npz")
+    proc = cli("prepare", str(workspace["edf"]), "-o", str(workspace["npz"]))
+    assert_one_line_error(proc, "prepare", "--force")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "junk.npz", "one.npz"]

@@ -1,0 +1,242 @@
+"""Fine-tuning API: modes, reproducibility, early stopping/restore, optimiser groups, splits."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from codebrain import CodeBrain
+from codebrain.training._finetune_schedule import warmup_cosine_lambda
+from codebrain.training._splits import group_kfold, group_train_val_split
+from codebrain.training.finetune import (
+    FinetuneConfig,
+    LinearProbe,
+    ProbedCodeBrain,
+    _class_weights,
+    _param_groups,
+    encode_dataset,
+    evaluate,
+    finetune,
+    load_finetuned,
+    pool_features,
+    predict,
+)
+
+TINY = dict(
+    n_outputs=2,
+    n_chans=3,
+    n_times=400,
+    res_channels=16,
+    skip_channels=12,
+    out_channels=8,
+    num_res_layers=2,
+    codebook_size_t=16,
+    codebook_size_f=16,
+    s4_lmax=6,  # = n_chans * n_patches: SGConv kernels no longer than the sequence
+)
+
+
+def _model(seed: int = 0, **kw) -> CodeBrain:
+    torch.manual_seed(seed)
+    return CodeBrain(**{**TINY, **kw})
+
+
+def _data(n: int = 48, seed: int = 0) -> TensorDataset:
+    """Class 1 carries a 20 Hz rhythm on channel 0 (units of 100 µV), class 0 a 6 Hz one."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    t = torch.arange(400) / 200.0
+    x = 0.3 * torch.randn(n, 3, 400, generator=g)
+    freq = torch.where(y == 1, 20.0, 6.0)[:, None]
+    x[:, 0] += torch.sin(2 * math.pi * freq * t[None, :])
+    return TensorDataset(x, y)
+
+
+def _cfg(**kw) -> FinetuneConfig:
+    base = dict(epochs=2, batch_size=16, progress=False, lr=3e-3, backbone_lr=1e-3)
+    base.update(kw)
+    return FinetuneConfig(**base)
+
+
+def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_same_seed_gives_identical_weights():
+    ds = _data()
+    a = finetune(_model(), ds, _data(16, seed=1), _cfg(seed=3)).model
+    b = finetune(_model(), ds, _data(16, seed=1), _cfg(seed=3)).model
+    sa, sb = a.state_dict(), b.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    c = finetune(_model(), ds, None, _cfg(seed=4)).model
+    assert not all(torch.equal(sa[k], c.state_dict()[k]) for k in sa)
+
+
+def test_full_finetuning_learns_a_separable_task():
+    res = finetune(
+        _model(), _data(64), _data(32, seed=1), _cfg(epochs=8, lr=3e-3, backbone_lr=3e-3)
+    )
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+    assert evaluate(res.model, _data(32, seed=2))["balanced_accuracy"] >= 0.8
+
+
+def test_mlp_probe_trains_only_the_head():
+    model = _model()
+    before = _state(model)
+    res = finetune(model, _data(), _data(16, seed=1), _cfg(mode="mlp", epochs=2))
+    after = res.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("final_layer.") for k in changed)
+    assert all(p.requires_grad for p in res.model.parameters())  # unfrozen afterwards
+
+
+def test_linear_probe_keeps_model_and_saves_roundtrip(tmp_path):
+    model = _model()
+    before = _state(model)
+    res = finetune(model, _data(), _data(16, seed=1), _cfg(mode="linear", epochs=3))
+    probed = res.model
+    assert isinstance(probed, ProbedCodeBrain)
+    assert all(torch.equal(before[k], v) for k, v in probed.backbone.state_dict().items())
+    assert probed.probe.linear.in_features == TINY["n_chans"] * TINY["out_channels"]
+    out, _ = predict(probed, _data(8, seed=5))
+    probed.save_pretrained(tmp_path / "m")
+    loaded = load_finetuned(tmp_path / "m")
+    assert isinstance(loaded, ProbedCodeBrain)
+    out2, _ = predict(loaded, _data(8, seed=5))
+    np.testing.assert_allclose(out, out2, atol=1e-6)
+    # a plain CodeBrain folder loads as CodeBrain
+    _model().save_pretrained(tmp_path / "plain")
+    assert type(load_finetuned(tmp_path / "plain")) is CodeBrain
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_finetuned(tmp_path / "nothing")
+
+
+def test_pool_features_shapes():
+    f = torch.randn(2, 3, 4, 5)
+    assert pool_features(f, "mean_patches").shape == (2, 15)
+    assert pool_features(f, "mean").shape == (2, 5)
+    assert pool_features(f, "flatten").shape == (2, 60)
+    torch.testing.assert_close(pool_features(f, "mean_patches")[:, :5], f[:, 0].mean(1))
+    with pytest.raises(ValueError, match="pooling"):
+        LinearProbe(4, 2, pooling="max")
+
+
+def test_best_epoch_is_restored_and_history_is_complete():
+    val = _data(16, seed=1)
+    res = finetune(_model(), _data(), val, _cfg(epochs=4, monitor="loss"))
+    losses = [h["val_loss"] for h in res.history]
+    assert res.best_epoch == int(np.argmin(losses)) + 1
+    assert res.best_score == pytest.approx(min(losses))
+    # the returned weights are the best epoch's: recompute the validation loss
+    out, y = predict(res.model, val)
+    loss = torch.nn.functional.cross_entropy(torch.from_numpy(out), torch.from_numpy(y))
+    assert float(loss) == pytest.approx(min(losses), rel=1e-5)
+    keys = {"epoch", "lr", "train_loss", "val_loss", "val_balanced_accuracy", "val_auroc"}
+    assert keys <= set(res.history[0])
+    json.dumps(res.to_dict())
+
+
+def test_early_stopping_stops_before_max_epochs():
+    # a learning rate this small cannot improve the balanced accuracy for long
+    cfg = _cfg(epochs=6, patience=1, lr=1e-9, backbone_lr=1e-9, warmup_epochs=0)
+    res = finetune(_model(), _data(), _data(16, seed=1), cfg)
+    assert res.stopped_early and len(res.history) < 6
+
+
+def test_param_groups_layer_decay_and_no_decay():
+    model = _model()
+    cfg = _cfg(lr=1e-3, backbone_lr=1e-4, layer_decay=0.5, weight_decay=0.1)
+    groups = _param_groups(model, model.final_layer, cfg)
+    lr_of = {}
+    for g in groups:
+        for p in g["params"]:
+            lr_of[id(p)] = (g["lr"], g["weight_decay"])
+    named = dict(model.named_parameters())
+    n = TINY["num_res_layers"]
+    assert lr_of[id(named["final_layer.1.weight"])] == (1e-3, 0.1)
+    assert lr_of[id(named["final_layer.1.bias"])] == (1e-3, 0.0)
+    blk = "residual_layer.residual_blocks.{}.res_conv.parametrizations.weight.original1"
+    assert lr_of[id(named[blk.format(n - 1)])][0] == pytest.approx(1e-4 * 0.5)
+    assert lr_of[id(named[blk.format(0)])][0] == pytest.approx(1e-4 * 0.5**n)
+    emb = next(k for k, p in named.items() if k.startswith("patch_embedding.") and p.requires_grad)
+    assert lr_of[id(named[emb])][0] == pytest.approx(1e-4 * 0.5 ** (n + 1))
+    assert not any(k.startswith("lm_head") for k in named if id(named[k]) in lr_of)
+
+
+def test_class_weights_balanced():
+    w = _class_weights(FinetuneConfig(class_weight="balanced"), np.array([0, 0, 0, 1]), 2)
+    torch.testing.assert_close(w, torch.tensor([4 / 6, 4 / 2]))
+    with pytest.raises(ValueError, match="one per class"):
+        _class_weights(FinetuneConfig(class_weight=[1.0]), np.array([0, 1]), 2)
+
+
+def test_frozen_features_and_encode_dataset():
+    feats, labels = encode_dataset(_model(), _data(8), pooling=None)
+    assert feats.shape == (8, 3, 2, 8) and labels.shape == (8,)
+    pooled, _ = encode_dataset(_model(), _data(8), pooling="mean")
+    assert pooled.shape == (8, 8)
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (torch.zeros(8, dtype=torch.long), "single class"),
+        (torch.arange(8) % 3, "n_outputs=2"),
+        (torch.rand(8), "integer class labels"),
+    ],
+)
+def test_bad_labels_raise(labels, match):
+    ds = TensorDataset(torch.randn(8, 3, 400), labels)
+    with pytest.raises(ValueError, match=match):
+        finetune(_model(), ds, None, _cfg(epochs=1))
+
+
+def test_bad_config_and_inputs():
+    with pytest.raises(ValueError, match="mode"):
+        FinetuneConfig(mode="partial")
+    with pytest.raises(ValueError, match="epochs"):
+        FinetuneConfig(epochs=0)
+    with pytest.raises(ValueError, match="Unknown FinetuneConfig"):
+        FinetuneConfig.from_dict({"epochz": 3})
+    assert FinetuneConfig.from_dict(FinetuneConfig().to_dict()) == FinetuneConfig()
+    with pytest.raises(ValueError, match="empty"):
+        finetune(_model(), TensorDataset(torch.zeros(0, 3, 400), torch.zeros(0)), None, _cfg())
+    with pytest.raises(TypeError, match="CodeBrain"):
+        finetune(torch.nn.Linear(2, 2), _data(), None, _cfg())
+
+
+def test_regression_mode():
+    ds = _data(32)
+    target = TensorDataset(ds.tensors[0], ds.tensors[1].float())
+    res = finetune(_model(n_outputs=1), target, target, _cfg(task="regression", epochs=2))
+    assert {"val_rmse", "val_r2", "val_pearson_r"} <= set(res.history[0])
+    assert res.monitor == "r2"
+
+
+def test_group_splits_never_share_groups():
+    groups = np.repeat(np.arange(10), 6)
+    y = np.tile([0, 1], 30)
+    tr, va = group_train_val_split(y, groups, val_fraction=0.2, seed=0)
+    assert set(groups[tr]).isdisjoint(groups[va]) and len(tr) + len(va) == 60
+    assert set(y[va]) == {0, 1}
+    folds = group_kfold(y, groups, n_splits=5, seed=0)
+    seen = np.concatenate([te for _, te in folds])
+    assert sorted(seen.tolist()) == list(range(60))
+    for a, b in folds:
+        assert set(groups[a]).isdisjoint(groups[b])
+    with pytest.raises(ValueError, match="distinct groups"):
+        group_kfold(y, np.zeros(60), n_splits=3)
+
+
+def test_warmup_cosine_schedule():
+    f = [
+        warmup_cosine_lambda(s, warmup_steps=4, total_steps=20, min_lr_ratio=0.1) for s in range(21)
+    ]
+    assert f[0] == pytest.approx(0.25) and f[3] == pytest.approx(1.0)
+    assert f[4] == pytest.approx(1.0) and f[20] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(f[4:], f[5:], strict=False))
