@@ -21,6 +21,16 @@ one batched GEMM in the channel-major layout (``bmm`` with the weight broadcast 
 no transposed copies of the ``(B, cH, L)`` activations). FFTs always run in float32 (float64
 for float64 modules), with autocast disabled, whatever the module or autocast dtype.
 ``sgconv_reference`` is the direct (non-FFT) convolution of the same operator, kept for tests.
+
+Mixed precision
+---------------
+Under ``torch.autocast`` (CPU or CUDA, bf16 or fp16) the FFT convolution runs in an
+autocast-disabled float32 region and only its output is cast back to the activation dtype, so
+the layer adds one rounding of its output (relative error <= 2^-8 per element for bf16). For the
+whole CodeBrain model, bf16 autocast or a ``.to(torch.bfloat16)`` model stays within **2 %** of
+the float32 output scale (``max |out_bf16 - out_f32| / max |out_f32|``; measured 0.3-0.9 % on
+tiny configurations and 0.8-1.2 % on the default 19 x 6000 configuration, tested in
+``tests/models/test_precision.py``). Float64 modules compute their FFTs in float64.
 """
 
 from __future__ import annotations
