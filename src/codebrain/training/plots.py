@@ -80,7 +80,10 @@ def plot_learning_curves(
         ax2.set_xlabel("epoch")
         ax2.set_ylabel(f"validation {metric}")
         ax2.grid(alpha=0.3)
+    from matplotlib.ticker import MaxNLocator
+
     for a in axes:
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
         if best_epoch is not None:
             a.axvline(best_epoch, color="gray", ls="--", lw=1)
     fig.suptitle(title)
