@@ -220,9 +220,13 @@ def test_input_errors(tmp_path):
         pretrain(tiny_backbone(), tok, WindowsDataset(8, n_chans=4), None, cfg, tmp_path / "a")
     with pytest.raises(ValueError, match="fewer than one global batch"):
         pretrain(tiny_backbone(), tok, WindowsDataset(3), None, cfg, tmp_path / "b")
+    small = tiny_backbone(codebook_size_t=4)
+    flags = {n: p.requires_grad for n, p in small.named_parameters()}
     with pytest.raises(ValueError, match="codebook_size_t"):
-        small = tiny_backbone(codebook_size_t=4)
         pretrain(small, tok, WindowsDataset(8), None, cfg, tmp_path / "c")
+    # The error came after parameters outside the objective were frozen: flags are restored.
+    assert {n: p.requires_grad for n, p in small.named_parameters()} == flags
+    assert not all(flags.values())  # (the frozen mask encoding stays frozen)
     with pytest.raises(TypeError, match="tokenize"):
         pretrain(tiny_backbone(), object(), WindowsDataset(8), None, cfg, tmp_path / "d")
     with pytest.raises(ValueError, match="CUDA"):

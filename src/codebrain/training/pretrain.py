@@ -759,9 +759,14 @@ def pretrain(
     cfg = config if config is not None else PretrainConfig()
     out_dir = Path(out_dir)
     ctx = _setup_distributed(cfg.device)
+    # Training freezes the parameters outside the objective; give the caller back the model
+    # with its own requires_grad flags whatever happens.
+    flags = [(p, p.requires_grad) for p in model.parameters()]
     try:
         return _pretrain(model, tokenizer, train_ds, val_ds, cfg, out_dir, ctx, step_callback)
     finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
         if ctx.initialized_here and dist.is_initialized():
             dist.destroy_process_group()
 
@@ -824,7 +829,7 @@ def _pretrain(
     model.train()
     # Parameters outside the objective (the classification head, the last block's residual
     # branch) are frozen for the run: DDP requires every trainable parameter to get a gradient.
-    head_flags = _freeze_unused(model, x0.unsqueeze(0), n_patches, device)
+    _freeze_unused(model, x0.unsqueeze(0), n_patches, device)
     if isinstance(tokenizer, nn.Module):
         tokenizer.to(device).eval()
         for p in tokenizer.parameters():
@@ -1154,8 +1159,6 @@ def _pretrain(
     finally:
         bar.close()
         mlog.close()
-        for p, flag in head_flags:
-            p.requires_grad_(flag)
 
     done = step - start_step
     result = PretrainResult(
@@ -1180,8 +1183,8 @@ def _pretrain(
 
 def _freeze_unused(
     model: nn.Module, x: torch.Tensor, n_patches: int, device: torch.device
-) -> list[tuple[nn.Parameter, bool]]:
-    """Freeze the parameters the masked-token loss does not reach; returns ``(param, flag)``.
+) -> list[nn.Parameter]:
+    """Freeze the parameters the masked-token loss does not reach; returns them.
 
     Found with one probe forward/backward on a single window in eval mode (no dropout, so no
     RNG is consumed); gradients are cleared afterwards.
@@ -1198,7 +1201,7 @@ def _freeze_unused(
     frozen = []
     for p in model.parameters():
         if p.requires_grad and p.grad is None:
-            frozen.append((p, True))
+            frozen.append(p)
             p.requires_grad_(False)
         p.grad = None
     logger.debug("Frozen %d parameter tensors outside the pretraining objective.", len(frozen))
