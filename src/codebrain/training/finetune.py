@@ -819,10 +819,11 @@ def finetune(
 def _build_scheduler(
     optimizer: torch.optim.Optimizer, warmup: int, total: int, min_lr_ratio: float
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    from codebrain.training._finetune_schedule import build_warmup_cosine
+    """Per-step linear warm-up then cosine decay (the schedule shared with pretraining)."""
+    from codebrain.training._schedule import build_warmup_cosine_scheduler
 
-    return build_warmup_cosine(
-        optimizer, warmup_steps=warmup, total_steps=total, min_lr_ratio=min_lr_ratio
+    return build_warmup_cosine_scheduler(
+        optimizer, warmup_steps=warmup, total_steps=max(1, total), min_lr_ratio=min_lr_ratio
     )
 
 
