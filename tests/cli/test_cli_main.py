@@ -185,3 +185,21 @@ def test_bad_inputs_fail_with_one_line_and_leave_nothing(workspace, tmp_path):
     proc = cli("prepare", str(workspace["edf"]), "-o", str(workspace["npz"]))
     assert_one_line_error(proc, "prepare", "--force")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "junk.npz", "one.npz"]
+
+
+def test_prepare_corpus_and_cross_validation(workspace, tmp_path):
+    corpus = tmp_path / "corpus"
+    proc = cli("prepare", str(workspace["edf"]), "--corpus", str(corpus), "--channels", CHANNELS,
+               "--window-seconds", "10")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "3 processed" in proc.stdout and (corpus / "manifest.json").is_file()
+
+    out = tmp_path / "cv"
+    proc = cli("finetune", str(workspace["npz"]), "-o", str(out), "--folds", "3", "--width", "8",
+               "--layers", "1", "--epochs", "1", "--val-fraction", "0", "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    cv = json.loads((out / "cv.json").read_text())["cv"]
+    assert len(cv["folds"]) == 3
+    held_out = [g for fold in cv["folds"] for g in fold["test_groups"]]
+    assert sorted(held_out) == ["01", "02", "03"]  # every subject tested exactly once
+    assert 0.0 <= cv["mean"]["balanced_accuracy"] <= 1.0

@@ -290,7 +290,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("inputs", nargs="+", help="EEG files and/or folders")
-    p.add_argument("-o", "--out", required=True, help="output windows file (.npz)")
+    dest = p.add_mutually_exclusive_group(required=True)
+    dest.add_argument("-o", "--out", help="output windows file (.npz, in memory, labelled)")
+    dest.add_argument(
+        "--corpus",
+        help="output corpus folder instead: sharded, resumable, memory-mapped fixed-length "
+        "windows for pretraining (codebrain.data.build_corpus)",
+    )
+    p.add_argument("--n-jobs", type=int, default=1, help="worker processes (--corpus)")
+    p.add_argument(
+        "--dtype", choices=("float16", "float32"), default="float16", help="corpus storage type"
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     add_preprocess_args(p)
     p.set_defaults(func=run)
@@ -300,6 +310,8 @@ def run(args: argparse.Namespace) -> int:
     """Run ``codebrain prepare``."""
     from codebrain.cli import CLIError
 
+    if args.corpus:
+        return _run_corpus(args)
     out = Path(args.out)
     if out.suffix != ".npz":
         raise CLIError(f"--out must end with .npz, got {out}.")
@@ -328,4 +340,28 @@ def run(args: argparse.Namespace) -> int:
         f"{len(set(ds.subject_ids.tolist()))} subjects, classes {ds.classes}, "
         f"{labelled.size} labelled."
     )
+    return 0
+
+
+def _run_corpus(args: argparse.Namespace) -> int:
+    """``prepare --corpus``: build or resume a sharded corpus (fixed-length windows)."""
+    from codebrain.cli import CLIError
+    from codebrain.data.store import build_corpus
+
+    if args.windows != "fixed" or args.events or args.labels:
+        raise CLIError(
+            "--corpus stores unlabelled fixed-length windows; drop --windows/--events/--labels."
+        )
+    for p in args.inputs:
+        if not Path(p).exists():
+            raise CLIError(f"{p} does not exist.")
+    config = preprocess_config_from_args(args)
+    summary = build_corpus(
+        [Path(p) for p in args.inputs], args.corpus, config, n_jobs=args.n_jobs, dtype=args.dtype
+    )
+    if summary.n_windows == 0:
+        raise CLIError(
+            f"no windows in corpus {args.corpus}: {dict(summary.failed) or 'recordings too short'}."
+        )
+    print(str(summary))
     return 0
