@@ -749,16 +749,17 @@ def finetune(
             x = x.to(device=device, dtype=torch.float32)
             out = step_fn(x)
             loss = _loss(criterion, out, y.to(device), cfg.task)
+            if not math.isfinite(loss.item()):  # before the step: the weights stay finite
+                raise FloatingPointError(
+                    f"Training loss became {loss.item()} at epoch {epoch}; check the inputs "
+                    "for extreme values or lower the learning rate."
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
             optimizer.step()
             scheduler.step()
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(
-                    f"Training loss became {loss.item()} at epoch {epoch}; lower the learning rate."
-                )
             total_loss += loss.item() * x.shape[0]
             n_seen += x.shape[0]
         row: dict[str, Any] = {
