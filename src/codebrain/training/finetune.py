@@ -750,7 +750,7 @@ def finetune(
             out = step_fn(x)
             loss = _loss(criterion, out, y.to(device), cfg.task)
             if not math.isfinite(loss.item()):  # before the step: the weights stay finite
-                raise FloatingPointError(
+                raise ValueError(
                     f"Training loss became {loss.item()} at epoch {epoch}; check the inputs "
                     "for extreme values or lower the learning rate."
                 )
