@@ -102,8 +102,12 @@ def fast_fft_size(n: int) -> int:
 
 
 def _exporting() -> bool:
-    """True while ``torch.export`` / the ONNX exporter traces the model."""
-    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
+    """True while ``torch.compile``, ``torch.export`` or the ONNX exporter traces the model.
+
+    Traced graphs multiply spectra as real pairs: ONNX has no complex broadcasting and
+    inductor generates no code for complex element-wise ops.
+    """
+    return torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
 
 
 class SGConv(nn.Module):
@@ -239,7 +243,7 @@ class SGConv(nn.Module):
                 )
             skip = self.skip_weight.to(fft_dtype).unsqueeze(-1)  # (c, H, 1)
             if _exporting():
-                # exporters lack complex broadcasting: (c, H, F, 2) real pairs, D on the real part
+                # traced: (c, H, F, 2) real pairs, D added to the real part
                 spec = torch.view_as_real(torch.fft.rfft(k, n=n_fft))
                 spec = spec + torch.stack([skip, torch.zeros_like(skip)], -1)
             else:
@@ -283,7 +287,7 @@ class SGConv(nn.Module):
             x_f = torch.fft.rfft(x.to(fft_dtype), n=n_fft)  # (B, H, F)
             if k_f.is_complex():
                 prod = x_f.unsqueeze(1) * k_f  # (B, c, H, F)
-            else:  # export: complex product in real arithmetic on (..., 2) pairs
+            else:  # traced: complex product in real arithmetic on (..., 2) pairs
                 xr = torch.view_as_real(x_f).unsqueeze(1)  # (B, 1, H, F, 2)
                 a, b = xr[..., 0], xr[..., 1]
                 c, d = k_f[..., 0], k_f[..., 1]
