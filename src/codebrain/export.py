@@ -69,7 +69,7 @@ def export_onnx(
         What the graph returns: class logits ``(B, n_outputs)``, features ``(B, C, P, D)``
         or the two token-logit tensors ``(B, C, P, K)``.
     dynamic_batch : bool
-        Export the batch dimension as symbolic.
+        Export the batch dimension as symbolic (any batch size >= 1 at run time).
 
     Returns
     -------
@@ -90,8 +90,10 @@ def export_onnx(
     path = Path(path)
     n_times = model.n_times if n_times is None else n_times
     param = next(model.parameters())
+    # a size-1 example dimension is specialised by torch.export: trace a dynamic batch with 2
+    example_batch = max(batch_size, 2) if dynamic_batch else batch_size
     example = torch.zeros(
-        batch_size, model.n_chans, n_times, dtype=param.dtype, device=param.device
+        example_batch, model.n_chans, n_times, dtype=param.dtype, device=param.device
     )
     was_training = model.training
     model.eval()

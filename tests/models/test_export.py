@@ -101,8 +101,9 @@ def test_onnx_export_features_and_cli(tmp_path):
     model_dir = tmp_path / "model"
     m.save_pretrained(model_dir)
     out = tmp_path / "cli.onnx"
-    assert cli_main(["export", "--model", str(model_dir), "--out", str(out)]) == 0
-    assert out.is_file()
+    argv = ["export", "--model", str(model_dir), "--out", str(out), "--dynamic-batch"]
+    assert cli_main(argv) == 0
+    assert check_onnx(m, out, torch.randn(3, 3, 400)) <= 1e-4  # another batch size
     feats = tmp_path / "feats.onnx"
     export_onnx(m, feats, batch_size=1, output="features")
     assert check_onnx(m, feats, torch.randn(1, 3, 400), output="features") <= 1e-4
