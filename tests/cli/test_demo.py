@@ -58,3 +58,25 @@ def test_demo_rejects_bad_arguments_without_output(tmp_path):
     assert proc.returncode == 2 and "--force" in proc.stderr
     assert (foreign / "notes.txt").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_terminated_demo_leaves_no_partial_output(tmp_path):
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codebrain.cli", "-q", "demo", "--out", str(tmp_path / "d"), *SMALL],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".d.*")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert list(tmp_path.glob(".d.*")), "the demo never started writing"
+        proc.terminate()
+        assert proc.wait(timeout=60) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert list(tmp_path.iterdir()) == []

@@ -197,7 +197,9 @@ def run(args: argparse.Namespace) -> int:
         return train_ds.subset(tr), train_ds.subset(va)
 
     summary: dict[str, Any] = {"task": task, "classes": ds.classes, "split_by": args.split_by}
-    with atomic_replace_dir(out) as tmp:
+    from codebrain.cli.cmd_demo import sigterm_as_exit
+
+    with sigterm_as_exit(), atomic_replace_dir(out) as tmp:
         if args.folds:
             folds = group_kfold(y_strat, groups, n_splits=args.folds, seed=args.seed)
             fold_rows = []
