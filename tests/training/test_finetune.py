@@ -87,11 +87,12 @@ def test_full_finetuning_learns_a_separable_task():
 def test_mlp_probe_trains_only_the_head():
     model = _model()
     before = _state(model)
+    flags = [p.requires_grad for p in model.parameters()]
     res = finetune(model, _data(), _data(16, seed=1), _cfg(mode="mlp", epochs=2))
     after = res.model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("final_layer.") for k in changed)
-    assert all(p.requires_grad for p in res.model.parameters())  # unfrozen afterwards
+    assert [p.requires_grad for p in res.model.parameters()] == flags  # caller's flags back
 
 
 def test_linear_probe_keeps_model_and_saves_roundtrip(tmp_path):
@@ -238,3 +239,16 @@ def test_learning_rate_warms_up_then_decays():
     # logged after each epoch: peak after warm-up, then cosine down to lr * min_lr_ratio
     assert lrs[0] == pytest.approx(1e-2)
     assert lrs[0] > lrs[1] > lrs[2] > lrs[3] == pytest.approx(1e-3)
+
+
+def test_requires_grad_flags_restored_even_on_error():
+    model = _model()
+    model.patch_embedding.requires_grad_(False)
+    finetune(model, _data(16), None, _cfg(mode="mlp", epochs=1))
+    assert not any(p.requires_grad for p in model.patch_embedding.parameters())
+    assert all(p.requires_grad for p in model.final_layer.parameters())
+    bad = TensorDataset(torch.full((8, 3, 400), 1e38), torch.arange(8) % 2)
+    with pytest.raises(ValueError, match="loss became|NaN or Inf"):
+        finetune(model, bad, None, _cfg(epochs=1))
+    assert all(p.requires_grad for p in model.final_layer.parameters())
+    assert not any(p.requires_grad for p in model.patch_embedding.parameters())

@@ -685,7 +685,25 @@ def finetune(
     else:
         criterion = nn.MSELoss()
 
-    # Modules and inputs of the trainable part.
+    # Freeze/unfreeze for the mode; the caller's requires_grad flags come back on every exit.
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        return _train(model, train_ds, val_ds, cfg, device, criterion)
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def _train(
+    model: CodeBrain,
+    train_ds: Dataset,
+    val_ds: Dataset | None,
+    cfg: FinetuneConfig,
+    device: torch.device,
+    criterion: nn.Module,
+) -> FinetuneResult:
+    """The training loop of :func:`finetune` (arguments already checked)."""
+    n_out = model.n_outputs
     for name, p in model.named_parameters():
         p.requires_grad_(cfg.mode == "full" and not name.startswith(_TOKEN_HEADS))
     pooling: Pooling | None = None
@@ -800,8 +818,6 @@ def finetune(
     elif best_state is not None:
         trained.load_state_dict(best_state)
         logger.info("Restored epoch %d (%s=%.4g).", best_epoch, key, best_score)
-    for p in model.parameters():
-        p.requires_grad_(True)
     final: nn.Module = model if cfg.mode != "linear" else ProbedCodeBrain(model, head)
     final.eval()
     return FinetuneResult(
