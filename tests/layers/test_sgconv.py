@@ -143,3 +143,16 @@ def test_channel_linear_matches_linear():
     expected = torch.nn.functional.linear(x.transpose(1, 2), w, b).transpose(1, 2)
     torch.testing.assert_close(channel_linear(x, w, b), expected)
     torch.testing.assert_close(channel_linear(x, w, None), expected - b[:, None])
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_eval_feature_chunks_match_reference(layer_norm):
+    layer = _layer(True, layer_norm=layer_norm).eval()
+    layer.eval_chunk_bytes = 1  # one feature per chunk
+    x = torch.randn(2, 6, 29, dtype=torch.float64)
+    with torch.no_grad():
+        fast = layer(x)
+        layer.eval_chunk_bytes = 2**40  # one chunk
+        whole = layer(x)
+    torch.testing.assert_close(fast, sgconv_reference(layer, x).detach(), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(fast, whole, rtol=1e-12, atol=1e-12)

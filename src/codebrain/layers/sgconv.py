@@ -295,12 +295,37 @@ class SGConv(nn.Module):
             y = torch.fft.irfft(prod, n=n_fft)[..., :seq_len]  # (B, c, H, L)
         return y if y.dtype == x.dtype else y.to(x.dtype)
 
+    #: Eval-mode working-set target (bytes) of one feature chunk's FFT buffers; see ``features``.
+    eval_chunk_bytes: int = 4 * 2**20
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Everything before ``output_linear``: ``(B, H, L) -> (B, c*H, L)``.
 
-        Long convolution with skip, GELU, channel dropout and (optionally) LayerNorm.
+        Long convolution with skip, GELU, channel dropout and (optionally) LayerNorm. In eval
+        mode without autograd the features ``H`` are processed in chunks whose FFT buffers fit
+        ``eval_chunk_bytes`` (features are independent up to the LayerNorm), which keeps long
+        recordings' spectra in cache; results are the same.
         """
-        return self._activate(self.long_conv(x))
+        b, h, seq_len = x.shape
+        eager_eval = not self.training and not torch.is_grad_enabled()
+        if not eager_eval or torch.compiler.is_compiling() or torch.is_autocast_enabled():
+            return self._activate(self.long_conv(x))
+        n_fft = fast_fft_size(2 * seq_len - 1)
+        per_feature = b * self.channels * n_fft * 4
+        chunk = max(1, self.eval_chunk_bytes // per_feature)
+        if chunk >= h:
+            return self._activate(self.long_conv(x))
+        k_f = self._kernel_spectrum(seq_len, n_fft)  # (c, H, F)
+        fft_dtype = k_f.real.dtype
+        out = torch.empty(b, self.channels, h, seq_len, dtype=x.dtype, device=x.device)
+        for i in range(0, h, chunk):
+            x_f = torch.fft.rfft(x[:, i : i + chunk].to(fft_dtype), n=n_fft)  # (B, h', F)
+            y = torch.fft.irfft(x_f.unsqueeze(1) * k_f[:, i : i + chunk], n=n_fft)
+            out[:, :, i : i + chunk] = self.activation(y[..., :seq_len])
+        y = out.view(b, self.channels * h, seq_len)
+        if isinstance(self.norm, nn.LayerNorm):
+            y = self.norm(y.transpose(1, 2)).transpose(1, 2)
+        return y
 
     def _activate(self, y: torch.Tensor) -> torch.Tensor:
         """Activation, dropout and norm: ``(B, c, H, L) -> (B, c*H, L)``."""
