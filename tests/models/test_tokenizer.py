@@ -189,7 +189,7 @@ def test_config_validation() -> None:
         tiny_config(depth=2.0)
     with pytest.raises(ValueError, match="codebook_size_f"):
         tiny_config(codebook_size_f=1)
-    with pytest.raises(ValueError, match="Unknown TokenizerConfig keys"):
+    with pytest.raises(ValueError, match="Unknown TokenizerConfig fields"):
         TokenizerConfig.from_dict({"patch_size": 200, "bogus": 1})
     with pytest.raises(TypeError, match="TokenizerConfig"):
         TFDualTokenizer({"patch_size": 200})  # type: ignore[arg-type]

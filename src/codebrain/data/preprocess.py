@@ -10,18 +10,17 @@ Shape legend: ``n_chans`` channels, ``n_times`` samples.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import mne
 import numpy as np
 
 from codebrain.data.montage import DEFAULT_CHANNELS, normalize_channel_name, pick_target_channels
 from codebrain.utils.check import check_option
+from codebrain.utils.config import JSONConfig
 
 __all__ = ["PreprocessConfig", "preprocess_raw", "find_flat_channels", "VOLTS_TO_MODEL_UNITS"]
 
@@ -32,7 +31,7 @@ VOLTS_TO_MODEL_UNITS: float = 1e4
 
 
 @dataclass
-class PreprocessConfig:
+class PreprocessConfig(JSONConfig):
     """Everything that turns a recording into model-ready windows (JSON-able fields only).
 
     Parameters
@@ -97,26 +96,9 @@ class PreprocessConfig:
         """Samples per window, ``round(window_seconds * sfreq)``."""
         return int(round(self.window_seconds * self.sfreq))
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict of the fields (channels as a list)."""
-        d = dataclasses.asdict(self)
-        d["channels"] = list(self.channels)
-        return d
-
     def to_json(self) -> str:
         """The fields as a JSON string."""
         return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> PreprocessConfig:
-        """Build from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - fields)
-        if unknown:
-            raise ValueError(
-                f"Unknown PreprocessConfig fields {unknown}; expected {sorted(fields)}."
-            )
-        return cls(**dict(d))
 
 
 def find_flat_channels(raw: mne.io.BaseRaw, threshold_uv: float = 0.1) -> list[str]:

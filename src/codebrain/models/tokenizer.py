@@ -55,15 +55,16 @@ import json
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from codebrain.layers.quantize import Codebook
+from codebrain.utils.config import JSONConfig
 from codebrain.utils.io import atomic_replace_dir
 
 __all__ = [
@@ -83,7 +84,7 @@ _MODEL_TYPE = "codebrain-tfdual-tokenizer"
 
 # ------------------------------------------------------------------------------- config
 @dataclass
-class TokenizerConfig:
+class TokenizerConfig(JSONConfig):
     """Hyper-parameters of :class:`TFDualTokenizer` (JSON-serialisable).
 
     Parameters
@@ -123,6 +124,8 @@ class TokenizerConfig:
     target_norm : {"patch", "none"}
         Per-patch standardisation of the reconstruction targets.
     """
+
+    _ignored_keys: ClassVar[frozenset[str]] = frozenset({"model_type"})
 
     patch_size: int = 200
     max_chans: int = 19
@@ -199,21 +202,6 @@ class TokenizerConfig:
     def n_freqs(self) -> int:
         """F = ``patch_size // 2 + 1``, the number of rfft bins."""
         return self.patch_size // 2 + 1
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict of every field."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TokenizerConfig:
-        """Build from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known - {"model_type"})
-        if unknown:
-            raise ValueError(
-                f"Unknown TokenizerConfig keys: {unknown}; expected a subset of {sorted(known)}."
-            )
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 # ------------------------------------------------------------------------------ outputs

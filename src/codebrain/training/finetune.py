@@ -28,7 +28,6 @@ Shape legend: B = batch, C = channels, T = samples, P = patches, D = feature wid
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import logging
 import math
@@ -48,6 +47,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from codebrain.models.codebrain import CodeBrain
 from codebrain.training.metrics import PRIMARY_METRIC, compute_metrics
+from codebrain.utils.config import JSONConfig
 from codebrain.utils.io import atomic_path, atomic_write_json
 
 __all__ = [
@@ -75,7 +75,7 @@ _TOKEN_HEADS = ("lm_head_t.", "lm_head_f.")  # pretraining heads: never fine-tun
 
 # ----------------------------------------------------------------------------- config
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(JSONConfig):
     """Hyper-parameters of :func:`finetune` (JSON-able: :meth:`to_dict` / :meth:`from_dict`).
 
     Parameters
@@ -182,19 +182,6 @@ class FinetuneConfig:
     def monitor_key(self) -> str:
         """The validation quantity used for early stopping and best-epoch selection."""
         return PRIMARY_METRIC[self.task] if self.monitor == "auto" else self.monitor
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict of the fields."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FinetuneConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"Unknown FinetuneConfig key(s) {unknown}; expected {sorted(names)}.")
-        return cls(**d)
 
 
 # ---------------------------------------------------------------------- probe modules

@@ -62,6 +62,7 @@ from codebrain.training.masking import (
     MASK_STRATEGIES,
     sample_keyed_masks,
 )
+from codebrain.utils.config import JSONConfig
 from codebrain.utils.io import atomic_write_json
 
 __all__ = [
@@ -113,7 +114,7 @@ class Tokenizer(Protocol):
 
 # ------------------------------------------------------------------------------ config
 @dataclass
-class PretrainConfig:
+class PretrainConfig(JSONConfig):
     """Hyper-parameters of a pretraining run (JSON-able; CLI flags map onto the fields).
 
     Defaults follow LaBraM's masked-token pretraining recipe, on which CodeBrain builds
@@ -240,21 +241,6 @@ class PretrainConfig:
             raise ValueError(
                 f"mask_strategy must be one of {MASK_STRATEGIES}, got {self.mask_strategy!r}."
             )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict of the fields."""
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PretrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"Unknown PretrainConfig fields: {unknown}.")
-        return cls(**d)
 
 
 @dataclass

@@ -31,7 +31,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,6 +55,7 @@ from codebrain.training.checkpointing import (
     save_checkpoint,
     unwrap_model,
 )
+from codebrain.utils.config import JSONConfig
 from codebrain.utils.io import atomic_open, atomic_write_json
 
 __all__ = ["TokenizerTrainConfig", "TokenizerTrainResult", "train_tokenizer"]
@@ -83,7 +84,7 @@ _LOSS_KEYS = ("loss", "time", "amp", "phase", "commit_t", "commit_f", "grad_norm
 
 # ------------------------------------------------------------------------------ config
 @dataclass
-class TokenizerTrainConfig:
+class TokenizerTrainConfig(JSONConfig):
     """Settings of :func:`train_tokenizer` (JSON-serialisable).
 
     Parameters
@@ -171,24 +172,6 @@ class TokenizerTrainConfig:
             raise ValueError(
                 f"TokenizerTrainConfig.precision must be 'fp32' or 'bf16', got {self.precision!r}."
             )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict of every field."""
-        d = asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TokenizerTrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"Unknown TokenizerTrainConfig keys: {unknown}.")
-        d = dict(d)
-        if "betas" in d:
-            d["betas"] = tuple(d["betas"])
-        return cls(**d)
 
 
 @dataclass
