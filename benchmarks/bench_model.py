@@ -29,7 +29,8 @@ Usage::
 
     python benchmarks/bench_model.py                 # full run (~15 min on 2 cores)
     python benchmarks/bench_model.py --quick         # < 2 min smoke run (batch 4 instead of
-                                                     # 16, training batch 2, short sweep)
+                                                     # 16, training batch 2, memory at
+                                                     # batch 1 only, short sweep)
     python benchmarks/bench_model.py --out DIR       # results.json and length_sweep.png
 
 Results: ``DIR/bench_model.json`` and ``DIR/bench_model_length_sweep.png``.
@@ -346,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901
             for run in runs.values():  # warm-up: eval caches are built once, not counted
                 run()
             flops = {impl: count_flops(run) for impl, run in runs.items()}
-            ts, cpu = alternating_times(runs, reps)
+            ts, cpu = alternating_times(runs, 1 if quick and kind == "train" else reps)
             wall_med = {impl: statistics.median(v) for impl, v in ts.items()}
             cpu_med = {impl: statistics.median(v) for impl, v in cpu.items()}
             med = cpu_med if use_cpu_time else wall_med
@@ -387,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901
         memory: dict[str, Any] = {}
         mem_configs = [("eval", 1), ("eval", 16), ("train", 2 if quick else 8)]
         if quick:
-            mem_configs = [("train", 2)]
+            mem_configs = [("eval", 1)]
         for kind, batch in mem_configs:
             name = f"{kind}_b{batch}"
             memory[name] = {}
