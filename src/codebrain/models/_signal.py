@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from codebrain.utils.check import check_int
+
 __all__ = ["EEGSignalParams", "serialize_chs_info", "deserialize_chs_info"]
 
 _INT_FIELDS = ("kind", "coil_type", "unit")
@@ -80,8 +82,8 @@ class EEGSignalParams:
                 f"* sfreq={sfreq} (= {input_window_seconds * sfreq:g})."
             )
         for name, val in (("n_outputs", n_outputs), ("n_chans", n_chans), ("n_times", n_times)):
-            if val is not None and (isinstance(val, bool) or not isinstance(val, int) or val < 1):
-                raise ValueError(f"{name} must be a positive int, got {val!r}.")
+            if val is not None:
+                check_int(name, val)
         for name, val in (("input_window_seconds", input_window_seconds), ("sfreq", sfreq)):
             if val is not None and not (isinstance(val, int | float) and val > 0):
                 raise ValueError(f"{name} must be a positive number, got {val!r}.")

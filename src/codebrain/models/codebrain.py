@@ -24,6 +24,7 @@ from codebrain.layers.residual import ResidualGroup, WNConv1d
 from codebrain.models._hub import HubMixin
 from codebrain.models._signal import EEGSignalParams
 from codebrain.models.checkpoints import convert_upstream_state_dict, is_upstream_state_dict
+from codebrain.utils.check import check_int
 
 __all__ = ["CodeBrain"]
 
@@ -270,8 +271,7 @@ class CodeBrain(HubMixin, EEGSignalParams, nn.Module):
         The two hidden layers of the MLP are kept; the last ``Linear`` is freshly initialised
         (on the model's device and dtype).
         """
-        if isinstance(n_outputs, bool) or not isinstance(n_outputs, int) or n_outputs < 1:
-            raise ValueError(f"n_outputs must be a positive int, got {n_outputs!r}.")
+        check_int("n_outputs", n_outputs)
         old = self.final_layer[-1]
         new = nn.Linear(old.in_features, n_outputs).to(
             device=old.weight.device, dtype=old.weight.dtype
@@ -458,8 +458,7 @@ class _PlainConv1d(nn.Module):
 
 def _check_hparams(**values: int) -> None:
     for name, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}.")
+        check_int(name, v)
 
 
 _ALLOWED_ACTIVATION_MODULES = ("torch.", "codebrain.")

@@ -47,6 +47,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from codebrain.models.codebrain import CodeBrain
 from codebrain.training.metrics import PRIMARY_METRIC, compute_metrics
+from codebrain.utils.check import check_int
 from codebrain.utils.config import JSONConfig
 from codebrain.utils.io import atomic_path, atomic_write_json
 
@@ -154,9 +155,7 @@ class FinetuneConfig(JSONConfig):
                 f"pooling must be 'mean_patches', 'mean' or 'flatten', got {self.pooling!r}."
             )
         for name in ("epochs", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}.")
+            check_int(name, getattr(self, name))
         for name in ("lr", "backbone_lr", "layer_decay"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and v > 0):

@@ -35,6 +35,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from codebrain.utils.check import check_int
+
 __all__ = [
     "DEFAULT_MASK_RATIO",
     "MASK_STRATEGIES",
@@ -57,8 +59,7 @@ def _check_mask_args(
     n_chans: int, n_patches: int, mask_ratio: float, strategy: str, block_size: int
 ) -> None:
     for name, v in (("n_chans", n_chans), ("n_patches", n_patches), ("block_size", block_size)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}.")
+        check_int(name, v, allow_numpy=True)
     if not isinstance(mask_ratio, (int, float)) or not 0.0 < float(mask_ratio) <= 1.0:
         raise ValueError(f"mask_ratio must be in (0, 1], got {mask_ratio!r}.")
     if strategy not in MASK_STRATEGIES:

@@ -62,6 +62,7 @@ from codebrain.training.masking import (
     MASK_STRATEGIES,
     sample_keyed_masks,
 )
+from codebrain.utils.check import check_int
 from codebrain.utils.config import JSONConfig
 from codebrain.utils.io import atomic_write_json
 
@@ -210,9 +211,7 @@ class PretrainConfig(JSONConfig):
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # JSON gives a list
         for name in ("steps", "batch_size", "accum_steps", "log_every", "keep_checkpoints"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"PretrainConfig.{name} must be a positive int, got {v!r}.")
+            check_int(f"PretrainConfig.{name}", getattr(self, name), minimum=1)
         for name in (
             "warmup_steps",
             "val_every",
@@ -220,9 +219,7 @@ class PretrainConfig(JSONConfig):
             "num_workers",
             "mask_block_size",
         ):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"PretrainConfig.{name} must be a non-negative int, got {v!r}.")
+            check_int(f"PretrainConfig.{name}", getattr(self, name), minimum=0)
         if self.val_batches is not None and self.val_batches < 1:
             raise ValueError(f"PretrainConfig.val_batches must be >= 1, got {self.val_batches}.")
         if not self.lr > 0 or self.min_lr < 0 or self.min_lr > self.lr:

@@ -55,6 +55,7 @@ from codebrain.training.checkpointing import (
     save_checkpoint,
     unwrap_model,
 )
+from codebrain.utils.check import check_int
 from codebrain.utils.config import JSONConfig
 from codebrain.utils.io import atomic_open, atomic_write_json
 
@@ -153,13 +154,9 @@ class TokenizerTrainConfig(JSONConfig):
             "keep_checkpoints",
             "log_every",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"TokenizerTrainConfig.{name} must be an int >= 1, got {value!r}.")
+            check_int(f"TokenizerTrainConfig.{name}", getattr(self, name), minimum=1)
         for name in ("warmup_steps", "num_workers", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"TokenizerTrainConfig.{name} must be an int >= 0, got {value!r}.")
+            check_int(f"TokenizerTrainConfig.{name}", getattr(self, name), minimum=0)
         if not self.lr > 0:
             raise ValueError(f"TokenizerTrainConfig.lr must be > 0, got {self.lr}.")
         if self.weight_decay < 0 or self.grad_clip < 0:

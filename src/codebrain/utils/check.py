@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["check_option", "check_positive_int", "check_probability"]
+__all__ = ["check_int", "check_option", "check_positive_int", "check_probability"]
 
 
 def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:
@@ -14,6 +14,21 @@ def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     if value not in allowed:
         raise ValueError(f"Invalid value for {name}: {value!r}; expected one of {allowed!r}.")
     return value
+
+
+def check_int(name: str, value: Any, *, minimum: int = 1, allow_numpy: bool = False) -> int:
+    """Raise ``ValueError`` unless ``value`` is an int ``>= minimum`` (bools are rejected).
+
+    Numpy integers pass only with ``allow_numpy=True``. The message says "a positive int" for
+    ``minimum=1`` and "a non-negative int" for 0.
+    """
+    import numbers
+
+    int_types = numbers.Integral if allow_numpy else int
+    if isinstance(value, bool) or not isinstance(value, int_types) or value < minimum:
+        what = {1: "a positive int", 0: "a non-negative int"}.get(minimum, f"an int >= {minimum}")
+        raise ValueError(f"{name} must be {what}, got {value!r}.")
+    return int(value)
 
 
 def check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
