@@ -67,31 +67,19 @@ def convert_checkpoint(
     ValueError
         Backbone keys are missing or unexpected, or shapes disagree (named in the message).
     """
-    from codebrain import CodeBrain, convert_upstream_state_dict, load_checkpoint_file
+    from codebrain import CodeBrain, load_checkpoint_file
 
     state = load_checkpoint_file(checkpoint)
     kwargs = dict(n_chans=n_chans, n_times=n_times, n_outputs=n_outputs, **arch)
     if sfreq is not None:
         kwargs["sfreq"] = sfreq
     model = CodeBrain(**kwargs)
-    own = model.state_dict()
-    converted, _ = convert_upstream_state_dict(state, strict=False)
-    reset = [
-        k
-        for k in own
-        if k.startswith("final_layer.")
-        and (k not in converted or tuple(converted[k].shape) != tuple(own[k].shape))
-    ]
-    converted = {k: v for k, v in converted.items() if k not in reset}
-    _, report = convert_upstream_state_dict(
-        converted, own, allow_missing=("final_layer.",), strict=False
-    )
-    if not report.ok:
+    try:
+        reset = model.load_pretrained_weights(state, source=str(checkpoint))
+    except ValueError as err:
         raise ValueError(
-            f"{checkpoint} does not fit CodeBrain(n_chans={n_chans}, n_times={n_times}): "
-            f"{report.describe(limit=5)}"
-        )
-    model.load_state_dict(converted, strict=False)
+            f"{checkpoint} does not fit CodeBrain(n_chans={n_chans}, n_times={n_times}): {err}"
+        ) from err
     return model, reset
 
 

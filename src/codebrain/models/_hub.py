@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -216,16 +217,44 @@ class HubMixin:
                     raise ValueError(f"{config_path} is not valid JSON: {err}") from err
         config.update(overrides)
         model = cls.from_config(config)
-        state = load_checkpoint_file(weights_path)
-        if is_upstream_state_dict(state):
-            state, _ = convert_upstream_state_dict(state)
-        model._load_pretrained_state(state, strict=strict, source=str(weights_path))
+        model.load_pretrained_weights(
+            load_checkpoint_file(weights_path), strict=strict, source=str(weights_path)
+        )
         return model.to(map_location)
 
-    def _load_pretrained_state(
-        self, state: dict[str, torch.Tensor], *, strict: bool, source: str
-    ) -> None:
-        """Load ``state``; head tensors that are absent or of another shape are re-initialised."""
+    def load_pretrained_weights(
+        self,
+        state: Mapping[str, torch.Tensor],
+        *,
+        strict: bool = True,
+        source: str = "the state dict",
+    ) -> list[str]:
+        """Load pretrained weights, keeping the freshly built classification head where needed.
+
+        Upstream (authors') key names are converted first. Head tensors (``final_layer.*``)
+        that are absent from ``state`` or of another shape keep their fresh initialisation.
+
+        Parameters
+        ----------
+        state : mapping of str to Tensor
+            Our, braindecode's or the authors' state dict.
+        strict : bool
+            Raise when a backbone key is missing or unexpected.
+        source : str
+            Where ``state`` came from, for error messages.
+
+        Returns
+        -------
+        list of str
+            The head keys left freshly initialised.
+
+        Raises
+        ------
+        ValueError
+            The weights do not fit the model (keys named in the message).
+        """
+        if is_upstream_state_dict(state):
+            state, _ = convert_upstream_state_dict(state)
         own = self.state_dict()
         head_reset = [
             k
@@ -247,6 +276,7 @@ class HubMixin:
                 len(head_reset),
                 source,
             )
+        return head_reset
 
 
 def _resolve_files(
