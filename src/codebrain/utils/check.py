@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["check_int", "check_option", "check_positive_int", "check_probability"]
+__all__ = ["check_int", "check_option", "check_positive_int"]
 
 
 def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:
@@ -39,12 +39,3 @@ def check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> in
         bound = ">= 0" if allow_zero else ">= 1"
         raise ValueError(f"{name} must be {bound}, got {value}.")
     return value
-
-
-def check_probability(name: str, value: Any) -> float:
-    """Raise unless ``value`` is a float in [0, 1); return it as float."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__}.")
-    if not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}.")
-    return float(value)
