@@ -197,7 +197,7 @@ def test_tensorboard_is_optional(tmp_path, caplog):
         has_tb = False
     else:
         has_tb = True
-    with caplog.at_level(logging.INFO, logger="codebrain.training.pretrain"):
+    with caplog.at_level(logging.INFO, logger="codebrain.training"):
         pretrain(
             tiny_backbone(),
             _FixedTargetTokenizer(),

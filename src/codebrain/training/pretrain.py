@@ -28,9 +28,7 @@ K_t / K_f = temporal / frequency codebook sizes, N = masked positions.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import itertools
 import json
 import logging
 import os
@@ -45,9 +43,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from codebrain.training._distributed import all_reduce_sum, barrier, rank, world_size
+from codebrain.training._loop import MetricLog, ResumableDistributedSampler, as_window
 from codebrain.training._schedule import WarmupCosine
 from codebrain.training.checkpointing import (
     capture_rng_state,
@@ -290,31 +289,6 @@ class PretrainResult:
 
 
 # ------------------------------------------------------------------------------ data
-class ResumableDistributedSampler(DistributedSampler):
-    """A :class:`~torch.utils.data.DistributedSampler` that can start mid-epoch.
-
-    ``set_start(k)`` skips this rank's first ``k`` indices of the current epoch's shard (the
-    data position of a resumed run). Rank ``r`` draws positions ``r, r + W, r + 2W ...`` of the
-    epoch permutation, so skipping ``k`` per rank skips the first ``k * W`` global positions.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.start = 0
-
-    def set_start(self, start: int) -> None:
-        """Skip the first ``start`` indices of this rank's shard in the current epoch."""
-        if start < 0 or start > self.num_samples:
-            raise ValueError(f"start must be in [0, {self.num_samples}], got {start}.")
-        self.start = int(start)
-
-    def __iter__(self) -> Iterator[int]:
-        return itertools.islice(super().__iter__(), self.start, None)
-
-    def __len__(self) -> int:
-        return self.num_samples - self.start
-
-
 class _IndexedWindows(Dataset):
     """``ds[i] -> (i, x)`` with ``x`` a float32 tensor ``(C, T)``.
 
@@ -328,20 +302,7 @@ class _IndexedWindows(Dataset):
         return len(self.ds)  # type: ignore[arg-type]
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
-        return i, _window_of(self.ds[i], i)
-
-
-def _window_of(item: Any, i: int) -> torch.Tensor:
-    if isinstance(item, (tuple, list)):
-        if not item:
-            raise ValueError(f"dataset item {i} is an empty {type(item).__name__}.")
-        item = item[0]
-    x = torch.as_tensor(item)
-    if x.ndim != 2:
-        raise ValueError(
-            f"dataset item {i} must be a (n_chans, n_times) window, got shape {tuple(x.shape)}."
-        )
-    return x.to(torch.float32)
+        return i, as_window(self.ds[i], i)
 
 
 class _ShardIndices(torch.utils.data.Sampler):
@@ -633,64 +594,6 @@ def evaluate_masked_tokens(
     return _metrics_from_sums(sums)
 
 
-# --------------------------------------------------------------------------- logging
-class _MetricLog:
-    """CSV + JSON-lines (+ optional TensorBoard) metric rows, written by rank 0 only."""
-
-    def __init__(self, out_dir: Path, enabled: bool, resume_step: int, tensorboard: bool) -> None:
-        self.enabled = enabled
-        self.csv_path = out_dir / "metrics.csv"
-        self.jsonl_path = out_dir / "metrics.jsonl"
-        self.rows: list[dict[str, Any]] = []
-        self.tb = None
-        if not enabled:
-            return
-        self._truncate(resume_step)
-        if not self.csv_path.exists():
-            with open(self.csv_path, "w", newline="") as f:
-                csv.DictWriter(f, fieldnames=_METRIC_FIELDS).writeheader()
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as err:
-                logger.info("TensorBoard logging skipped (%s); CSV/JSON logs are written.", err)
-            else:
-                self.tb = SummaryWriter(log_dir=str(out_dir / "tensorboard"))
-
-    def _truncate(self, step: int) -> None:
-        """Drop rows past ``step`` (written by a killed run after its last checkpoint)."""
-        if self.csv_path.exists():
-            with open(self.csv_path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-            with open(self.csv_path, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=_METRIC_FIELDS)
-                w.writeheader()
-                w.writerows(rows)
-        if self.jsonl_path.exists():
-            with open(self.jsonl_path) as f:
-                lines = [ln for ln in f if ln.strip() and json.loads(ln)["step"] <= step]
-            with open(self.jsonl_path, "w") as f:
-                f.writelines(lines)
-
-    def write(self, row: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        row = {k: row.get(k, "") for k in _METRIC_FIELDS}
-        self.rows.append(row)
-        with open(self.csv_path, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=_METRIC_FIELDS).writerow(row)
-        with open(self.jsonl_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        if self.tb is not None:
-            for k in ("loss", "loss_t", "loss_f", "acc_t", "acc_f", "lr", "grad_norm"):
-                if isinstance(row.get(k), (int, float)):
-                    self.tb.add_scalar(f"{row['split']}/{k}", row[k], row["step"])
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
 # ------------------------------------------------------------------------------ main
 def pretrain(
     model: nn.Module,
@@ -776,7 +679,7 @@ def _pretrain(
     n_train = len(train_ds)  # type: ignore[arg-type]
     if n_train == 0:
         raise ValueError("train_ds is empty.")
-    x0 = _window_of(train_ds[0], 0)
+    x0 = as_window(train_ds[0], 0)
     n_chans, n_times = x0.shape
     if n_chans != model.n_chans:
         raise ValueError(
@@ -886,7 +789,14 @@ def _pretrain(
             {"pretrain": cfg.to_dict(), "model": _model_config(model), "world_size": ctx.world},
         )
     barrier()
-    mlog = _MetricLog(out_dir, ctx.main, step, cfg.tensorboard)
+    mlog = MetricLog(
+        out_dir,
+        _METRIC_FIELDS,
+        enabled=ctx.main,
+        resume_step=step,
+        tensorboard=cfg.tensorboard,
+        tb_keys=("loss", "loss_t", "loss_f", "acc_t", "acc_f", "lr", "grad_norm"),
+    )
 
     train_module: nn.Module = _MaskedTokenModule(model)
     if ctx.active:

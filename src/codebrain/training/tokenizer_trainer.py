@@ -25,26 +25,22 @@ Outputs in ``out_dir``: ``checkpoints/ckpt_<step>.pt``, ``log.csv``, ``log.jsonl
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from codebrain.layers.quantize import fraction_used, perplexity
 from codebrain.models.tokenizer import TFDualTokenizer, TokenizerConfig
 from codebrain.training import _distributed
+from codebrain.training._loop import MetricLog, ResumableDistributedSampler, as_window
 from codebrain.training._schedule import WarmupCosine, build_warmup_cosine_scheduler
 from codebrain.training.checkpointing import (
     capture_rng_state,
@@ -57,7 +53,7 @@ from codebrain.training.checkpointing import (
 )
 from codebrain.utils.check import check_int
 from codebrain.utils.config import JSONConfig
-from codebrain.utils.io import atomic_open, atomic_write_json
+from codebrain.utils.io import atomic_write_json
 
 __all__ = ["TokenizerTrainConfig", "TokenizerTrainResult", "train_tokenizer"]
 
@@ -199,42 +195,9 @@ class TokenizerTrainResult:
 
 
 # -------------------------------------------------------------------------------- data
-class _ResumableSampler(DistributedSampler):
-    """``DistributedSampler`` (shuffled by ``seed + epoch``) that can skip its first items."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.start = 0
-
-    def set_start(self, start: int) -> None:
-        self.start = int(start)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(list(super().__iter__())[self.start :])
-
-    def __len__(self) -> int:
-        return max(0, self.num_samples - self.start)
-
-
-def _as_window(item: Any, index: int) -> torch.Tensor:
-    x = item[0] if isinstance(item, (tuple, list)) else item
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x))
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(
-            f"dataset item {index} is a {type(x).__name__}; expected a float tensor "
-            "(n_chans, n_times) or a tuple whose first element is one."
-        )
-    if x.ndim != 2:
-        raise ValueError(
-            f"dataset item {index} has shape {tuple(x.shape)}; expected (n_chans, n_times)."
-        )
-    return x.float()
-
-
 def _collate(items: list[Any]) -> torch.Tensor:
     """Stack windows ``(n_chans, n_times)`` (or ``(x, y)`` tuples) into ``(B, C, T)``."""
-    xs = [_as_window(it, i) for i, it in enumerate(items)]
+    xs = [as_window(it, i) for i, it in enumerate(items)]
     shapes = {tuple(x.shape) for x in xs}
     if len(shapes) != 1:
         raise ValueError(f"windows in a batch have different shapes: {sorted(shapes)}.")
@@ -263,48 +226,6 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
 
 
 # ------------------------------------------------------------------------------ logging
-class _Log:
-    """CSV + JSON-lines log in ``out_dir``; rows after a resume step are dropped first."""
-
-    def __init__(self, out_dir: Path, enabled: bool, resume_step: int) -> None:
-        self.enabled = enabled
-        self.csv_path = out_dir / "log.csv"
-        self.json_path = out_dir / "log.jsonl"
-        self.rows: list[dict[str, Any]] = []
-        if not enabled:
-            return
-        if resume_step > 0 and self.json_path.is_file():
-            with open(self.json_path) as f:
-                for line in f:
-                    line = line.strip()
-                    if line:
-                        row = json.loads(line)
-                        if row.get("step", 0) <= resume_step:
-                            self.rows.append(row)
-        self._rewrite()
-
-    def _rewrite(self) -> None:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=LOG_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for row in self.rows:
-            writer.writerow(row)
-        with atomic_open(self.csv_path, "w") as f:
-            f.write(buf.getvalue())
-        with atomic_open(self.json_path, "w") as f:
-            for row in self.rows:
-                f.write(json.dumps(row) + "\n")
-
-    def write(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        if not self.enabled:
-            return
-        with open(self.csv_path, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore").writerow(row)
-        with open(self.json_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-
-
 class _Meter:
     """Sums of loss terms and code counts over a logging interval."""
 
@@ -413,7 +334,7 @@ def train_tokenizer(
     n = len(dataset)  # type: ignore[arg-type]
     if n == 0:
         raise ValueError("the dataset is empty.")
-    first = _as_window(dataset[0], 0)
+    first = as_window(dataset[0], 0)
     n_chans, n_times = first.shape
     if n < cfg.batch_size * world:
         raise ValueError(
@@ -491,7 +412,7 @@ def train_tokenizer(
             out_dir / "train_config.json",
             {"train": cfg.to_dict(), "model": mcfg.to_dict(), "world_size": world},
         )
-    log = _Log(out_dir, main, step)
+    log = MetricLog(out_dir, LOG_FIELDS, enabled=main, resume_step=step, stem="log")
 
     net: nn.Module = model
     if world > 1:
@@ -499,7 +420,7 @@ def train_tokenizer(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
 
-    sampler = _ResumableSampler(
+    sampler = ResumableDistributedSampler(
         dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True
     )
     batches_per_epoch = sampler.num_samples // cfg.batch_size
@@ -630,7 +551,7 @@ def train_tokenizer(
     model.eval()
     if finished and main:
         model.save_pretrained(out_dir / "tokenizer")
-        final = log.rows[-1] if log.rows else {}
+        final = log.history[-1] if log.history else {}
         atomic_write_json(
             out_dir / "summary.json",
             {
@@ -654,7 +575,7 @@ def train_tokenizer(
         model=unwrap_model(model),  # type: ignore[arg-type]
         step=step,
         finished=finished,
-        history=list(log.rows),
+        history=list(log.history),
         checkpoint=last_ckpt,
         out_dir=out_dir,
     )
