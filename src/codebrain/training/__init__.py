@@ -18,6 +18,8 @@ _EXPORTS = {
     "finetune": "finetune",
     "load_finetuned": "finetune",
     "predict": "finetune",
+    "compute_token_targets": "masked_tokens",
+    "evaluate_masked_tokens": "masked_tokens",
     "DEFAULT_MASK_RATIO": "masking",
     "random_patch_mask": "masking",
     "classification_metrics": "metrics",

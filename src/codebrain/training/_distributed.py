@@ -7,10 +7,18 @@ statistics and k-means initialisation kept identical on every rank) and the trai
 
 from __future__ import annotations
 
+import logging
+import os
+from dataclasses import dataclass
+
 import torch
 import torch.distributed as dist
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
+    "DistContext",
+    "setup_distributed",
     "all_reduce_mean",
     "all_reduce_sum",
     "barrier",
@@ -86,3 +94,49 @@ def barrier() -> None:
     """Wait for every rank (no-op in a single process)."""
     if is_dist() and world_size() > 1:
         dist.barrier()
+
+
+@dataclass
+class DistContext:
+    """Where this process runs: rank, world size, local rank and device."""
+
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+    initialized_here: bool
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str | None) -> DistContext:
+    """Join the ``torchrun`` process group (``env://``) if one is configured.
+
+    NCCL when the rank's device is a GPU, gloo otherwise. An already-initialised default group
+    (e.g. created by the caller) is reused and left alive.
+    """
+    world_env = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        dev = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    else:
+        dev = torch.device(device)
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device(f"cuda:{local_rank}")
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    initialized_here = False
+    if dist.is_available() and not dist.is_initialized() and world_env > 1:
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, init_method="env://")
+        initialized_here = True
+        logger.info(
+            "Joined process group: backend=%s rank=%d/%d", backend, dist.get_rank(), world_env
+        )
+    return DistContext(rank(), world_size(), local_rank, dev, initialized_here)

@@ -2,7 +2,8 @@
 
 - :class:`ResumableDistributedSampler`: a ``DistributedSampler`` that can start mid-epoch (the
   data position of a resumed run).
-- :func:`as_window`: one dataset item -> a float32 window ``(C, T)``.
+- :func:`as_window`: one dataset item -> a float32 window ``(C, T)``;
+  :class:`IndexedWindows` wraps a dataset as ``i -> (i, window)``.
 - :class:`MetricLog`: CSV + JSON-lines (+ optional TensorBoard) metric rows of a run folder,
   with the rows a killed run wrote after its last checkpoint dropped on resume.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler
 
 from codebrain.utils.io import atomic_open
 
@@ -83,6 +84,22 @@ def as_window(item: Any, index: int) -> torch.Tensor:
             f"{tuple(item.shape)}."
         )
     return item.to(torch.float32)
+
+
+class IndexedWindows(Dataset):
+    """``ds[i] -> (i, x)`` with ``x`` a float32 tensor ``(C, T)``.
+
+    Items of ``ds`` may be a tensor/array or a tuple/list whose first element is one.
+    """
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
+        return i, as_window(self.ds[i], i)
 
 
 class MetricLog:

@@ -3,7 +3,8 @@
 For every window a subset of the ``(channel, patch)`` positions is masked
 (:mod:`codebrain.training.masking`); the frozen TFDual-Tokenizer gives the temporal and
 frequency token ids of the *unmasked* window; the backbone sees the masked window and predicts
-both ids at the masked positions (cross-entropy on ``lm_head_t`` and ``lm_head_f``, summed).
+both ids at the masked positions (cross-entropy on ``lm_head_t`` and ``lm_head_f``, summed;
+the objective and its evaluation live in :mod:`codebrain.training.masked_tokens`).
 
 Scaling: one loop runs on one CPU and under ``torchrun`` on many GPU machines
 (DistributedDataParallel; NCCL on GPUs, gloo on CPU; ``env://`` rendezvous). Three choices make
@@ -34,19 +35,28 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from codebrain.training._distributed import all_reduce_sum, barrier, rank, world_size
-from codebrain.training._loop import MetricLog, ResumableDistributedSampler, as_window
+from codebrain.training._distributed import (
+    DistContext,
+    all_reduce_sum,
+    barrier,
+    setup_distributed,
+)
+from codebrain.training._loop import (
+    IndexedWindows,
+    MetricLog,
+    ResumableDistributedSampler,
+    as_window,
+)
 from codebrain.training._schedule import WarmupCosine
 from codebrain.training.checkpointing import (
     capture_rng_state,
@@ -55,6 +65,16 @@ from codebrain.training.checkpointing import (
     load_checkpoint,
     prune_checkpoints,
     save_checkpoint,
+)
+from codebrain.training.masked_tokens import (
+    MaskedTokenModule,
+    Tokenizer,
+    autocast_for,
+    check_vocab,
+    compute_token_targets,
+    evaluate_masked_tokens,
+    head_sums,
+    metrics_from_sums,
 )
 from codebrain.training.masking import (
     DEFAULT_MASK_RATIO,
@@ -80,7 +100,6 @@ logger = logging.getLogger(__name__)
 
 _PRECISIONS = ("fp32", "bf16", "fp16")
 _STRIDE_WARNING = "Grad strides do not match bucket view strides"
-_VAL_SEED_OFFSET = 0x5EED  # validation masks use their own stream, fixed across the run
 _METRIC_FIELDS = (
     "step",
     "epoch",
@@ -96,20 +115,6 @@ _METRIC_FIELDS = (
     "windows",
     "elapsed_s",
 )
-
-
-# ---------------------------------------------------------------------------- protocol
-@runtime_checkable
-class Tokenizer(Protocol):
-    """What pretraining needs from a Stage 1 tokenizer.
-
-    ``tokenize(x)`` maps windows ``(B, C, T)`` to temporal and frequency token ids, each a long
-    tensor ``(B, C, P)``. :class:`codebrain.models.tokenizer.TFDualTokenizer` implements it.
-    """
-
-    def tokenize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token ids ``(ids_t, ids_f)``, each ``(B, C, P)`` long."""
-        ...
 
 
 # ------------------------------------------------------------------------------ config
@@ -288,81 +293,6 @@ class PretrainResult:
         return d
 
 
-# ------------------------------------------------------------------------------ data
-class _IndexedWindows(Dataset):
-    """``ds[i] -> (i, x)`` with ``x`` a float32 tensor ``(C, T)``.
-
-    Items of ``ds`` may be a tensor/array or a tuple/list whose first element is one.
-    """
-
-    def __init__(self, ds: Dataset) -> None:
-        self.ds = ds
-
-    def __len__(self) -> int:
-        return len(self.ds)  # type: ignore[arg-type]
-
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
-        return i, as_window(self.ds[i], i)
-
-
-class _ShardIndices(torch.utils.data.Sampler):
-    """Exact, unpadded shard ``range(rank, n, world)`` (validation: no duplicated windows)."""
-
-    def __init__(self, n: int, rank: int, world: int) -> None:
-        self.indices = list(range(rank, n, world))
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
-# ----------------------------------------------------------------------- distributed
-@dataclass
-class _Dist:
-    rank: int
-    world: int
-    local_rank: int
-    device: torch.device
-    initialized_here: bool
-
-    @property
-    def active(self) -> bool:
-        return self.world > 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _setup_distributed(device: str | None) -> _Dist:
-    """Join the ``torchrun`` process group (``env://``) if one is configured.
-
-    NCCL when the rank's device is a GPU, gloo otherwise. An already-initialised default group
-    (e.g. created by the caller) is reused and left alive.
-    """
-    world_env = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device is None:
-        dev = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    else:
-        dev = torch.device(device)
-        if dev.type == "cuda" and dev.index is None:
-            dev = torch.device(f"cuda:{local_rank}")
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
-    initialized_here = False
-    if dist.is_available() and not dist.is_initialized() and world_env > 1:
-        backend = "nccl" if dev.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, init_method="env://")
-        initialized_here = True
-        logger.info(
-            "Joined process group: backend=%s rank=%d/%d", backend, dist.get_rank(), world_env
-        )
-    return _Dist(rank(), world_size(), local_rank, dev, initialized_here)
-
-
 # ---------------------------------------------------------------------------- pieces
 def build_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW parameter groups: decay weight matrices only.
@@ -411,187 +341,6 @@ def build_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, 
         {"params": decay, "weight_decay": weight_decay, "names": names_d},
         {"params": no_decay, "weight_decay": 0.0, "names": names_nd},
     ]
-
-
-@torch.no_grad()
-def compute_token_targets(
-    tokenizer: Tokenizer, x: torch.Tensor, n_patches: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stage 1 token ids of unmasked windows, from the frozen tokenizer.
-
-    Runs under ``no_grad`` with autocast disabled (float32), with an ``nn.Module`` tokenizer in
-    eval mode (its previous mode is restored).
-
-    Parameters
-    ----------
-    tokenizer : Tokenizer
-        Anything with ``tokenize(x) -> (ids_t, ids_f)``.
-    x : torch.Tensor, shape (B, C, T)
-        The *unmasked* windows.
-    n_patches : int, optional
-        Expected ``P``; a mismatch raises ``ValueError``.
-
-    Returns
-    -------
-    ids_t, ids_f : torch.Tensor of int64, shape (B, C, P)
-    """
-    was_training = isinstance(tokenizer, nn.Module) and tokenizer.training
-    if isinstance(tokenizer, nn.Module):
-        tokenizer.eval()
-    try:
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            ids_t, ids_f = tokenizer.tokenize(x.float())
-    finally:
-        if was_training:
-            tokenizer.train()
-    b, c = x.shape[:2]
-    for name, ids in (("ids_t", ids_t), ("ids_f", ids_f)):
-        if ids.ndim != 3 or tuple(ids.shape[:2]) != (b, c):
-            raise ValueError(
-                f"tokenizer returned {name} of shape {tuple(ids.shape)}; expected (B, C, P) "
-                f"with B={b}, C={c}."
-            )
-        if n_patches is not None and ids.shape[2] != n_patches:
-            raise ValueError(
-                f"tokenizer gives {ids.shape[2]} patches per channel but the model cuts "
-                f"{n_patches}; the two must use the same patch_size."
-            )
-    return ids_t.long(), ids_f.long()
-
-
-class _MaskedTokenModule(nn.Module):
-    """Training view of a :class:`~codebrain.CodeBrain`: masked windows -> masked-position logits.
-
-    Wrapping (instead of calling ``CodeBrain.forward``) gives DDP one forward with one return
-    type, independent of the model's ``pretrain_mode`` flag.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, C, T), (B, C, P) -> (N, K_t), (N, K_f)``."""
-        feats = self.model.encode(x, mask=mask)  # (B, C, P, D)
-        sel = feats[mask]  # (N, D)
-        return self.model.lm_head_t(sel), self.model.lm_head_f(sel)
-
-
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def _head_sums(
-    logits_t: torch.Tensor, logits_f: torch.Tensor, tgt_t: torch.Tensor, tgt_f: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Summed cross-entropies and correct counts of both heads (float32)."""
-    ce_t = F.cross_entropy(logits_t.float(), tgt_t, reduction="sum")
-    ce_f = F.cross_entropy(logits_f.float(), tgt_f, reduction="sum")
-    hit_t = (logits_t.argmax(-1) == tgt_t).sum()
-    hit_f = (logits_f.argmax(-1) == tgt_f).sum()
-    return ce_t, ce_f, hit_t, hit_f
-
-
-def _metrics_from_sums(s: torch.Tensor) -> dict[str, float]:
-    """``[ce_t, ce_f, hit_t, hit_f, n]`` sums -> mean losses and accuracies."""
-    ce_t, ce_f, hit_t, hit_f, n = (float(v) for v in s.tolist())
-    n = max(n, 1.0)
-    return {
-        "loss": (ce_t + ce_f) / n,
-        "loss_t": ce_t / n,
-        "loss_f": ce_f / n,
-        "acc_t": hit_t / n,
-        "acc_f": hit_f / n,
-        "n_masked": int(s[4].item()),
-    }
-
-
-@torch.no_grad()
-def evaluate_masked_tokens(
-    model: nn.Module,
-    tokenizer: Tokenizer,
-    dataset: Dataset,
-    *,
-    batch_size: int = 32,
-    mask_ratio: float = DEFAULT_MASK_RATIO,
-    mask_strategy: str = "random",
-    mask_block_size: int = 1,
-    seed: int = 0,
-    max_batches: int | None = None,
-    precision: str = "fp32",
-    device: torch.device | str | None = None,
-    num_workers: int = 0,
-) -> dict[str, float]:
-    """Masked-token loss and accuracy of both heads on a held-out set.
-
-    Masks are keyed by ``(seed + offset, epoch 0, index)``, so repeated evaluations see the
-    same masks. Under an initialised process group each rank evaluates its exact shard
-    ``range(rank, N, world)`` and the sums are all-reduced (every rank gets the same numbers).
-
-    Parameters
-    ----------
-    model : CodeBrain
-        Backbone with ``encode`` and ``lm_head_t``/``lm_head_f`` (DDP-wrapped is fine).
-    tokenizer : Tokenizer
-    dataset : Dataset
-        Items: tensor ``(C, T)`` or tuple whose first element is one.
-    batch_size, mask_ratio, mask_strategy, mask_block_size, seed, max_batches, precision
-        See :class:`PretrainConfig`.
-    device : torch.device or str, optional
-        Default: the model's device.
-    num_workers : int
-        DataLoader workers.
-
-    Returns
-    -------
-    dict
-        ``loss`` (sum of both heads' mean CE), ``loss_t``, ``loss_f``, ``acc_t``, ``acc_f``,
-        ``n_masked``.
-    """
-    from codebrain.training.checkpointing import unwrap_model
-
-    net = unwrap_model(model)
-    dev = torch.device(device) if device is not None else next(net.parameters()).device
-    ctx_rank, ctx_world = rank(), world_size()
-    loader = DataLoader(
-        _IndexedWindows(dataset),
-        batch_size=batch_size,
-        sampler=_ShardIndices(len(dataset), ctx_rank, ctx_world),  # type: ignore[arg-type]
-        num_workers=num_workers,
-    )
-    was_training = net.training
-    net.eval()
-    sums = torch.zeros(5, dtype=torch.float64, device=dev)
-    try:
-        for bi, (idx, x) in enumerate(loader):
-            if max_batches is not None and bi >= max_batches:
-                break
-            x = x.to(dev)
-            p = x.shape[-1] // net.patch_size
-            mask = sample_keyed_masks(
-                idx,
-                x.shape[1],
-                p,
-                mask_ratio,
-                seed=seed + _VAL_SEED_OFFSET,
-                epoch=0,
-                strategy=mask_strategy,  # type: ignore[arg-type]
-                block_size=mask_block_size,
-                device=dev,
-            )
-            ids_t, ids_f = compute_token_targets(tokenizer, x, p)
-            with _autocast(dev, precision):
-                feats = net.encode(x, mask=mask)[mask]
-                lt, lf = net.lm_head_t(feats), net.lm_head_f(feats)
-            ce_t, ce_f, ht, hf = _head_sums(lt, lf, ids_t[mask], ids_f[mask])
-            sums += torch.stack([ce_t, ce_f, ht, hf, mask.sum()]).to(sums)
-    finally:
-        net.train(was_training)
-    all_reduce_sum(sums)
-    return _metrics_from_sums(sums)
 
 
 # ------------------------------------------------------------------------------ main
@@ -644,7 +393,7 @@ def pretrain(
     """
     cfg = config if config is not None else PretrainConfig()
     out_dir = Path(out_dir)
-    ctx = _setup_distributed(cfg.device)
+    ctx = setup_distributed(cfg.device)
     # Training freezes the parameters outside the objective; give the caller back the model
     # with its own requires_grad flags whatever happens.
     flags = [(p, p.requires_grad) for p in model.parameters()]
@@ -664,7 +413,7 @@ def _pretrain(
     val_ds: Dataset | None,
     cfg: PretrainConfig,
     out_dir: Path,
-    ctx: _Dist,
+    ctx: DistContext,
     step_callback: Callable[[int, dict[str, Any]], None] | None,
 ) -> PretrainResult:
     from tqdm.auto import tqdm
@@ -693,7 +442,7 @@ def _pretrain(
 
     global_batch = cfg.batch_size * cfg.accum_steps * ctx.world
     sampler = ResumableDistributedSampler(
-        _IndexedWindows(train_ds),
+        IndexedWindows(train_ds),
         num_replicas=ctx.world,
         rank=ctx.rank,
         shuffle=True,
@@ -798,7 +547,7 @@ def _pretrain(
         tb_keys=("loss", "loss_t", "loss_f", "acc_t", "acc_f", "lr", "grad_norm"),
     )
 
-    train_module: nn.Module = _MaskedTokenModule(model)
+    train_module: nn.Module = MaskedTokenModule(model)
     if ctx.active:
         train_module = nn.parallel.DistributedDataParallel(
             train_module,
@@ -848,7 +597,7 @@ def _pretrain(
             "epoch": epoch,
             "split": "train",
             "lr": scheduler.get_last_lr()[0],
-            **_metrics_from_sums(sums),
+            **metrics_from_sums(sums),
             "grad_norm": grad_norm_sum / max(grad_norm_n, 1),
             "windows": step * global_batch,
             "elapsed_s": round(time.perf_counter() - t_start, 3),
@@ -964,7 +713,7 @@ def _pretrain(
                     t1 = time.perf_counter()
                     ids_t, ids_f = compute_token_targets(tokenizer, x, n_patches)
                     if step == start_step and j == 0:
-                        _check_vocab([(ids_t, ids_f)], model)
+                        check_vocab([(ids_t, ids_f)], model)
                     if device.type == "cuda":
                         torch.cuda.synchronize(device)
                     t2 = time.perf_counter()
@@ -974,9 +723,9 @@ def _pretrain(
                         else contextlib.nullcontext()
                     )
                     with sync:
-                        with _autocast(device, cfg.precision):
+                        with autocast_for(device, cfg.precision):
                             lt, lf = train_module(x, mask)
-                        ce_t, ce_f, ht, hf = _head_sums(lt, lf, ids_t[mask], ids_f[mask])
+                        ce_t, ce_f, ht, hf = head_sums(lt, lf, ids_t[mask], ids_f[mask])
                         loss = (ce_t + ce_f) * scale
                         with warnings.catch_warnings():
                             # Conv2d weight grads with a size-1 dim come back with different
@@ -1087,7 +836,7 @@ def _freeze_unused(
     mask = torch.zeros(1, x.shape[1], n_patches, dtype=torch.bool, device=device)
     mask[..., 0] = True
     try:
-        lt, lf = _MaskedTokenModule(model)(x.to(device), mask)
+        lt, lf = MaskedTokenModule(model)(x.to(device), mask)
         (lt.float().sum() + lf.float().sum()).backward()
     finally:
         model.train(was_training)
@@ -1099,22 +848,6 @@ def _freeze_unused(
         p.grad = None
     logger.debug("Frozen %d parameter tensors outside the pretraining objective.", len(frozen))
     return frozen
-
-
-def _check_vocab(targets: list[tuple[torch.Tensor, torch.Tensor]], model: nn.Module) -> None:
-    """Token ids must index the model's heads (checked once; it syncs the device)."""
-    for head, k, pos in (
-        ("temporal", model.lm_head_t.out_features, 0),
-        ("frequency", model.lm_head_f.out_features, 1),
-    ):
-        hi = max(int(t[pos].max()) for t in targets)
-        lo = min(int(t[pos].min()) for t in targets)
-        if lo < 0 or hi >= k:
-            raise ValueError(
-                f"The tokenizer's {head} ids span [{lo}, {hi}] but the model's {head} head has "
-                f"{k} classes; build the model with codebook_size_{'t' if pos == 0 else 'f'} "
-                f"equal to the tokenizer's codebook size."
-            )
 
 
 def _model_config(model: nn.Module) -> dict[str, Any]:
