@@ -2,7 +2,9 @@
 
 Every writer in codebrain goes through these helpers, so a killed process never leaves a
 partial file under the final name (write to a temporary file in the same folder, flush,
-fsync, then ``os.replace``).
+fsync, then ``os.replace``). The result gets the permissions an ordinary ``open(path, "w")``
+would give (``0o666`` / ``0o777`` for folders, less the process umask), or keeps those of the
+file it replaces — not the owner-only mode of the temporary file.
 """
 
 from __future__ import annotations
@@ -22,6 +24,20 @@ __all__ = [
     "atomic_torch_save",
     "atomic_replace_dir",
 ]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _final_mode(path: Path, default: int) -> int:
+    """Permission bits for ``path``: those of the file it replaces, else ``default & ~umask``."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return default & ~_umask()
 
 
 @contextlib.contextmanager
@@ -50,6 +66,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _final_mode(path, 0o666))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -69,6 +86,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _final_mode(path, 0o666))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -109,6 +127,7 @@ def atomic_replace_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, _final_mode(path, 0o777))
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             if old.exists():
