@@ -161,3 +161,22 @@ def test_push_to_hub_uploads_a_saved_folder(monkeypatch):
     assert calls["upload"][1] == ["config.json", "model.safetensors"]
     assert calls["upload"][2]["commit_message"] == "hello"
     assert calls["config"] == m.get_config()
+
+
+def test_interrupted_save_never_leaves_a_loadable_mismatch(tmp_path, monkeypatch):
+    """A save killed while writing the weights leaves no config.json: the folder does not
+    pass for a model (old config + new/partial weights is impossible)."""
+    import safetensors.torch
+
+    m, _ = _model()
+    m.save_pretrained(tmp_path)
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safetensors.torch, "save_file", boom)
+    with pytest.raises(KeyboardInterrupt):
+        m.save_pretrained(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["model.safetensors"]  # the old weights, no config
+    with pytest.raises(FileNotFoundError, match="no config.json .*interrupted save_pretrained"):
+        CodeBrain.from_pretrained(tmp_path)

@@ -217,11 +217,46 @@ def test_save_load_round_trip(tmp_path) -> None:
     assert all(
         torch.equal(a, b) for a, b in zip(model.tokenize(x), loaded.tokenize(x), strict=True)
     )
-    # Saving again over an existing folder replaces it atomically (no temp folders left).
+    # Saving again over an existing folder rewrites its two files atomically (no temporary
+    # files left) and keeps the user's other files.
+    (folder / "README.md").write_text("notes")
     model.save_pretrained(tmp_path / "tok")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
     # Overrides that keep weight shapes.
     assert TFDualTokenizer.from_pretrained(folder, dropout=0.1).config.dropout == 0.1
+
+
+def test_push_to_hub_uploads_a_loadable_folder(monkeypatch, tmp_path) -> None:
+    import shutil
+
+    import huggingface_hub
+
+    calls = {}
+
+    def create_repo(self, repo_id, **kwargs):
+        calls["create"] = (repo_id, kwargs)
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):
+        calls["upload"] = (repo_id, kwargs)
+        shutil.copytree(folder_path, tmp_path / "uploaded")
+        return "commit-info"
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    model = TFDualTokenizer(tiny_config()).eval()
+    assert model.push_to_hub("me/tok", private=True, revision="v1") == "commit-info"
+    assert calls["create"] == ("me/tok", {"private": True, "exist_ok": True, "repo_type": "model"})
+    assert calls["upload"][0] == "me/tok" and calls["upload"][1]["revision"] == "v1"
+    loaded = TFDualTokenizer.from_pretrained(tmp_path / "uploaded")
+    x = torch.randn(2, C, P * S)
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.tokenize(x), loaded.tokenize(x), strict=True)
+    )
 
 
 def test_from_pretrained_errors(tmp_path) -> None:

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,7 +27,13 @@ from codebrain.models.checkpoints import (
 )
 from codebrain.utils.io import atomic_path, atomic_write_json
 
-__all__ = ["HubMixin", "CONFIG_NAME", "WEIGHTS_NAME"]
+__all__ = [
+    "HubMixin",
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "push_folder_to_hub",
+    "write_pretrained_folder",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +45,78 @@ _SIGNAL_KEYS = ("n_outputs", "n_chans", "chs_info", "n_times", "input_window_sec
 _HEAD_PREFIX = "final_layer."
 
 M = TypeVar("M", bound="HubMixin")
+
+
+def write_pretrained_folder(
+    save_directory: str | os.PathLike,
+    state_dict: Mapping[str, torch.Tensor],
+    config: Mapping[str, Any],
+) -> Path:
+    """Write ``model.safetensors`` then ``config.json`` into ``save_directory``.
+
+    The folder's old ``config.json`` is removed first and the new one written last (each file
+    atomically), so a folder that has a config always holds the weights that belong to it; a
+    save killed half-way leaves a folder without a config, which no loader mistakes for a
+    model. Other files in the folder are left alone.
+
+    Parameters
+    ----------
+    save_directory : path-like
+        Created if needed; must not be an existing file.
+    state_dict : mapping of str to torch.Tensor
+        Weights (moved to CPU, made contiguous).
+    config : mapping
+        JSON-serialisable configuration.
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(save_directory)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"save_directory {str(folder)!r} exists and is not a folder.")
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    (folder / CONFIG_NAME).unlink(missing_ok=True)
+    with atomic_path(folder / WEIGHTS_NAME) as tmp_path:
+        save_file(state, tmp_path, metadata={"format": "pt"})
+    atomic_write_json(folder / CONFIG_NAME, dict(config))
+    return folder
+
+
+def push_folder_to_hub(
+    save: Callable[[Path], Any],
+    repo_id: str,
+    *,
+    commit_message: str,
+    private: bool | None = None,
+    token: str | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
+) -> Any:
+    """Create the Hub model repo ``repo_id`` if needed, ``save(tmp_folder)``, upload the folder.
+
+    Returns
+    -------
+    huggingface_hub.CommitInfo
+    """
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    with tempfile.TemporaryDirectory() as tmp:
+        save(Path(tmp))
+        return api.upload_folder(
+            repo_id=repo_id,
+            folder_path=tmp,
+            commit_message=commit_message,
+            revision=revision,
+            create_pr=create_pr,
+            repo_type="model",
+        )
 
 
 class HubMixin:
@@ -105,8 +183,9 @@ class HubMixin:
     ) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``save_directory``.
 
-        Each file is written atomically; the weights go first and ``config.json`` last, so a
-        folder with a config is always complete. Existing other files are left alone.
+        See :func:`write_pretrained_folder`: each file is written atomically, the old config is
+        removed first and the new one written last, so a folder with a config is always
+        complete. Existing other files are left alone.
 
         Returns
         -------
@@ -117,19 +196,7 @@ class HubMixin:
             raise ValueError(
                 "Only safetensors serialization is supported (safe_serialization=True)."
             )
-        from safetensors.torch import save_file
-
-        save_directory = Path(save_directory)
-        if save_directory.exists() and not save_directory.is_dir():
-            raise NotADirectoryError(
-                f"save_directory {str(save_directory)!r} exists and is not a folder."
-            )
-        save_directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        with atomic_path(save_directory / WEIGHTS_NAME) as tmp_path:
-            save_file(state, tmp_path, metadata={"format": "pt"})
-        atomic_write_json(save_directory / CONFIG_NAME, self.get_config())
-        return save_directory
+        return write_pretrained_folder(save_directory, self.state_dict(), self.get_config())
 
     def push_to_hub(
         self,
@@ -147,20 +214,15 @@ class HubMixin:
         -------
         huggingface_hub.CommitInfo
         """
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=token)
-        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        with tempfile.TemporaryDirectory() as tmp:
-            self.save_pretrained(tmp)
-            return api.upload_folder(
-                repo_id=repo_id,
-                folder_path=tmp,
-                commit_message=commit_message,
-                revision=revision,
-                create_pr=create_pr,
-                repo_type="model",
-            )
+        return push_folder_to_hub(
+            self.save_pretrained,
+            repo_id,
+            commit_message=commit_message,
+            private=private,
+            token=token,
+            revision=revision,
+            create_pr=create_pr,
+        )
 
     # ------------------------------------------------------------------- load
     @classmethod
@@ -208,6 +270,12 @@ class HubMixin:
             token=token,
             local_files_only=local_files_only,
         )
+        if config_path is None and weights_path.name == WEIGHTS_NAME and not overrides:
+            raise FileNotFoundError(
+                f"{weights_path.parent} has {WEIGHTS_NAME} but no {CONFIG_NAME} (an interrupted "
+                "save_pretrained leaves exactly this): save the model again, or pass its "
+                "constructor arguments (n_chans=..., n_times=..., ...) to from_pretrained."
+            )
         config: dict[str, Any] = {}
         if config_path is not None:
             with open(config_path, encoding="utf-8") as f:

@@ -64,8 +64,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from codebrain.layers.quantize import Codebook
+from codebrain.models._hub import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    push_folder_to_hub,
+    write_pretrained_folder,
+)
 from codebrain.utils.config import JSONConfig
-from codebrain.utils.io import atomic_replace_dir
 
 __all__ = [
     "TFDualTokenizer",
@@ -77,8 +82,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 _MODEL_TYPE = "codebrain-tfdual-tokenizer"
 
 
@@ -711,8 +714,9 @@ class TFDualTokenizer(nn.Module):
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``save_directory``.
 
-        The folder is built under a temporary name and renamed into place, so it is either
-        complete or absent; an existing folder is replaced.
+        Same convention as :meth:`codebrain.CodeBrain.save_pretrained`: each file is written
+        atomically, the old config is removed first and the new one written last (a folder with
+        a config is always complete); other files in the folder are left alone.
 
         Parameters
         ----------
@@ -722,16 +726,41 @@ class TFDualTokenizer(nn.Module):
         -------
         Path
         """
-        from safetensors.torch import save_file
-
-        path = Path(save_directory)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_replace_dir(path) as tmp:
-            config = {"model_type": _MODEL_TYPE, **self.config.to_dict()}
-            (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        path = write_pretrained_folder(
+            save_directory,
+            self.state_dict(),
+            {"model_type": _MODEL_TYPE, **self.config.to_dict()},
+        )
         logger.info("Saved TFDual-Tokenizer to %s", path)
         return path
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str = "Upload TFDual-Tokenizer",
+        private: bool | None = None,
+        token: str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+    ) -> Any:
+        """Save the tokenizer to a temporary folder and upload it to the Hub repo ``repo_id``.
+
+        :meth:`from_pretrained` loads it back from the repo id.
+
+        Returns
+        -------
+        huggingface_hub.CommitInfo
+        """
+        return push_folder_to_hub(
+            self.save_pretrained,
+            repo_id,
+            commit_message=commit_message,
+            private=private,
+            token=token,
+            revision=revision,
+            create_pr=create_pr,
+        )
 
     @classmethod
     def from_pretrained(
