@@ -153,7 +153,7 @@ def test_user_errors(tmp_path: Path, npy_corpus: Path, capsys) -> None:
 def test_built_corpus_is_accepted(tmp_path: Path) -> None:
     """A folder written by codebrain.data.build_corpus is read through CorpusDataset."""
     data = pytest.importorskip("codebrain.data")
-    from codebrain.cli.cmd_tokenizer_train import load_windows
+    from codebrain.cli._common import load_windows
 
     edfs = data.write_synthetic_dataset(tmp_path / "edf", n_subjects=1, n_trials=4, seed=0)
     corpus = tmp_path / "corpus"

@@ -11,12 +11,15 @@ import torch
 
 from codebrain.data import (
     DEFAULT_CHANNELS,
+    NpyWindows,
     PreprocessConfig,
     WindowDataset,
     event_windows,
     fixed_length_windows,
     load_windows,
+    load_windows_npz,
     make_event_id,
+    save_windows_npz,
     windows_from_raw,
 )
 
@@ -136,3 +139,41 @@ def test_auto_classes_across_recordings(tmp_path: Path) -> None:
     for rec, names in [("sub-1_raw", {"rest", "feet"}), ("sub-2_raw", {"left_hand", "feet"})]:
         got = {ds.classes[i] for i in ds.labels[ds.recording_ids == rec]}
         assert got == names
+
+
+def test_windows_npz_round_trip_and_errors(tmp_path: Path) -> None:
+    data = np.random.default_rng(0).standard_normal((4, 3, 10)).astype(np.float32)
+    ds = WindowDataset(
+        data, np.array([0, 1, 0, 1]), ["r1", "r1", "r2", "r2"], ["s1", "s1", "s2", "s2"],
+        np.array([0.0, 1.0, 0.0, 1.0]), ["C3", "C4", "CZ"], 200.0, ["left", "right"],
+    )  # fmt: skip
+    cfg = PreprocessConfig(l_freq=4.0, h_freq=40.0)
+    path = save_windows_npz(ds, tmp_path / "w.npz", cfg)
+    back, pre = load_windows_npz(path)
+    assert np.array_equal(back.data, ds.data) and np.array_equal(back.labels, ds.labels)
+    assert list(back.subject_ids) == list(ds.subject_ids) and back.classes == ["left", "right"]
+    assert back.ch_names == ["C3", "C4", "CZ"] and back.sfreq == 200.0
+    assert PreprocessConfig.from_dict(pre) == cfg
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_windows_npz(tmp_path / "missing.npz")
+    np.savez(tmp_path / "other.npz", data=data)
+    with pytest.raises(ValueError, match="lacks .*labels"):
+        load_windows_npz(tmp_path / "other.npz")
+
+
+def test_npy_windows_concatenates_memory_mapped_files(tmp_path: Path) -> None:
+    a = np.arange(2 * 3 * 5, dtype=np.float64).reshape(2, 3, 5)
+    b = -np.arange(3 * 3 * 5, dtype=np.float16).reshape(3, 3, 5)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    ds = NpyWindows([tmp_path / "a.npy", tmp_path / "b.npy"])
+    assert len(ds) == 5 and (ds.n_chans, ds.n_times) == (3, 5)
+    assert ds[1].dtype == torch.float32 and torch.equal(ds[1], torch.as_tensor(a[1]).float())
+    assert torch.equal(ds[-1], torch.as_tensor(b[2]).float())
+    with pytest.raises(IndexError):
+        ds[5]
+    np.save(tmp_path / "c.npy", np.zeros((1, 4, 5)))
+    with pytest.raises(ValueError, match="disagree"):
+        NpyWindows([tmp_path / "a.npy", tmp_path / "c.npy"])
+    with pytest.raises(ValueError, match="at least one"):
+        NpyWindows([])

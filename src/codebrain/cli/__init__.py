@@ -2,7 +2,8 @@
 
 Each subcommand lives in its own module ``codebrain.cli.cmd_<name>`` that defines
 ``register(subparsers) -> None``; the parser adds a ``func(args) -> int`` default. Modules are
-discovered automatically, so adding a command never edits this file.
+discovered automatically, so adding a command never edits this file. Only ``cmd_*`` modules are
+commands: helpers shared by several commands live in the private ``codebrain.cli._common``.
 """
 
 from __future__ import annotations

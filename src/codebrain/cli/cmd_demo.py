@@ -24,13 +24,10 @@ The preprocessing settings are saved with the model (``preprocess.json``) so
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import logging
-import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -288,30 +285,9 @@ def run_demo(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return report
 
 
-@contextlib.contextmanager
-def sigterm_as_exit() -> Iterator[None]:
-    """Turn SIGTERM into ``SystemExit`` so atomic writers remove their temporaries.
-
-    Without it a terminated process dies without unwinding and leaves the hidden
-    ``.<name>.*.tmp`` folder of :func:`codebrain.utils.io.atomic_replace_dir` behind.
-    """
-
-    def _raise(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, _raise)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain demo``."""
+    from codebrain.cli._common import sigterm_as_exit
     from codebrain.utils.io import atomic_replace_dir
 
     _check_args(args)

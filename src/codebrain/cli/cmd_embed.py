@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``embed`` subcommand."""
-    from codebrain.cli.cmd_predict import add_common_args
+    from codebrain.cli._common import add_common_args
 
     p = subparsers.add_parser(
         "embed",
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain embed``."""
     from codebrain.cli import CLIError
-    from codebrain.cli.cmd_predict import load_model_and_windows
+    from codebrain.cli._common import load_model_and_windows
     from codebrain.training.finetune import encode_dataset
     from codebrain.utils.io import atomic_open
 

@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` subcommand."""
-    from codebrain.cli.cmd_predict import add_common_args
+    from codebrain.cli._common import add_common_args
 
     p = subparsers.add_parser(
         "evaluate",
@@ -35,8 +35,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``codebrain evaluate``."""
 
     from codebrain.cli import CLIError
-    from codebrain.cli.cmd_finetune import labelled_subset
-    from codebrain.cli.cmd_predict import load_model_and_windows
+    from codebrain.cli._common import labelled_subset, load_model_and_windows
     from codebrain.training.finetune import predict
     from codebrain.training.metrics import compute_metrics
     from codebrain.training.plots import plot_confusion_matrix

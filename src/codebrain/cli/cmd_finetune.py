@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["register", "labelled_subset", "infer_task", "build_model"]
+__all__ = ["register", "infer_task", "build_model"]
 
 logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``finetune`` subcommand."""
-    from codebrain.cli.cmd_prepare import add_preprocess_args
+    from codebrain.cli._common import add_preprocess_args
 
     p = subparsers.add_parser(
         "finetune",
@@ -62,16 +62,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     add_preprocess_args(p)
     p.set_defaults(func=run)
-
-
-def labelled_subset(ds: Any) -> Any:
-    """Drop unlabelled windows (label -1); log how many."""
-    if ds.labels.dtype.kind in "iu":
-        keep = ds.labels >= 0
-        if not keep.all():
-            logger.warning("Ignoring %d unlabelled window(s).", int((~keep).sum()))
-            return ds.subset(keep)
-    return ds
 
 
 def infer_task(ds: Any, task: str) -> str:
@@ -151,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from codebrain.cli import CLIError
-    from codebrain.cli.cmd_prepare import load_data_arg, load_windows_npz
+    from codebrain.cli._common import labelled_subset, load_data_arg, sigterm_as_exit
+    from codebrain.data.windows import load_windows_npz
     from codebrain.training._splits import group_kfold, group_train_val_split
     from codebrain.training.finetune import evaluate, finetune
     from codebrain.training.plots import plot_confusion_matrix, plot_learning_curves
@@ -197,8 +188,6 @@ def run(args: argparse.Namespace) -> int:
         return train_ds.subset(tr), train_ds.subset(va)
 
     summary: dict[str, Any] = {"task": task, "classes": ds.classes, "split_by": args.split_by}
-    from codebrain.cli.cmd_demo import sigterm_as_exit
-
     with sigterm_as_exit(), atomic_replace_dir(out) as tmp:
         if args.folds:
             folds = group_kfold(y_strat, groups, n_splits=args.folds, seed=args.seed)

@@ -1,73 +1,27 @@
 """``codebrain predict``: per-window class probabilities (or regression outputs) to CSV.
 
-Also holds :func:`load_model_and_windows`, shared with ``evaluate`` and ``embed``: a model
-folder (from ``finetune``, ``demo`` or ``convert``) and windows from an ``.npz`` or from EEG
-files prepared with the settings stored next to the model (``preprocess.json``), which the
-preprocessing flags override.
+The model folder (from ``finetune``, ``demo`` or ``convert``) and the windows (an ``.npz``, or
+EEG files prepared with the settings stored next to the model, ``preprocess.json``, which the
+preprocessing flags override) are loaded by
+:func:`codebrain.cli._common.load_model_and_windows`, shared with ``evaluate`` and ``embed``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 from pathlib import Path
-from typing import Any
 
-__all__ = ["register", "load_model_and_windows", "add_common_args"]
+__all__ = ["register"]
 
 logger = logging.getLogger(__name__)
 
 
-def add_common_args(p: argparse.ArgumentParser) -> None:
-    """``model``, ``data`` and the preprocessing flags."""
-    from codebrain.cli.cmd_prepare import add_preprocess_args
-
-    p.add_argument("model", help="model folder (finetune / demo / convert output)")
-    p.add_argument("data", nargs="+", help="windows .npz from 'prepare', or EEG files/folders")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, auto")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    add_preprocess_args(p, defaults_from_model=True)
-
-
-def load_model_and_windows(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
-    """Load ``args.model`` and ``args.data``; check they fit each other.
-
-    Returns
-    -------
-    model : CodeBrain or ProbedCodeBrain
-    ds : WindowDataset
-    meta : dict
-        ``finetune.json`` of the model folder (``{}`` if absent).
-    """
-    from codebrain.cli import CLIError
-    from codebrain.cli.cmd_prepare import load_data_arg
-    from codebrain.training.finetune import load_finetuned
-
-    model_dir = Path(args.model)
-    if not model_dir.is_dir():
-        raise CLIError(f"model folder {model_dir} not found.")
-    model = load_finetuned(model_dir)
-    base = None
-    if (model_dir / "preprocess.json").is_file():
-        base = json.loads((model_dir / "preprocess.json").read_text(encoding="utf-8"))
-    meta: dict[str, Any] = {}
-    if (model_dir / "finetune.json").is_file():
-        meta = json.loads((model_dir / "finetune.json").read_text(encoding="utf-8"))
-    ds, _ = load_data_arg(args.data, args, base)
-    if ds.n_chans != model.n_chans:
-        raise CLIError(f"the model takes {model.n_chans} channels but the data has {ds.n_chans}.")
-    if ds.n_times != model.n_times:
-        raise CLIError(
-            f"the model takes windows of {model.n_times} samples but the data has {ds.n_times}."
-        )
-    return model, ds, meta
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``predict`` subcommand."""
+    from codebrain.cli._common import add_common_args
+
     p = subparsers.add_parser(
         "predict",
         help="per-window probabilities (or regression outputs) to CSV",
@@ -85,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain predict``."""
     from codebrain.cli import CLIError
+    from codebrain.cli._common import load_model_and_windows
     from codebrain.training.finetune import predict
     from codebrain.training.metrics import softmax
     from codebrain.utils.io import atomic_open

@@ -254,7 +254,7 @@ def write_tokenizer_report(
 
 def run(args: argparse.Namespace) -> int:
     """Run ``tokenizer-report``; returns the exit code."""
-    from codebrain.cli.cmd_tokenizer_train import load_windows
+    from codebrain.cli._common import load_windows
     from codebrain.models.tokenizer import TFDualTokenizer
 
     tok_dir = Path(args.tokenizer)

@@ -20,113 +20,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from torch.utils.data import Dataset
-
 from codebrain.cli import CLIError
 
-__all__ = ["NpyWindows", "load_windows", "register", "run"]
+__all__ = ["register", "run"]
 
 logger = logging.getLogger(__name__)
-
-
-class NpyWindows(Dataset):
-    """Windows from ``.npy`` files, each ``(n_windows, n_chans, n_times)``, memory-mapped.
-
-    Parameters
-    ----------
-    paths : list of path-like
-        Files in order; their windows are concatenated. All must share ``(n_chans, n_times)``.
-
-    Notes
-    -----
-    ``__getitem__(i)`` returns a float32 tensor ``(n_chans, n_times)``.
-    """
-
-    def __init__(self, paths: list[str | os.PathLike]) -> None:
-        if not paths:
-            raise ValueError("NpyWindows needs at least one .npy file.")
-        self.paths = [Path(p) for p in paths]
-        self._arrays: list[np.ndarray] | None = None
-        shapes = []
-        counts = []
-        for p in self.paths:
-            arr = np.load(p, mmap_mode="r", allow_pickle=False)
-            if arr.ndim != 3:
-                raise ValueError(
-                    f"{p} holds an array of shape {arr.shape}; expected (n_windows, n_chans, "
-                    "n_times)."
-                )
-            shapes.append(arr.shape[1:])
-            counts.append(arr.shape[0])
-        if len(set(shapes)) != 1:
-            raise ValueError(
-                f"the .npy files disagree on (n_chans, n_times): "
-                f"{sorted({tuple(s) for s in shapes})}."
-            )
-        self.n_chans, self.n_times = (int(v) for v in shapes[0])
-        self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-
-    def __len__(self) -> int:
-        return int(self._offsets[-1])
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"index {i} out of range for {len(self)} windows.")
-        i = i % len(self)
-        if self._arrays is None:  # opened lazily so DataLoader workers map their own copies
-            self._arrays = [np.load(p, mmap_mode="r", allow_pickle=False) for p in self.paths]
-        f = int(np.searchsorted(self._offsets, i, side="right") - 1)
-        x = np.asarray(self._arrays[f][i - self._offsets[f]], dtype=np.float32)
-        return torch.from_numpy(x.copy())
-
-
-def load_windows(path: str | os.PathLike) -> Dataset:
-    """Open a corpus for the tokenizer commands.
-
-    Parameters
-    ----------
-    path : path-like
-        A folder written by ``codebrain.data.build_corpus`` (has ``manifest.json``), a folder of
-        ``.npy`` arrays ``(n_windows, n_chans, n_times)``, or one such ``.npy`` file.
-
-    Returns
-    -------
-    torch.utils.data.Dataset
-        Items are float32 tensors ``(n_chans, n_times)``.
-
-    Raises
-    ------
-    CLIError
-        Missing path, or a folder with neither a manifest nor ``.npy`` files.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise CLIError(f"corpus {str(path)!r} does not exist.")
-    if path.is_file():
-        if path.suffix != ".npy":
-            raise CLIError(f"corpus file {str(path)!r} is not a .npy array.")
-        return NpyWindows([path])
-    if (path / "manifest.json").is_file():
-        try:
-            from codebrain.data import CorpusDataset
-        except ImportError as err:
-            raise CLIError(
-                f"{path} is a built corpus but codebrain.data.CorpusDataset is unavailable ({err})."
-            ) from err
-        return CorpusDataset(path)
-    files = sorted(path.glob("*.npy"))
-    if not files:
-        raise CLIError(
-            f"corpus folder {str(path)!r} has neither a manifest.json (built corpus) nor .npy "
-            "arrays shaped (n_windows, n_chans, n_times)."
-        )
-    return NpyWindows(files)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -240,6 +141,7 @@ def _configs(args: argparse.Namespace, n_chans: int, n_times: int) -> tuple[Any,
 
 def run(args: argparse.Namespace) -> int:
     """Run ``tokenizer-train``; returns the exit code."""
+    from codebrain.cli._common import load_windows
     from codebrain.training.tokenizer_trainer import train_tokenizer
 
     dataset = load_windows(args.corpus)

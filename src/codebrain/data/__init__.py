@@ -48,13 +48,16 @@ from codebrain.data.synthetic import (
     write_synthetic_dataset,
 )
 from codebrain.data.windows import (
+    NpyWindows,
     WindowDataset,
     Windows,
     event_windows,
     fixed_length_windows,
     load_windows,
+    load_windows_npz,
     make_event_id,
     reject_by_amplitude,
+    save_windows_npz,
     windows_from_raw,
 )
 
@@ -82,6 +85,9 @@ __all__ = [
     "fixed_length_windows",
     "list_recordings",
     "load_windows",
+    "load_windows_npz",
+    "save_windows_npz",
+    "NpyWindows",
     "make_event_id",
     "make_synthetic_recording",
     "normalize_channel_name",

@@ -4,17 +4,21 @@
 ``(x, y)``: ``x`` float32 ``(n_chans, n_times)`` in model units (µV / 100), ``y`` a
 ``torch.long`` class index (or float32 for regression targets, -1 for unlabelled windows).
 Per-window metadata (``recording_ids``, ``subject_ids``, ``onsets``) are numpy arrays, so
-subject- or recording-wise splits are one boolean mask away.
+subject- or recording-wise splits are one boolean mask away. :func:`save_windows_npz` /
+:func:`load_windows_npz` store them in one ``.npz`` (the ``codebrain prepare -o`` format);
+:class:`NpyWindows` reads unlabelled windows from plain ``.npy`` arrays, memory-mapped.
 
 Shape legend: ``n_windows`` windows, ``n_chans`` channels, ``n_times`` samples per window.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import mne
@@ -25,6 +29,7 @@ from torch.utils.data import Dataset
 from codebrain.data.io import read_raw, recording_id, subject_id
 from codebrain.data.preprocess import PreprocessConfig, preprocess_raw
 from codebrain.utils.check import check_option
+from codebrain.utils.io import atomic_open
 
 __all__ = [
     "Windows",
@@ -35,6 +40,9 @@ __all__ = [
     "make_event_id",
     "windows_from_raw",
     "load_windows",
+    "save_windows_npz",
+    "load_windows_npz",
+    "NpyWindows",
 ]
 
 logger = logging.getLogger(__name__)
@@ -565,3 +573,137 @@ def load_windows(
         config.sfreq,
         classes,
     )
+
+
+# ------------------------------------------------------------------------ files
+def save_windows_npz(
+    ds: WindowDataset, path: str | os.PathLike, preprocess: PreprocessConfig | None = None
+) -> Path:
+    """Write windows (and the preprocessing that made them) to one ``.npz``, atomically.
+
+    The format of ``codebrain prepare -o``; read back with :func:`load_windows_npz`.
+
+    Parameters
+    ----------
+    ds : WindowDataset
+        Data ``(N, C, T)`` float32, labels, recording/subject ids, onsets, channel names,
+        sampling rate and class names.
+    path : path-like
+        Output file.
+    preprocess : PreprocessConfig, optional
+        Stored as JSON so consumers can check or repeat the preprocessing.
+
+    Returns
+    -------
+    Path
+    """
+    path = Path(path)
+    arrays = {
+        "data": np.asarray(ds.data, dtype=np.float32),
+        "labels": np.asarray(ds.labels),
+        "recording_ids": np.asarray(ds.recording_ids, dtype=str),
+        "subject_ids": np.asarray(ds.subject_ids, dtype=str),
+        "onsets": np.asarray(ds.onsets, dtype=np.float64),
+        "ch_names": np.asarray(ds.ch_names, dtype=str),
+        "sfreq": np.asarray(ds.sfreq, dtype=np.float64),
+        "classes": np.asarray(ds.classes if ds.classes is not None else [], dtype=str),
+        "has_classes": np.asarray(ds.classes is not None),
+        "preprocess": np.asarray(preprocess.to_json() if preprocess is not None else ""),
+    }
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
+def load_windows_npz(path: str | os.PathLike) -> tuple[WindowDataset, dict[str, Any] | None]:
+    """Read a windows ``.npz`` written by :func:`save_windows_npz` (``codebrain prepare -o``).
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    ds : WindowDataset
+    preprocess : dict or None
+        The stored preprocessing settings.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"windows file {path} not found.")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            fields = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{path} is not a readable windows .npz: {err}") from err
+    needed = {"data", "labels", "recording_ids", "subject_ids", "onsets", "ch_names", "sfreq"}
+    missing = sorted(needed - set(fields))
+    if missing:
+        raise ValueError(
+            f"{path} lacks {missing}; expected a windows file written by 'codebrain prepare'."
+        )
+    has_classes = bool(fields.get("has_classes", np.asarray(False)))
+    classes = [str(c) for c in fields["classes"]] if has_classes else None
+    ds = WindowDataset(
+        fields["data"],
+        fields["labels"],
+        fields["recording_ids"],
+        fields["subject_ids"],
+        fields["onsets"],
+        [str(c) for c in fields["ch_names"]],
+        float(fields["sfreq"]),
+        classes,
+    )
+    pre = str(fields.get("preprocess", np.asarray("")))
+    return ds, (json.loads(pre) if pre else None)
+
+
+class NpyWindows(Dataset):
+    """Windows from ``.npy`` files, each ``(n_windows, n_chans, n_times)``, memory-mapped.
+
+    Parameters
+    ----------
+    paths : list of path-like
+        Files in order; their windows are concatenated. All must share ``(n_chans, n_times)``.
+
+    Notes
+    -----
+    ``__getitem__(i)`` returns a float32 tensor ``(n_chans, n_times)``.
+    """
+
+    def __init__(self, paths: list[str | os.PathLike]) -> None:
+        if not paths:
+            raise ValueError("NpyWindows needs at least one .npy file.")
+        self.paths = [Path(p) for p in paths]
+        self._arrays: list[np.ndarray] | None = None
+        shapes = []
+        counts = []
+        for p in self.paths:
+            arr = np.load(p, mmap_mode="r", allow_pickle=False)
+            if arr.ndim != 3:
+                raise ValueError(
+                    f"{p} holds an array of shape {arr.shape}; expected (n_windows, n_chans, "
+                    "n_times)."
+                )
+            shapes.append(arr.shape[1:])
+            counts.append(arr.shape[0])
+        if len(set(shapes)) != 1:
+            raise ValueError(
+                f"the .npy files disagree on (n_chans, n_times): "
+                f"{sorted({tuple(s) for s in shapes})}."
+            )
+        self.n_chans, self.n_times = (int(v) for v in shapes[0])
+        self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} windows.")
+        i = i % len(self)
+        if self._arrays is None:  # opened lazily so DataLoader workers map their own copies
+            self._arrays = [np.load(p, mmap_mode="r", allow_pickle=False) for p in self.paths]
+        f = int(np.searchsorted(self._offsets, i, side="right") - 1)
+        x = np.asarray(self._arrays[f][i - self._offsets[f]], dtype=np.float32)
+        return torch.from_numpy(x.copy())

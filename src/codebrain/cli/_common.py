@@ -1,0 +1,354 @@
+"""Helpers shared by several CLI commands.
+
+Reading windows (:func:`load_data_arg`, the preprocessing flags of
+:func:`add_preprocess_args`), loading a model folder with its windows
+(:func:`load_model_and_windows`), opening a tokenizer corpus (:func:`load_windows`) and
+:func:`sigterm_as_exit`. Not a command: only ``cmd_*`` modules are discovered. Heavy modules
+(numpy, torch, mne) are imported inside the functions, so importing this module while
+``codebrain --help`` builds the parser stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codebrain.cli import CLIError
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+__all__ = [
+    "add_preprocess_args",
+    "preprocess_config_from_args",
+    "split_list",
+    "prepare_windows",
+    "load_data_arg",
+    "add_common_args",
+    "load_model_and_windows",
+    "labelled_subset",
+    "sigterm_as_exit",
+    "load_windows",
+]
+
+logger = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------ windows
+
+
+def _float_or_none(text: str) -> float | None:
+    if text.lower() in ("none", "off", "no"):
+        return None
+    try:
+        return float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from err
+
+
+def add_preprocess_args(p: argparse.ArgumentParser, *, defaults_from_model: bool = False) -> None:
+    """Add the preprocessing / windowing flags (``--channels``, ``--window-seconds``, ...)."""
+    g = p.add_argument_group(
+        "preprocessing"
+        + (
+            " (default: the settings stored with the model, else the paper's)"
+            if defaults_from_model
+            else ""
+        )
+    )
+    g.add_argument(
+        "--channels",
+        help="comma-separated target channels, in order (default: the released model's 19)",
+    )
+    g.add_argument("--window-seconds", type=float, help="window length in s (default 30)")
+    g.add_argument("--stride-seconds", type=float, help="step between fixed windows in s")
+    g.add_argument("--sfreq", type=float, help="output sampling rate in Hz (default 200)")
+    g.add_argument(
+        "--l-freq",
+        type=_float_or_none,
+        default=argparse.SUPPRESS,
+        help="high-pass edge in Hz or 'none' (0.3)",
+    )
+    g.add_argument(
+        "--h-freq",
+        type=_float_or_none,
+        default=argparse.SUPPRESS,
+        help="low-pass edge in Hz or 'none' (75)",
+    )
+    g.add_argument(
+        "--notch",
+        type=_float_or_none,
+        default=argparse.SUPPRESS,
+        help="mains frequency in Hz or 'none' (60)",
+    )
+    g.add_argument(
+        "--on-missing",
+        choices=("raise", "interpolate"),
+        help="a target channel absent from a recording: error (default) or interpolate",
+    )
+    g.add_argument("--reject-uv", type=float, help="drop windows above this peak-to-peak (µV)")
+    g.add_argument(
+        "--windows",
+        choices=("fixed", "events"),
+        default="fixed",
+        help="fixed-length windows (labelled by the annotation covering their centre) or one "
+        "window per event annotation (default fixed)",
+    )
+    g.add_argument(
+        "--events",
+        help="comma-separated annotation descriptions used as classes, in label order "
+        "(default with --windows events: every description, sorted)",
+    )
+    g.add_argument("--tmin", type=float, default=0.0, help="event window start after onset (s)")
+    g.add_argument("--labels", help="label table CSV (recording, onset, duration, label)")
+    g.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        default="raise",
+        help="a recording that cannot be read: stop (default) or skip it",
+    )
+
+
+def preprocess_config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None):
+    """A :class:`~codebrain.data.preprocess.PreprocessConfig` from CLI flags over ``base``."""
+    from codebrain.data.preprocess import PreprocessConfig
+
+    cfg: dict[str, Any] = dict(base or {})
+    if args.channels:
+        chans = [c.strip() for c in args.channels.split(",") if c.strip()]
+        if not chans:
+            raise ValueError("--channels is empty; give comma-separated channel names.")
+        cfg["channels"] = tuple(chans)
+    mapping = {
+        "window_seconds": args.window_seconds,
+        "stride_seconds": args.stride_seconds,
+        "sfreq": args.sfreq,
+        "on_missing": args.on_missing,
+        "reject_peak_to_peak_uv": args.reject_uv,
+    }
+    cfg.update({k: v for k, v in mapping.items() if v is not None})
+    # None is meaningful for the filter edges: only override when the flag was given.
+    for flag, key in (("l_freq", "l_freq"), ("h_freq", "h_freq"), ("notch", "notch_freq")):
+        if hasattr(args, flag):
+            cfg[key] = getattr(args, flag)
+    if "channels" in cfg:
+        cfg["channels"] = tuple(cfg["channels"])
+    return PreprocessConfig(**cfg)
+
+
+def split_list(text: str | None) -> list[str] | None:
+    """The stripped, non-empty items of comma-separated ``text``; ``None`` if there are none."""
+    if not text:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def prepare_windows(
+    paths: list[str | os.PathLike],
+    config: Any,
+    *,
+    windows: str = "fixed",
+    events: list[str] | None = None,
+    tmin: float = 0.0,
+    labels: str | None = None,
+    on_error: str = "raise",
+):
+    """Run :func:`codebrain.data.windows.load_windows` with CLI-style arguments.
+
+    Returns
+    -------
+    WindowDataset
+    """
+    from codebrain.data.windows import load_windows
+
+    for p in paths:
+        if not Path(p).exists():
+            raise FileNotFoundError(f"{p} does not exist.")
+    event_id = {name: i for i, name in enumerate(events)} if events else None
+    return load_windows(
+        [Path(p) for p in paths],
+        config,
+        mode=windows,
+        event_id=event_id,
+        tmin=tmin,
+        labels=labels,
+        on_error=on_error,
+        verbose="error",
+    )
+
+
+def load_data_arg(
+    data: list[str], args: argparse.Namespace | None = None, base: dict[str, Any] | None = None
+):
+    """Windows from one ``.npz`` or from EEG files/folders (preprocessed with ``args``/``base``).
+
+    Returns
+    -------
+    ds : WindowDataset
+    preprocess : dict or None
+    """
+    if not data:
+        raise CLIError("no input given.")
+    for p in data:
+        if not Path(p).exists():
+            raise CLIError(f"{p} does not exist.")
+    if len(data) == 1 and str(data[0]).endswith(".npz"):
+        from codebrain.data.windows import load_windows_npz
+
+        return load_windows_npz(data[0])
+    if any(str(p).endswith(".npz") for p in data):
+        raise CLIError("give either one windows .npz or EEG files/folders, not both.")
+    if args is None:
+        from codebrain.data.preprocess import PreprocessConfig
+
+        config = PreprocessConfig(**(base or {}))
+        kw: dict[str, Any] = {}
+    else:
+        config = preprocess_config_from_args(args, base)
+        kw = dict(
+            windows=args.windows,
+            events=split_list(args.events),
+            tmin=args.tmin,
+            labels=args.labels,
+            on_error=args.on_error,
+        )
+    ds = prepare_windows(list(data), config, **kw)
+    if len(ds) == 0:
+        raise CLIError(f"no windows could be cut from {', '.join(map(str, data))}.")
+    return ds, config.to_dict()
+
+
+# -------------------------------------------------------------------- model and windows
+
+
+def add_common_args(p: argparse.ArgumentParser) -> None:
+    """``model``, ``data`` and the preprocessing flags."""
+    p.add_argument("model", help="model folder (finetune / demo / convert output)")
+    p.add_argument("data", nargs="+", help="windows .npz from 'prepare', or EEG files/folders")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, auto")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_preprocess_args(p, defaults_from_model=True)
+
+
+def load_model_and_windows(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
+    """Load ``args.model`` and ``args.data``; check they fit each other.
+
+    Returns
+    -------
+    model : CodeBrain or ProbedCodeBrain
+    ds : WindowDataset
+    meta : dict
+        ``finetune.json`` of the model folder (``{}`` if absent).
+    """
+    from codebrain.training.finetune import load_finetuned
+
+    model_dir = Path(args.model)
+    if not model_dir.is_dir():
+        raise CLIError(f"model folder {model_dir} not found.")
+    model = load_finetuned(model_dir)
+    base = None
+    if (model_dir / "preprocess.json").is_file():
+        base = json.loads((model_dir / "preprocess.json").read_text(encoding="utf-8"))
+    meta: dict[str, Any] = {}
+    if (model_dir / "finetune.json").is_file():
+        meta = json.loads((model_dir / "finetune.json").read_text(encoding="utf-8"))
+    ds, _ = load_data_arg(args.data, args, base)
+    if ds.n_chans != model.n_chans:
+        raise CLIError(f"the model takes {model.n_chans} channels but the data has {ds.n_chans}.")
+    if ds.n_times != model.n_times:
+        raise CLIError(
+            f"the model takes windows of {model.n_times} samples but the data has {ds.n_times}."
+        )
+    return model, ds, meta
+
+
+# --------------------------------------------------------------- labels and run control
+
+
+def labelled_subset(ds: Any) -> Any:
+    """Drop unlabelled windows (label -1); log how many."""
+    if ds.labels.dtype.kind in "iu":
+        keep = ds.labels >= 0
+        if not keep.all():
+            logger.warning("Ignoring %d unlabelled window(s).", int((~keep).sum()))
+            return ds.subset(keep)
+    return ds
+
+
+@contextlib.contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into ``SystemExit`` so atomic writers remove their temporaries.
+
+    Without it a terminated process dies without unwinding and leaves the hidden
+    ``.<name>.*.tmp`` folder of :func:`codebrain.utils.io.atomic_replace_dir` behind.
+    """
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# -------------------------------------------------------------------- tokenizer corpora
+
+
+def load_windows(path: str | os.PathLike) -> Dataset:
+    """Open a corpus for the tokenizer commands.
+
+    Parameters
+    ----------
+    path : path-like
+        A folder written by ``codebrain.data.build_corpus`` (has ``manifest.json``), a folder of
+        ``.npy`` arrays ``(n_windows, n_chans, n_times)``, or one such ``.npy`` file.
+
+    Returns
+    -------
+    torch.utils.data.Dataset
+        Items are float32 tensors ``(n_chans, n_times)``.
+
+    Raises
+    ------
+    CLIError
+        Missing path, or a folder with neither a manifest nor ``.npy`` files.
+    """
+    from codebrain.data.windows import NpyWindows
+
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"corpus {str(path)!r} does not exist.")
+    if path.is_file():
+        if path.suffix != ".npy":
+            raise CLIError(f"corpus file {str(path)!r} is not a .npy array.")
+        return NpyWindows([path])
+    if (path / "manifest.json").is_file():
+        try:
+            from codebrain.data import CorpusDataset
+        except ImportError as err:
+            raise CLIError(
+                f"{path} is a built corpus but codebrain.data.CorpusDataset is unavailable ({err})."
+            ) from err
+        return CorpusDataset(path)
+    files = sorted(path.glob("*.npy"))
+    if not files:
+        raise CLIError(
+            f"corpus folder {str(path)!r} has neither a manifest.json (built corpus) nor .npy "
+            "arrays shaped (n_windows, n_chans, n_times)."
+        )
+    return NpyWindows(files)
