@@ -153,3 +153,20 @@ def test_fresh_run_refuses_existing_checkpoints(tmp_path):
         _run(tmp_path / "r", steps=2)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         _run(tmp_path / "r", steps=2, resume=str(tmp_path / "nope.pt"))
+
+
+def test_resume_over_a_different_dataset_warns(tmp_path, caplog):
+    _run(tmp_path / "r", steps=2, checkpoint_every=2)
+    cfg = PretrainConfig(**{**CFG, "steps": 4, "resume": "auto"})
+    with caplog.at_level("WARNING", logger="codebrain.training"):
+        pretrain(
+            tiny_backbone(seed=0), _FixedTargetTokenizer(), WindowsDataset(N_WINDOWS), None, cfg,
+            tmp_path / "r",
+        )  # fmt: skip
+        assert "checkpoint was written over" not in caplog.text  # same data: silent
+        cfg = PretrainConfig(**{**CFG, "steps": 6, "resume": "auto"})
+        pretrain(
+            tiny_backbone(seed=0), _FixedTargetTokenizer(), WindowsDataset(N_WINDOWS + 4), None,
+            cfg, tmp_path / "r",
+        )  # fmt: skip
+    assert f"dataset of {N_WINDOWS + 4} windows, but the checkpoint was written over" in caplog.text

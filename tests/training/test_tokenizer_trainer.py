@@ -185,6 +185,17 @@ def test_resume_with_another_model_config_fails(tmp_path) -> None:
         )
 
 
+def test_resume_over_a_grown_dataset_warns(tmp_path, caplog) -> None:
+    train_tokenizer(
+        _Tensors(16), _train_config(max_steps=2), tmp_path / "r", model_config=_model_config()
+    )
+    with caplog.at_level("WARNING", logger="codebrain.training"):
+        train_tokenizer(
+            _Tensors(24), _train_config(max_steps=3), tmp_path / "r", model_config=_model_config()
+        )
+    assert "dataset of 24 windows, but the checkpoint was written over 16" in caplog.text
+
+
 def test_bad_datasets(tmp_path) -> None:
     cfg = _train_config(max_steps=1)
     with pytest.raises(ValueError, match="empty"):

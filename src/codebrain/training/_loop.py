@@ -4,6 +4,7 @@
   data position of a resumed run).
 - :func:`as_window`: one dataset item -> a float32 window ``(C, T)``;
   :class:`IndexedWindows` wraps a dataset as ``i -> (i, window)``.
+- :func:`warn_if_dataset_changed`: resume over a different dataset is allowed, but said.
 - :class:`MetricLog`: CSV + JSON-lines (+ optional TensorBoard) metric rows of a run folder,
   with the rows a killed run wrote after its last checkpoint dropped on resume.
 """
@@ -51,6 +52,23 @@ class ResumableDistributedSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.num_samples - self.start
+
+
+def warn_if_dataset_changed(saved: int | None, current: int) -> None:
+    """Warn when a run resumes over a dataset of another size than its checkpoint saw.
+
+    The data position (epoch permutation + offset) only continues the interrupted run exactly
+    over the same windows; over a grown or shrunk dataset (e.g. a corpus extended with new
+    recordings, which also renumbers windows) training goes on, but not as the same run.
+    ``saved`` is ``None`` for checkpoints that did not record the size.
+    """
+    if saved is not None and int(saved) != current:
+        logger.warning(
+            "Resuming over a dataset of %d windows, but the checkpoint was written over %d: "
+            "the data order differs from an uninterrupted run from here on.",
+            current,
+            int(saved),
+        )
 
 
 def as_window(item: Any, index: int) -> torch.Tensor:

@@ -56,6 +56,7 @@ from codebrain.training._loop import (
     MetricLog,
     ResumableDistributedSampler,
     as_window,
+    warn_if_dataset_changed,
 )
 from codebrain.training._schedule import WarmupCosine
 from codebrain.training.checkpointing import (
@@ -511,6 +512,7 @@ def _pretrain(
         )
         step, epoch = int(extra["step"]), int(extra["epoch"])
         samples_in_epoch = int(extra["samples_in_epoch"])
+        warn_if_dataset_changed(extra.get("n_train"), n_train)
         if extra.get("world_size") != ctx.world:
             logger.warning(
                 "Resuming a run saved with world_size=%s on world_size=%d: weights and data "
@@ -670,6 +672,7 @@ def _pretrain(
                     "samples_in_epoch": steps_in_epoch * global_batch,
                     "world_size": ctx.world,
                     "global_batch": global_batch,
+                    "n_train": n_train,
                     "config": cfg.to_dict(),
                 },
             )

@@ -40,7 +40,12 @@ from tqdm.auto import tqdm
 from codebrain.layers.quantize import fraction_used, perplexity
 from codebrain.models.tokenizer import TFDualTokenizer, TokenizerConfig
 from codebrain.training import _distributed
-from codebrain.training._loop import MetricLog, ResumableDistributedSampler, as_window
+from codebrain.training._loop import (
+    MetricLog,
+    ResumableDistributedSampler,
+    as_window,
+    warn_if_dataset_changed,
+)
 from codebrain.training._schedule import WarmupCosine, build_warmup_cosine_scheduler
 from codebrain.training.checkpointing import (
     capture_rng_state,
@@ -400,6 +405,7 @@ def train_tokenizer(
         step = int(extra["step"])
         epoch = int(extra["epoch"])
         batch_in_epoch = int(extra["batch_in_epoch"])
+        warn_if_dataset_changed(extra.get("n_windows"), n)
         history_elapsed = float(extra.get("elapsed_s", 0.0))
         if extra.get("meter") is not None:
             meter.load(extra["meter"])
@@ -444,6 +450,7 @@ def train_tokenizer(
                     "step": step,
                     "epoch": epoch,
                     "batch_in_epoch": batch_in_epoch,
+                    "n_windows": n,
                     "elapsed_s": elapsed(),
                     "meter": meter.state(),
                     "model_config": mcfg.to_dict(),
