@@ -170,3 +170,17 @@ def test_resume_over_a_different_dataset_warns(tmp_path, caplog):
             cfg, tmp_path / "r",
         )  # fmt: skip
     assert f"dataset of {N_WINDOWS + 4} windows, but the checkpoint was written over" in caplog.text
+
+
+def test_resume_over_a_shrunk_dataset_starts_the_next_epoch(tmp_path, caplog):
+    """4 steps of batch 4 into an epoch of 20 windows, resumed over 8 windows (2 steps per
+    epoch): the run goes on from the next epoch instead of failing."""
+    _run(tmp_path / "r", steps=4, checkpoint_every=4)
+    cfg = PretrainConfig(**{**CFG, "steps": 6, "resume": "auto"})
+    with caplog.at_level("WARNING", logger="codebrain.training"):
+        result = pretrain(
+            tiny_backbone(seed=0), _FixedTargetTokenizer(), WindowsDataset(8), None, cfg,
+            tmp_path / "r",
+        )  # fmt: skip
+    assert result.step == 6
+    assert "resuming at the start of epoch 1" in caplog.text

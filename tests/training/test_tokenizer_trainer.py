@@ -196,6 +196,24 @@ def test_resume_over_a_grown_dataset_warns(tmp_path, caplog) -> None:
     assert "dataset of 24 windows, but the checkpoint was written over 16" in caplog.text
 
 
+@pytest.mark.parametrize("n_after", [16, 28])
+def test_resume_over_a_shrunk_dataset_starts_the_next_epoch(tmp_path, caplog, n_after) -> None:
+    """The saved position (3 batches of 8 into epoch 0 of 32 windows) lies past the end of an
+    epoch of ``n_after`` windows: resuming moves to the next epoch instead of failing (16) or
+    looping forever on an empty epoch (28)."""
+    cfg = _train_config(max_steps=3, batch_size=8)
+    train_tokenizer(_Tensors(32), cfg, tmp_path / "r", model_config=_model_config())
+    with caplog.at_level("WARNING", logger="codebrain.training"):
+        res = train_tokenizer(
+            _Tensors(n_after),
+            _train_config(max_steps=5, batch_size=8),
+            tmp_path / "r",
+            model_config=_model_config(),
+        )
+    assert res.finished and res.step == 5
+    assert "resuming at the start of epoch 1" in caplog.text
+
+
 def test_bad_datasets(tmp_path) -> None:
     cfg = _train_config(max_steps=1)
     with pytest.raises(ValueError, match="empty"):

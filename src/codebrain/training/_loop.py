@@ -4,7 +4,8 @@
   data position of a resumed run).
 - :func:`as_window`: one dataset item -> a float32 window ``(C, T)``;
   :class:`IndexedWindows` wraps a dataset as ``i -> (i, window)``.
-- :func:`warn_if_dataset_changed`: resume over a different dataset is allowed, but said.
+- :func:`warn_if_dataset_changed`, :func:`resume_position`: resume over a different dataset is
+  allowed, but said, and never starts past the end of an epoch.
 - :class:`MetricLog`: CSV + JSON-lines (+ optional TensorBoard) metric rows of a run folder,
   with the rows a killed run wrote after its last checkpoint dropped on resume.
 """
@@ -69,6 +70,24 @@ def warn_if_dataset_changed(saved: int | None, current: int) -> None:
             current,
             int(saved),
         )
+
+
+def resume_position(epoch: int, steps_done: int, steps_per_epoch: int) -> tuple[int, int]:
+    """``(epoch, steps into it)`` to resume at, moved to the next epoch's start when the saved
+    position lies at or past the end of the current epoch (the dataset shrank, or the batch
+    size or process count changed); that case is logged as a warning."""
+    if steps_done < steps_per_epoch:
+        return epoch, steps_done
+    logger.warning(
+        "The checkpoint's data position (%d steps into epoch %d) is past this epoch's %d steps "
+        "(a smaller dataset, or another batch size or process count): resuming at the start "
+        "of epoch %d.",
+        steps_done,
+        epoch,
+        steps_per_epoch,
+        epoch + 1,
+    )
+    return epoch + 1, 0
 
 
 def as_window(item: Any, index: int) -> torch.Tensor:

@@ -56,6 +56,7 @@ from codebrain.training._loop import (
     MetricLog,
     ResumableDistributedSampler,
     as_window,
+    resume_position,
     warn_if_dataset_changed,
 )
 from codebrain.training._schedule import WarmupCosine
@@ -531,7 +532,9 @@ def _pretrain(
             )
         resumed_from = str(resume_path)
         logger.info("Resumed from %s at step %d (epoch %d).", resume_path, step, epoch)
-    steps_in_epoch = samples_in_epoch // global_batch
+    epoch, steps_in_epoch = resume_position(
+        epoch, samples_in_epoch // global_batch, steps_per_epoch
+    )
 
     if ctx.main:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,7 @@ from codebrain.training._loop import (
     MetricLog,
     ResumableDistributedSampler,
     as_window,
+    resume_position,
     warn_if_dataset_changed,
 )
 from codebrain.training._schedule import WarmupCosine, build_warmup_cosine_scheduler
@@ -430,6 +431,7 @@ def train_tokenizer(
         dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True
     )
     batches_per_epoch = sampler.num_samples // cfg.batch_size
+    epoch, batch_in_epoch = resume_position(epoch, batch_in_epoch, batches_per_epoch)
     target = cfg.max_steps if stop_after is None else min(cfg.max_steps, stop_after)
 
     def write_checkpoint() -> Path:
