@@ -15,10 +15,11 @@ def _mode(path) -> int:
 
 
 @pytest.fixture
-def umask_022():
-    old = os.umask(0o022)
+def umask_027():
+    """Run under umask 027 and check the writers never change the process umask."""
+    old = os.umask(0o027)
     yield
-    os.umask(old)
+    assert os.umask(old) == 0o027
 
 
 def test_atomic_open_writes_and_leaves_no_temporary(tmp_path):
@@ -44,23 +45,23 @@ def test_bad_mode_is_rejected(tmp_path):
         pass
 
 
-def test_new_files_get_umask_permissions_not_owner_only(tmp_path, umask_022):
+def test_new_files_get_umask_permissions_not_owner_only(tmp_path, umask_027):
     atomic_write_json(tmp_path / "a.json", {})
     with atomic_path(tmp_path / "b.bin") as tmp:
         tmp.write_bytes(b"x")
     with atomic_replace_dir(tmp_path / "d") as d:
         (d / "f").write_text("x")
-    assert _mode(tmp_path / "a.json") == 0o644
-    assert _mode(tmp_path / "b.bin") == 0o644
-    assert _mode(tmp_path / "d") == 0o755
+    assert _mode(tmp_path / "a.json") == 0o640
+    assert _mode(tmp_path / "b.bin") == 0o640
+    assert _mode(tmp_path / "d") == 0o750
 
 
-def test_replacing_a_file_keeps_its_permissions(tmp_path, umask_022):
+def test_replacing_a_file_keeps_its_permissions(tmp_path, umask_027):
     target = tmp_path / "a.json"
     target.write_text("{}")
-    os.chmod(target, 0o600)
+    os.chmod(target, 0o604)
     atomic_write_json(target, {"v": 2})
-    assert _mode(target) == 0o600
+    assert _mode(target) == 0o604
     assert '"v": 2' in target.read_text()
 
 

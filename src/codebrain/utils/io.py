@@ -3,8 +3,9 @@
 Every writer in codebrain goes through these helpers, so a killed process never leaves a
 partial file under the final name (write to a temporary file in the same folder, flush,
 fsync, then ``os.replace``). The result gets the permissions an ordinary ``open(path, "w")``
-would give (``0o666`` / ``0o777`` for folders, less the process umask), or keeps those of the
-file it replaces — not the owner-only mode of the temporary file.
+would give (temporaries are created ``0o666`` / ``0o777`` for folders and the kernel applies
+the process umask; the umask is never read or changed), or keeps those of the file it
+replaces.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -26,18 +27,33 @@ __all__ = [
 ]
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
 
 
-def _final_mode(path: Path, default: int) -> int:
-    """Permission bits for ``path``: those of the file it replaces, else ``default & ~umask``."""
+def _new_temp_file(path: Path) -> tuple[int, Path]:
+    """Exclusively create a temporary file next to ``path``; returns ``(fd, temp path)``.
+
+    Created with mode ``0o666``, so the kernel applies the process umask exactly as for an
+    ordinary ``open(path, "w")`` (``tempfile.mkstemp`` would give owner-only ``0o600``).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = _temp_name(path)
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file next to {path}.")
+
+
+def _keep_mode(existing: Path, tmp: Path) -> None:
+    """Give ``tmp`` the permission bits of ``existing`` (the file it replaces), if any."""
     try:
-        return path.stat().st_mode & 0o7777
+        mode = existing.stat().st_mode & 0o7777
     except OSError:
-        return default & ~_umask()
+        return
+    os.chmod(tmp, mode)
 
 
 @contextlib.contextmanager
@@ -60,13 +76,13 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
         raise ValueError(f"atomic_open supports modes 'w' and 'wb', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _new_temp_file(path)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _final_mode(path, 0o666))
+        _keep_mode(path, tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -82,11 +98,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _new_temp_file(path)
     os.close(fd)
     try:
-        yield Path(tmp)
-        os.chmod(tmp, _final_mode(path, 0o666))
+        yield tmp
+        _keep_mode(path, tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -124,10 +140,18 @@ def atomic_replace_dir(path: str | os.PathLike) -> Iterator[Path]:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    for _ in range(100):
+        tmp = _temp_name(path)
+        try:
+            os.mkdir(tmp, 0o777)  # the umask applies, as for an ordinary mkdir
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"could not create a temporary folder next to {path}.")
     try:
         yield tmp
-        os.chmod(tmp, _final_mode(path, 0o777))
+        _keep_mode(path, tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             if old.exists():
