@@ -476,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds_total": time.perf_counter() - t_start,
     }
     record["args"].pop("plot_only")
+    record["args"].pop("out")  # where it was written, not how it was measured
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out, record)

