@@ -226,8 +226,7 @@ def evaluate_masked_tokens(
             )
             ids_t, ids_f = compute_token_targets(tokenizer, x, p)
             with autocast_for(dev, precision):
-                feats = net.encode(x, mask=mask)[mask]
-                lt, lf = net.lm_head_t(feats), net.lm_head_f(feats)
+                lt, lf = MaskedTokenModule(net)(x, mask)
             ce_t, ce_f, ht, hf = head_sums(lt, lf, ids_t[mask], ids_f[mask])
             sums += torch.stack([ce_t, ce_f, ht, hf, mask.sum()]).to(sums)
     finally:
