@@ -81,8 +81,10 @@ def test_contradictory_signal_parameters():
         ({"drop_prob": 1.0}, ValueError, "drop_prob"),
         ({"num_res_layers": 0}, ValueError, "num_res_layers"),
         ({"conv_out_chans": 12, "conv_groups": 5}, ValueError, "divisible"),
-        ({"activation": "os.system"}, ValueError, "outside torch"),
+        ({"activation": "os.system"}, ValueError, "not an allowed activation"),
         ({"activation": 3}, TypeError, "nn.Module class"),
+        ({"activation": "torch.nn.modules.module.Module"}, ValueError, "not an allowed"),
+        ({"activation": torch.nn.Module}, TypeError, "base class"),
     ],
 )
 def test_bad_hyperparameters(kwargs, exc, match):

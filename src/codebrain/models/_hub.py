@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from codebrain.layers.activations import activation_path
 from codebrain.models._signal import serialize_chs_info
 from codebrain.models.checkpoints import (
     convert_upstream_state_dict,
@@ -145,7 +146,7 @@ class HubMixin:
         }
         for key, value in self._hparams.items():
             if key == "activation":
-                value = f"{value.__module__}.{value.__qualname__}"
+                value = activation_path(value)
             elif key == "pos_kernel":
                 value = list(value)
             elif key == "pretrain_mode":

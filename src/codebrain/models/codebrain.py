@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from codebrain.layers.activations import resolve_activation
 from codebrain.layers.patch_embedding import PatchEmbedding
 from codebrain.layers.residual import ResidualGroup, WNConv1d
 from codebrain.models._hub import HubMixin
@@ -149,7 +150,7 @@ class CodeBrain(HubMixin, EEGSignalParams, nn.Module):
     ) -> None:
         nn.Module.__init__(self)
         self._init_signal_params(n_outputs, n_chans, chs_info, n_times, input_window_seconds, sfreq)
-        activation = _resolve_activation(activation)
+        activation = resolve_activation(activation)
         _check_hparams(
             patch_size=patch_size,
             res_channels=res_channels,
@@ -459,25 +460,3 @@ class _PlainConv1d(nn.Module):
 def _check_hparams(**values: int) -> None:
     for name, v in values.items():
         check_int(name, v)
-
-
-_ALLOWED_ACTIVATION_MODULES = ("torch.", "codebrain.")
-
-
-def _resolve_activation(activation: type[nn.Module] | str) -> type[nn.Module]:
-    """Accept an ``nn.Module`` class or its import path (``"torch.nn.modules.activation.ReLU"``)."""
-    if isinstance(activation, str):
-        import importlib
-
-        module_name, _, attr = activation.rpartition(".")
-        if not module_name.startswith(_ALLOWED_ACTIVATION_MODULES):
-            raise ValueError(
-                f"activation import path {activation!r} is outside torch/codebrain; pass the class itself."
-            )
-        try:
-            activation = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as err:
-            raise ValueError(f"Cannot import activation {activation!r}: {err}") from err
-    if not (isinstance(activation, type) and issubclass(activation, nn.Module)):
-        raise TypeError(f"activation must be an nn.Module class, got {activation!r}.")
-    return activation
