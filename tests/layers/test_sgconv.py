@@ -147,12 +147,19 @@ def test_channel_linear_matches_linear():
 
 @pytest.mark.parametrize("layer_norm", [False, True])
 def test_eval_feature_chunks_match_reference(layer_norm):
+    """``features`` (used by the residual block in eval) in chunks equals the one-shot path."""
     layer = _layer(True, layer_norm=layer_norm).eval()
-    layer.eval_chunk_bytes = 1  # one feature per chunk
     x = torch.randn(2, 6, 29, dtype=torch.float64)
     with torch.no_grad():
-        fast = layer(x)
-        layer.eval_chunk_bytes = 2**40  # one chunk
-        whole = layer(x)
-    torch.testing.assert_close(fast, sgconv_reference(layer, x).detach(), rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(fast, whole, rtol=1e-12, atol=1e-12)
+        layer.eval_chunk_bytes = 1  # one feature per chunk: the chunked branch runs
+        chunked = layer.features(x)
+        layer.eval_chunk_bytes = 2**40  # one chunk: the plain branch
+        whole = layer.features(x)
+        projected = torch.nn.functional.linear(
+            chunked.transpose(1, 2), layer.output_linear.weight, layer.output_linear.bias
+        ).transpose(1, 2)
+    assert chunked.shape == (2, 3 * 6, 29)
+    torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        projected, sgconv_reference(layer, x).detach(), rtol=1e-10, atol=1e-10
+    )
