@@ -36,7 +36,7 @@ def corpus(tmp_path: Path, synthetic_edfs: list[Path]) -> Path:
 
 def test_build_and_read(corpus: Path, synthetic_edfs: list[Path]) -> None:
     manifest = _manifest(corpus)
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2 and manifest["complete"] is True
     assert manifest["channels"][:2] == ["FP1", "FP2"] and manifest["sfreq"] == 200.0
     assert manifest["config"] == CONFIG.to_dict() and manifest["dtype"] == "float16"
     entry = manifest["recordings"][0]
@@ -124,9 +124,13 @@ def test_simulated_kill_leaves_no_complete_looking_shard(
     ]
     # A SIGKILL leaves temporaries (no cleanup handler runs) and maybe a renamed shard whose
     # manifest update never happened: neither counts as complete.
-    (out / "shards" / ".sub-02_task-motorimagery_eeg-abc.npy.x1y2.tmp").write_bytes(b"partial")
-    (out / f".{MANIFEST_NAME}.zz.tmp").write_text("{")
-    assert len(CorpusDataset(out)) == manifest["recordings"][0]["n_windows"]
+    (out / "shards" / ".sub-02_task-motorimagery_eeg-abc.npy.0123456789ab.tmp").write_bytes(b"x")
+    (out / f".{MANIFEST_NAME}.ba9876543210.tmp").write_text("{")
+    assert manifest["complete"] is False
+    with pytest.raises(CorpusError, match="incomplete"):
+        CorpusDataset(out)
+    part = CorpusDataset(out, allow_incomplete=True)
+    assert len(part) == manifest["recordings"][0]["n_windows"]
     summary = build_corpus(synthetic_edfs, out, CONFIG)
     assert len(summary.skipped_existing) == 1 and len(summary.processed) == 2
     assert not list(out.rglob(".*.tmp"))
@@ -215,7 +219,7 @@ def test_options_validated(tmp_path: Path, synthetic_edfs: list[Path]) -> None:
         build_corpus(synthetic_edfs, tmp_path, CONFIG, dtype="int8")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="n_jobs"):
         build_corpus(synthetic_edfs, tmp_path, CONFIG, n_jobs=0)
-    assert store_module.FORMAT_VERSION == 1
+    assert store_module.FORMAT_VERSION == 2
 
 
 _KILL_SCRIPT = """
@@ -252,8 +256,13 @@ def test_sigkill_mid_shard(tmp_path: Path, synthetic_edfs: list[Path]) -> None:
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
     leftovers = list((out / "shards").glob(".*.tmp"))
     assert len(leftovers) == 1  # the half-written shard, never under its final name
-    assert len(_manifest(out)["recordings"]) == 1
-    assert len(CorpusDataset(out).recordings) == 1
+    manifest = _manifest(out)
+    assert manifest["complete"] is False and manifest["recordings"] == []
+    journal = (out / "journal.jsonl").read_text().splitlines()
+    assert len(journal) == 1  # the finished shard was listed as it landed
+    with pytest.raises(CorpusError, match="incomplete"):
+        CorpusDataset(out)
+    assert len(CorpusDataset(out, allow_incomplete=True).recordings) == 1
     summary = build_corpus(synthetic_edfs, out, CONFIG)
     assert len(summary.skipped_existing) == 1 and len(summary.processed) == 2
     assert not list(out.rglob(".*.tmp"))

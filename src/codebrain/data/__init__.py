@@ -27,6 +27,7 @@ from codebrain.data.montage import (
     standard_montage,
 )
 from codebrain.data.preprocess import (
+    NONFINITE_ANNOTATION,
     VOLTS_TO_MODEL_UNITS,
     PreprocessConfig,
     find_flat_channels,
@@ -56,6 +57,7 @@ from codebrain.data.windows import (
     load_windows,
     load_windows_npz,
     make_event_id,
+    no_window_reason,
     reject_by_amplitude,
     save_windows_npz,
     windows_from_raw,
@@ -75,6 +77,7 @@ __all__ = [
     "READERS",
     "SYNTHETIC_CHANNELS",
     "VOLTS_TO_MODEL_UNITS",
+    "NONFINITE_ANNOTATION",
     "PreprocessConfig",
     "RecordingError",
     "WindowDataset",
@@ -89,6 +92,7 @@ __all__ = [
     "save_windows_npz",
     "NpyWindows",
     "make_event_id",
+    "no_window_reason",
     "make_synthetic_recording",
     "normalize_channel_name",
     "pick_target_channels",

@@ -1,9 +1,18 @@
 """Signal preprocessing to the released model's conventions (DESIGN §4).
 
 Band-pass 0.3-75 Hz, a notch at the mains frequency and its harmonics below Nyquist,
-resampling to 200 Hz (all with MNE: ``raw.filter``, ``raw.notch_filter``, ``raw.resample``),
-then scaling from volts to units of 100 µV (µV / 100) when windows are cut. Flat channels are
+resampling to 200 Hz (all with MNE: ``raw.filter``, ``raw.notch_filter``, ``raw.resample``;
+by default filters first, or resampling first as the authors' pretraining corpus does), then
+scaling from volts to units of 100 µV (µV / 100) when windows are cut. Flat channels are
 detected and reported.
+
+Non-finite samples (NaN gaps, ±Inf) are found before any filtering, because every filter
+would spread one of them over the whole channel. By default they raise
+:class:`~codebrain.data.io.RecordingError`; with ``on_nonfinite="drop"`` each finite stretch
+long enough for a window is filtered and resampled on its own, the rest (the bad samples and
+:data:`NONFINITE_MARGIN_S` around them) is zero-filled and marked by a
+:data:`NONFINITE_ANNOTATION` annotation, and :func:`~codebrain.data.windows_from_raw` drops
+every window that overlaps one.
 
 Shape legend: ``n_chans`` channels, ``n_times`` samples.
 """
@@ -18,16 +27,29 @@ from typing import Literal
 import mne
 import numpy as np
 
+from codebrain.data.io import RecordingError
 from codebrain.data.montage import DEFAULT_CHANNELS, normalize_channel_name, pick_target_channels
 from codebrain.utils.check import check_option
 from codebrain.utils.config import JSONConfig
 
-__all__ = ["PreprocessConfig", "preprocess_raw", "find_flat_channels", "VOLTS_TO_MODEL_UNITS"]
+__all__ = [
+    "PreprocessConfig",
+    "preprocess_raw",
+    "find_flat_channels",
+    "VOLTS_TO_MODEL_UNITS",
+    "NONFINITE_ANNOTATION",
+    "NONFINITE_MARGIN_S",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Volts → units of 100 µV: x[V] * 1e6 [µV/V] / 100.
 VOLTS_TO_MODEL_UNITS: float = 1e4
+#: Description of the annotations marking non-finite stretches (``on_nonfinite="drop"``).
+NONFINITE_ANNOTATION = "BAD_nonfinite"
+#: Seconds dropped on each side of a non-finite sample (``on_nonfinite="drop"``): samples next
+#: to a dropout are rarely trustworthy, and it keeps every marked stretch at least 1 s long.
+NONFINITE_MARGIN_S = 0.5
 
 
 @dataclass
@@ -60,6 +82,20 @@ class PreprocessConfig(JSONConfig):
         A channel whose peak-to-peak amplitude is below this (µV) is flat.
     on_flat : {"warn", "raise", "ignore"}
         Report flat channels as a logged warning, raise a ``ValueError``, or say nothing.
+    on_nonfinite : {"raise", "drop"}
+        A recording with NaN/±Inf samples raises :class:`~codebrain.data.io.RecordingError`
+        (default), or its finite stretches are processed separately and the windows that
+        overlap the bad samples are dropped (see the module docstring).
+    resample_first : bool
+        Resample to ``sfreq`` before filtering and notching (the authors' pretraining corpus
+        order) instead of after.
+    trim_seconds : float
+        Seconds cut off at each end of a recording before fixed-length windows are cut.
+    min_duration_seconds : float
+        Recordings shorter than this (after resampling) raise
+        :class:`~codebrain.data.io.RecordingError`.
+    reject_abs_uv : float | None
+        Drop windows whose largest absolute value on any channel is at or above this (µV).
     """
 
     channels: tuple[str, ...] = DEFAULT_CHANNELS
@@ -74,11 +110,27 @@ class PreprocessConfig(JSONConfig):
     reject_peak_to_peak_uv: float | None = None
     flat_threshold_uv: float = 0.1
     on_flat: Literal["warn", "raise", "ignore"] = "warn"
+    on_nonfinite: Literal["raise", "drop"] = "raise"
+    resample_first: bool = False
+    trim_seconds: float = 0.0
+    min_duration_seconds: float = 0.0
+    reject_abs_uv: float | None = None
 
     def __post_init__(self) -> None:
         self.channels = tuple(normalize_channel_name(c) for c in self.channels)
         check_option("on_missing", self.on_missing, ("raise", "interpolate"))
         check_option("on_flat", self.on_flat, ("warn", "raise", "ignore"))
+        check_option("on_nonfinite", self.on_nonfinite, ("raise", "drop"))
+        if not isinstance(self.resample_first, bool):
+            raise TypeError(f"resample_first must be a bool, got {self.resample_first!r}.")
+        for name in ("trim_seconds", "min_duration_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0 (seconds), got {value!r}.")
+            if not np.isfinite(value):
+                raise ValueError(f"{name} must be finite, got {value!r}.")
+        if self.reject_abs_uv is not None and not self.reject_abs_uv > 0:
+            raise ValueError(f"reject_abs_uv must be > 0 µV or None, got {self.reject_abs_uv!r}.")
         for name in ("sfreq", "scale", "window_seconds"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}.")
@@ -115,9 +167,7 @@ def find_flat_channels(raw: mne.io.BaseRaw, threshold_uv: float = 0.1) -> list[s
     -------
     list of str
     """
-    data = raw.get_data()  # (n_chans, n_times), volts
-    ptp_uv = np.ptp(data, axis=1) * 1e6 if data.shape[1] else np.zeros(data.shape[0])
-    return [name for name, p in zip(raw.ch_names, ptp_uv, strict=True) if p < threshold_uv]
+    return _flat_channels(raw.get_data(), raw.ch_names, threshold_uv)
 
 
 def preprocess_raw(
@@ -136,20 +186,24 @@ def preprocess_raw(
     config : PreprocessConfig | None
         Settings (defaults to ``PreprocessConfig()``).
     copy : bool
-        Work on a copy (True) or modify ``raw`` in place.
+        Work on a copy (True) or modify ``raw`` in place. With non-finite samples and
+        ``on_nonfinite="drop"`` a new object is returned either way.
     verbose : bool | str | int | None
         Passed to MNE.
 
     Returns
     -------
     mne.io.BaseRaw
-        ``config.channels`` in order, filtered, at ``config.sfreq``; annotations kept.
+        ``config.channels`` in order, filtered, at ``config.sfreq``; annotations kept (plus
+        :data:`NONFINITE_ANNOTATION` stretches with ``on_nonfinite="drop"``).
 
     Raises
     ------
+    RecordingError
+        Non-finite samples (``on_nonfinite="raise"``, or no finite stretch as long as one
+        window), a recording shorter than ``min_duration_seconds``.
     ValueError
-        Missing/duplicate channels, flat channels with ``on_flat="raise"``, a recording too
-        short for one window.
+        Missing/duplicate channels, flat channels with ``on_flat="raise"``.
     """
     config = config or PreprocessConfig()
     if copy:
@@ -157,17 +211,145 @@ def preprocess_raw(
     if not raw.preload:
         raw.load_data(verbose=verbose)
     pick_target_channels(raw, config.channels, on_missing=config.on_missing, verbose=verbose)
+    name = _describe(raw)
+    sfreq = float(raw.info["sfreq"])
 
-    flat = find_flat_channels(raw, config.flat_threshold_uv)
+    if config.min_duration_seconds > 0:
+        # Counted at the output rate, as the authors' corpus script does.
+        n_out = int(round(raw.n_times * config.sfreq / sfreq))
+        if n_out < int(round(config.min_duration_seconds * config.sfreq)):
+            raise RecordingError(
+                f"{name} is {raw.n_times / sfreq:.1f} s long, shorter than "
+                f"min_duration_seconds={config.min_duration_seconds:g} s."
+            )
+
+    data = raw.get_data()  # (n_chans, n_times), volts
+    finite = np.isfinite(data)
+    bad = ~finite.all(axis=0)  # (n_times,)
+    if bad.any() and config.on_nonfinite == "raise":
+        raise RecordingError(_nonfinite_message(name, raw.ch_names, finite, sfreq))
+
+    flat = _flat_channels(data[:, ~bad], raw.ch_names, config.flat_threshold_uv)
+    del data, finite
     if flat and config.on_flat != "ignore":
-        msg = (
-            f"Flat channels (peak-to-peak < {config.flat_threshold_uv} µV) in "
-            f"{_describe(raw)}: {flat}"
-        )
+        msg = f"Flat channels (peak-to-peak < {config.flat_threshold_uv} µV) in {name}: {flat}"
         if config.on_flat == "raise":
             raise ValueError(msg)
         logger.warning(msg)
 
+    if bad.any():
+        return _preprocess_finite_stretches(raw, bad, config, name, verbose)
+    _filter_and_resample(raw, config, name, verbose)
+    return raw
+
+
+def _flat_channels(data: np.ndarray, names: list[str], threshold_uv: float) -> list[str]:
+    """Channels of ``data`` (volts, ``(n_chans, n_times)``) with peak-to-peak below threshold."""
+    ptp_uv = np.ptp(data, axis=1) * 1e6 if data.shape[1] else np.zeros(data.shape[0])
+    return [n for n, p in zip(names, ptp_uv, strict=True) if p < threshold_uv]
+
+
+def _nonfinite_message(name: str, ch_names: list[str], finite: np.ndarray, sfreq: float) -> str:
+    """One-line description of the non-finite samples of a recording."""
+    per_channel = (~finite).sum(axis=1)
+    channels = [c for c, k in zip(ch_names, per_channel, strict=True) if k]
+    bad_times = np.flatnonzero(~finite.all(axis=0))
+    shown = channels[:5] + (["..."] if len(channels) > 5 else [])
+    return (
+        f"{name} has {int(per_channel.sum())} non-finite sample(s) (NaN/Inf) in "
+        f"{len(channels)} channel(s) {shown}, first at {bad_times[0] / sfreq:.2f} s "
+        f"({len(bad_times)} of {finite.shape[1]} time points); filtering would spread them over "
+        "the whole channel. Repair the file, or pass on_nonfinite='drop' (--on-nonfinite drop) "
+        "to drop the windows that overlap them."
+    )
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of every run of True in a 1-D boolean mask."""
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _preprocess_finite_stretches(
+    raw: mne.io.BaseRaw,
+    bad: np.ndarray,
+    config: PreprocessConfig,
+    name: str,
+    verbose: bool | str | int | None,
+) -> mne.io.BaseRaw:
+    """``on_nonfinite="drop"``: process each long-enough finite stretch on its own.
+
+    The output has the length and time line MNE's resampling of the whole recording would
+    give; each stretch lands at its own (rounded) start, everything else is zero and covered
+    by a :data:`NONFINITE_ANNOTATION` annotation.
+    """
+    sfreq = float(raw.info["sfreq"])
+    margin = int(np.ceil(max(NONFINITE_MARGIN_S, 1.0 / config.sfreq) * sfreq))
+    cum = np.concatenate([[0], np.cumsum(bad)])
+    idx = np.arange(bad.size)
+    hi = np.minimum(idx + margin + 1, bad.size)
+    dilated = cum[hi] - cum[np.maximum(idx - margin, 0)] > 0  # a bad sample within the margin
+    min_len = int(np.ceil(config.window_seconds * sfreq))
+    stretches = [(a, b) for a, b in _runs(~dilated) if b - a >= min_len]
+    n_bad = int(bad.sum())
+    if not stretches:
+        raise RecordingError(
+            f"{name}: {n_bad} of {raw.n_times} time points are non-finite (NaN/Inf) and no "
+            f"finite stretch is {config.window_seconds:g} s long (one window); nothing to keep."
+        )
+    ratio = 1.0 if np.isclose(sfreq, config.sfreq) else config.sfreq / sfreq
+    n_out = int(round(raw.n_times * ratio))
+    data = raw.get_data()  # (n_chans, n_times)
+    out = np.zeros((len(raw.ch_names), n_out))
+    keep = np.zeros(n_out, dtype=bool)
+    info = None
+    for a, b in stretches:
+        piece = mne.io.RawArray(
+            data[:, a:b], raw.info.copy(), first_samp=raw.first_samp + a, verbose=verbose
+        )
+        _filter_and_resample(piece, config, f"{name} [{a / sfreq:.1f}-{b / sfreq:.1f} s]", verbose)
+        o = int(round(a * ratio))
+        length = min(piece.n_times, n_out - o)
+        out[:, o : o + length] = piece.get_data()[:, :length]
+        keep[o : o + length] = True
+        info = piece.info
+    del data
+    first_samp = int(round(raw.first_samp * ratio))
+    new = mne.io.RawArray(out, info.copy(), first_samp=first_samp, verbose=verbose)
+    orig_time = raw.annotations.orig_time
+    offset = first_samp / config.sfreq if orig_time is not None else 0.0
+    holes = _runs(~keep)
+    marks = mne.Annotations(
+        [offset + a / config.sfreq for a, _ in holes],
+        [(b - a) / config.sfreq for a, b in holes],
+        [NONFINITE_ANNOTATION] * len(holes),
+        orig_time=orig_time,
+    )
+    new.set_annotations(raw.annotations + marks, verbose=verbose)
+    kept_s = float(keep.sum()) / config.sfreq
+    logger.warning(
+        "%s: %d non-finite time point(s); kept %d finite stretch(es), %.1f of %.1f s (marked "
+        "%s around the rest, windows overlapping it are dropped).",
+        name,
+        n_bad,
+        len(stretches),
+        kept_s,
+        n_out / config.sfreq,
+        NONFINITE_ANNOTATION,
+    )
+    return new
+
+
+def _filter_and_resample(
+    raw: mne.io.BaseRaw,
+    config: PreprocessConfig,
+    name: str,
+    verbose: bool | str | int | None,
+) -> None:
+    """Band-pass, notch and resample ``raw`` in place, in the order the config asks for."""
+    if config.resample_first:
+        _resample(raw, config, verbose)
     sfreq = float(raw.info["sfreq"])
     nyquist = sfreq / 2.0
     h_freq = config.h_freq
@@ -176,7 +358,7 @@ def preprocess_raw(
             "h_freq %.1f Hz is at or above Nyquist (%.1f Hz) of %s: low-pass skipped.",
             h_freq,
             nyquist,
-            _describe(raw),
+            name,
         )
         h_freq = None
     if config.l_freq is not None or h_freq is not None:
@@ -189,9 +371,15 @@ def preprocess_raw(
             raw.notch_filter(freqs, picks="eeg", verbose=verbose)
         else:
             logger.info("No notch frequency below Nyquist (%.1f Hz): notch skipped.", nyquist)
-    if not np.isclose(sfreq, config.sfreq):
+    if not config.resample_first:
+        _resample(raw, config, verbose)
+
+
+def _resample(
+    raw: mne.io.BaseRaw, config: PreprocessConfig, verbose: bool | str | int | None
+) -> None:
+    if not np.isclose(float(raw.info["sfreq"]), config.sfreq):
         raw.resample(config.sfreq, verbose=verbose)
-    return raw
 
 
 def _describe(raw: mne.io.BaseRaw) -> str:

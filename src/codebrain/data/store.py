@@ -3,15 +3,24 @@
 Layout of a corpus folder::
 
     out_dir/
-      manifest.json          format version, config, channels, sfreq, one entry per recording
+      manifest.json          format version, config, channels, sfreq, one entry per recording,
+                             "complete": false until a build has gone through every input
+      journal.jsonl          during a build: one line per shard as it lands
+      .lock                  held (flock) by the build running in this folder; names its pid/host
       shards/<rec>-<hash>.npy one array (n_windows, n_chans, n_times) per recording
 
-:func:`build_corpus` preprocesses recordings in parallel (``ProcessPoolExecutor``), writes
-each shard atomically (temporary file, fsync, ``os.replace``) with its SHA-256, and rewrites
-the manifest atomically (at most every 2 s, and when the run ends or is interrupted), so a
-killed run leaves only complete shards listed in the manifest; a rerun skips them (resume)
-and rebuilds anything not listed. Unreadable or corrupt files are
-reported and skipped. :class:`CorpusDataset` serves the windows as float32 tensors through
+:func:`build_corpus` takes an exclusive lock on the folder (a second build fails with a
+:class:`CorpusLockedError` naming the holder; the kernel releases the lock when its holder
+dies, even by ``kill -9``), marks the manifest incomplete, preprocesses recordings in parallel
+(``ProcessPoolExecutor``), writes each shard atomically (temporary file, fsync,
+``os.replace``) with its SHA-256 and appends its entry to the journal as soon as it lands.
+When the run ends the journal is merged into the manifest, which is marked complete only if
+every input was processed (or failed with a recorded reason). A killed or interrupted run
+leaves an incomplete corpus whose finished shards are all listed: a rerun skips them
+(resume) and builds the rest. Ctrl-C stops the workers at once; workers also exit by
+themselves when the parent process disappears. Unreadable or corrupt files are reported and
+skipped. :class:`CorpusDataset` refuses an incomplete corpus unless asked
+(``allow_incomplete=True``) and serves the windows as float32 tensors through
 ``np.load(mmap_mode="r")``: memory stays bounded whatever the corpus size, and global indices
 are stable, so ``DistributedSampler`` splits it across ranks.
 
@@ -22,14 +31,20 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
+import datetime
 import hashlib
 import json
 import logging
 import multiprocessing
 import os
+import re
+import signal
+import socket
 import sys
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -40,7 +55,7 @@ from torch.utils.data import Dataset
 
 from codebrain.data.io import list_recordings, read_raw, recording_id, subject_id
 from codebrain.data.preprocess import PreprocessConfig, preprocess_raw
-from codebrain.data.windows import windows_from_raw
+from codebrain.data.windows import no_window_reason, windows_from_raw
 from codebrain.utils.check import check_option, check_positive_int
 from codebrain.utils.io import atomic_open, atomic_write_json
 
@@ -50,23 +65,35 @@ __all__ = [
     "CorpusSummary",
     "CorpusDataset",
     "CorpusError",
+    "CorpusLockedError",
     "build_corpus",
     "file_sha256",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Version of the corpus layout written into ``manifest.json``.
-FORMAT_VERSION = 1
+#: Version of the corpus layout written into ``manifest.json`` (2 added ``complete`` and the
+#: journal; version 1 corpora are still read, as complete).
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 #: Name of the manifest file in a corpus folder.
 MANIFEST_NAME = "manifest.json"
 _SHARD_DIR = "shards"
-# Least time between two manifest rewrites during a build (seconds).
-_MANIFEST_INTERVAL_S = 2.0
+_JOURNAL_NAME = "journal.jsonl"
+_LOCK_NAME = ".lock"
+# Temporaries written by codebrain.utils.io's atomic writers: .<name>.<12 hex>.tmp
+_TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
+# How often a worker checks that the process that started the build is still there (s).
+_WATCH_INTERVAL_S = 0.2
+_ENTRY_KEYS = ("path", "recording_id", "subject_id", "shard", "n_windows", "sha256")
 
 
 class CorpusError(ValueError):
     """A corpus folder is inconsistent (manifest vs shards) or incompatible with a request."""
+
+
+class CorpusLockedError(CorpusError):
+    """Another build holds the lock on a corpus folder."""
 
 
 @dataclass
@@ -163,35 +190,200 @@ def _process_recording(
     config_dict: dict[str, Any],
     dtype: str,
     verbose: bool | str | int | None,
+    on_overflow: str = "raise",
 ) -> dict[str, Any]:
-    """Worker: read, preprocess, window and write one shard; return its manifest entry."""
+    """Worker: read, preprocess, window and write one shard; journal and return its entry."""
     cpu_start = time.process_time()
     config = PreprocessConfig.from_dict(config_dict)
     raw = read_raw(path, verbose=verbose)
     raw = preprocess_raw(raw, config, copy=False, verbose=verbose)
     windows = windows_from_raw(raw, config, mode="fixed")
     if len(windows.onsets) == 0:
-        raise ValueError(
-            f"{_key(path)}: no window kept (recording {raw.times[-1]:.1f} s, window "
-            f"{config.window_seconds} s, {windows.n_rejected} rejected by amplitude)."
-        )
-    data = windows.data.astype(dtype, copy=False)  # (n_windows, n_chans, n_times)
+        raise ValueError(f"{_key(path)}: no window kept: {no_window_reason(raw, config, windows)}.")
+    data, n_clipped = _to_storage_dtype(windows.data, dtype, config, on_overflow, _key(path))
     shard = Path(_SHARD_DIR) / _shard_name(path)
     with atomic_open(Path(out_dir) / shard, "wb") as f:
         writer = _HashingWriter(f)
         np.lib.format.write_array(writer, data, allow_pickle=False)
-    return {
+    entry = {
         "path": _key(path),
         "recording_id": recording_id(path),
         "subject_id": subject_id(path, raw),
         "shard": shard.as_posix(),
         "n_windows": int(data.shape[0]),
         "n_rejected": int(windows.n_rejected),
+        "n_nonfinite": int(windows.n_nonfinite),
+        "n_clipped": n_clipped,
         "duration_s": float(raw.times[-1] + 1.0 / raw.info["sfreq"]),
         "sha256": writer.sha256.hexdigest(),
-        "_peak_rss_mib": _peak_rss_mib(),
-        "_cpu_s": time.process_time() - cpu_start,
     }
+    _append_journal(Path(out_dir), entry)  # listed as soon as it lands
+    return {**entry, "_peak_rss_mib": _peak_rss_mib(), "_cpu_s": time.process_time() - cpu_start}
+
+
+def _to_storage_dtype(
+    data: np.ndarray, dtype: str, config: PreprocessConfig, on_overflow: str, name: str
+) -> tuple[np.ndarray, int]:
+    """Cast windows to the storage type, checking its range first; ``(array, n_clipped)``."""
+    limit = float(np.finfo(dtype).max)
+    peak = float(np.abs(data).max()) if data.size else 0.0
+    n_clipped = 0
+    if not np.isfinite(peak):
+        raise ValueError(f"{name}: windows hold NaN/Inf samples; refusing to store them.")
+    if peak > limit:
+        n_clipped = int((np.abs(data) > limit).sum())
+        uv = 1e6 / config.scale
+        if on_overflow == "raise":
+            raise ValueError(
+                f"{name}: {n_clipped} sample(s) reach {peak:.4g} model units ({peak * uv:.4g} "
+                f"µV), beyond the {dtype} range ±{limit:.6g} ({limit * uv:.4g} µV); store "
+                "float32 (dtype='float32', --dtype float32), reject such windows "
+                "(reject_abs_uv, --reject-abs-uv) or clip them (on_overflow='clip', "
+                "--on-overflow clip)."
+            )
+        data = np.clip(data, -limit, limit)
+    return data.astype(dtype, copy=False), n_clipped
+
+
+def _append_journal(out_dir: Path, entry: dict[str, Any]) -> None:
+    """Append one finished shard's entry to the build journal (one write, then fsync)."""
+    line = (json.dumps(entry, sort_keys=True) + "\n").encode()
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(out_dir / _JOURNAL_NAME, flags, 0o666)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_journal(out_dir: Path) -> list[dict[str, Any]]:
+    """Entries of the build journal; a torn last line (killed mid-write) is ignored."""
+    try:
+        text = (out_dir / _JOURNAL_NAME).read_text()
+    except FileNotFoundError:
+        return []
+    entries = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and all(k in entry for k in _ENTRY_KEYS):
+            entries.append(entry)
+    return entries
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Worker start-up: leave Ctrl-C to the parent; die with the parent.
+
+    The parent stops the pool itself on Ctrl-C (so ``SIGINT`` is ignored here). If the
+    parent disappears (``kill -9``), the worker exits at once instead of finishing its
+    recording: ``PR_SET_PDEATHSIG`` on Linux, and everywhere a thread that polls the parent.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ppid = os.getppid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != ppid or not _pid_alive(parent_pid):
+        os._exit(1)
+    threading.Thread(
+        target=_watch_parent, args=(ppid, parent_pid), name="codebrain-parent-watch", daemon=True
+    ).start()
+
+
+def _watch_parent(ppid: int, parent_pid: int) -> None:
+    while True:
+        time.sleep(_WATCH_INTERVAL_S)
+        if os.getppid() != ppid or not _pid_alive(parent_pid):
+            os._exit(1)  # shards are written atomically: at most a temporary is left behind
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists
+        return True
+    return True
+
+
+def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """Kill the pool's worker processes now (an interrupted build must not finish its queue)."""
+    kill = getattr(pool, "kill_workers", None)  # Python >= 3.14
+    if kill is not None:
+        kill()
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.kill()
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.join(timeout=5)
+
+
+def _lock_holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return "holder unknown"
+    if not isinstance(info, dict) or "pid" not in info:
+        return "holder unknown"
+    return f"pid {info['pid']} on host {info.get('host', '?')}, started {info.get('started', '?')}"
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (BlockingIOError, PermissionError):
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _corpus_lock(out_dir: Path) -> Iterator[Path]:
+    """Hold the exclusive build lock of a corpus folder (released when the holder dies).
+
+    Raises
+    ------
+    CorpusLockedError
+        Another build (in this or another process) holds it.
+    """
+    path = out_dir / _LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        if not _try_lock(fd):
+            raise CorpusLockedError(
+                f"Corpus {out_dir} is being built by another run ({_lock_holder(path)}); wait "
+                "for it to finish, or build into another folder."
+            )
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        }
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps(holder).encode())
+        yield path
+    finally:
+        os.close(fd)  # releases the lock; the file stays (unlinking it would race)
 
 
 def _peak_rss_mib() -> float:
@@ -234,6 +426,7 @@ def _new_manifest(config: PreprocessConfig, dtype: str) -> dict[str, Any]:
         "sfreq": float(config.sfreq),
         "n_times": config.n_times,
         "dtype": dtype,
+        "complete": False,
         "recordings": [],
         "failed": [],
     }
@@ -247,12 +440,24 @@ def _read_manifest(out_dir: Path) -> dict[str, Any]:
         raise CorpusError(f"No corpus in {out_dir}: {MANIFEST_NAME} not found.") from err
     except json.JSONDecodeError as err:
         raise CorpusError(f"Corrupt manifest {path}: {err}") from err
+    if not isinstance(manifest, dict):
+        raise CorpusError(f"Corrupt manifest {path}: expected a JSON object.")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in _READABLE_VERSIONS:
         raise CorpusError(
-            f"{path} has format version {version!r}; this codebrain reads version {FORMAT_VERSION}."
+            f"{path} has format version {version!r}; this codebrain reads versions "
+            f"{list(_READABLE_VERSIONS)}."
         )
+    manifest.setdefault("complete", True)  # version 1 did not record it
     return manifest
+
+
+def _same_config(stored: dict[str, Any], config: PreprocessConfig) -> bool:
+    """Whether a manifest's config equals ``config`` (fields added since default)."""
+    try:
+        return PreprocessConfig.from_dict(stored).to_dict() == config.to_dict()
+    except (TypeError, ValueError):
+        return False
 
 
 def _check_shard(
@@ -278,13 +483,17 @@ def _check_shard(
 
 
 def _clean_temporaries(out_dir: Path) -> int:
-    """Remove temporary files a killed run left behind; return how many."""
+    """Remove the temporary files of a killed build; return how many.
+
+    Only called with the folder's lock held, so no running build owns them.
+    """
     n = 0
     for folder in (out_dir, out_dir / _SHARD_DIR):
         if folder.is_dir():
             for tmp in folder.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
-                n += 1
+                if _TEMP_RE.match(tmp.name) and tmp.is_file():
+                    tmp.unlink(missing_ok=True)
+                    n += 1
     if n:
         logger.info("Removed %d leftover temporary file(s) in %s.", n, out_dir)
     return n
@@ -297,6 +506,7 @@ def build_corpus(
     *,
     n_jobs: int = 1,
     dtype: Literal["float16", "float32"] = "float16",
+    on_overflow: Literal["raise", "clip"] = "raise",
     verify_existing: bool = False,
     verbose: bool | str | int | None = "error",
 ) -> CorpusSummary:
@@ -314,7 +524,12 @@ def build_corpus(
     n_jobs : int
         Worker processes (1 runs inline, in this process).
     dtype : {"float16", "float32"}
-        Storage type of the windows (model units; float16 halves the disk footprint).
+        Storage type of the windows (model units; float16 halves the disk footprint, and
+        holds at most ±65504 units = ±6.55 V).
+    on_overflow : {"raise", "clip"}
+        A recording with values beyond the range of ``dtype`` fails (default), or its values
+        are clipped to that range with a logged warning (counted per recording in the
+        manifest as ``n_clipped``).
     verify_existing : bool
         Recompute the SHA-256 of shards already built before skipping them.
     verbose : bool | str | int | None
@@ -328,31 +543,117 @@ def build_corpus(
     Raises
     ------
     CorpusError
-        ``out_dir`` holds a corpus built with another config, dtype or format version.
+        No recordings found (nothing is written); no recording could be added (a folder
+        this call created is removed again); ``out_dir`` holds a corpus built with another
+        config, dtype or format version.
+    CorpusLockedError
+        Another build is running in ``out_dir``.
+    KeyboardInterrupt
+        Ctrl-C: the workers are stopped at once and the corpus stays marked incomplete, with
+        every finished shard listed.
     """
     start = time.perf_counter()
     config = config or PreprocessConfig()
     check_positive_int("n_jobs", n_jobs)
     check_option("dtype", dtype, ("float16", "float32"))
+    check_option("on_overflow", on_overflow, ("raise", "clip"))
     out_dir = Path(out_dir)
+    recordings = list_recordings(paths)
+    if not recordings:
+        raise CorpusError(f"No EEG recordings found in {paths!r}; nothing written to {out_dir}.")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CorpusError(f"{out_dir} is a file; expected a corpus folder.")
+    if (out_dir / MANIFEST_NAME).exists():  # checked again under the lock
+        _check_compatible(_read_manifest(out_dir), out_dir, config, dtype)
+    created = [p for p in (out_dir, out_dir / _SHARD_DIR) if not p.exists()]
     (out_dir / _SHARD_DIR).mkdir(parents=True, exist_ok=True)
-    _clean_temporaries(out_dir)
+    try:
+        with _corpus_lock(out_dir):
+            summary = _build_locked(
+                recordings, out_dir, config, n_jobs, dtype, on_overflow, verify_existing, verbose
+            )
+    except CorpusLockedError:
+        raise  # the folder is another run's: touch nothing
+    except BaseException:
+        if created and not (out_dir / MANIFEST_NAME).exists():
+            _remove_created(out_dir, created)
+        raise
+    summary.seconds = time.perf_counter() - start
+    if summary.n_windows == 0:
+        if created:
+            _remove_created(out_dir, created)
+        reasons = "; ".join(f"{p}: {r}" for p, r in list(summary.failed.items())[:5])
+        more = f" (and {len(summary.failed) - 5} more)" if len(summary.failed) > 5 else ""
+        raise CorpusError(
+            f"No recording could be added to corpus {out_dir}: {reasons}{more}."
+            + (" Nothing was written." if created else "")
+        )
+    logger.info("%s", summary)
+    return summary
 
+
+def _check_compatible(
+    manifest: dict[str, Any], out_dir: Path, config: PreprocessConfig, dtype: str
+) -> None:
+    if not _same_config(manifest["config"], config) or manifest["dtype"] != dtype:
+        raise CorpusError(
+            f"{out_dir} holds a corpus built with config {manifest['config']} "
+            f"(dtype {manifest['dtype']}); requested {config.to_dict()} (dtype {dtype}). "
+            "Use another folder or the same settings."
+        )
+
+
+def _remove_created(out_dir: Path, created: list[Path]) -> None:
+    """Remove what a failed first build wrote into folders it created (never anything else)."""
+    for name in (MANIFEST_NAME, _JOURNAL_NAME, _LOCK_NAME):
+        with contextlib.suppress(OSError):
+            (out_dir / name).unlink()
+    for folder in sorted(created, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty: someone else's files, leave them
+            folder.rmdir()
+
+
+def _build_locked(
+    recordings: list[Any],
+    out_dir: Path,
+    config: PreprocessConfig,
+    n_jobs: int,
+    dtype: str,
+    on_overflow: str,
+    verify_existing: bool,
+    verbose: bool | str | int | None,
+) -> CorpusSummary:
+    """The body of :func:`build_corpus`, run with the folder's lock held."""
+    _clean_temporaries(out_dir)
     if (out_dir / MANIFEST_NAME).exists():
         manifest = _read_manifest(out_dir)
-        if manifest["config"] != config.to_dict() or manifest["dtype"] != dtype:
-            raise CorpusError(
-                f"{out_dir} holds a corpus built with config {manifest['config']} "
-                f"(dtype {manifest['dtype']}); requested {config.to_dict()} (dtype {dtype}). "
-                "Use another folder or the same settings."
-            )
+        _check_compatible(manifest, out_dir, config, dtype)
     else:
         manifest = _new_manifest(config, dtype)
+    manifest["format_version"] = FORMAT_VERSION
+    manifest["config"] = config.to_dict()
 
     summary = CorpusSummary()
     entries: dict[str, dict[str, Any]] = {e["path"]: e for e in manifest["recordings"]}
+    for entry in _read_journal(out_dir):  # shards a killed build finished
+        entries[entry["path"]] = entry
+    failed: dict[str, str] = {}
+
+    def _write_manifest(complete: bool) -> None:
+        for entry in _read_journal(out_dir):  # also those whose result never came back
+            entries.setdefault(entry["path"], entry)
+        manifest["recordings"] = sorted(entries.values(), key=lambda e: e["path"])
+        still_failed = {
+            f["path"]: f["reason"] for f in manifest["failed"] if f["path"] not in entries
+        }
+        still_failed.update(failed)
+        manifest["failed"] = [{"path": p, "reason": r} for p, r in sorted(still_failed.items())]
+        manifest["complete"] = complete
+        atomic_write_json(out_dir / MANIFEST_NAME, manifest)
+        (out_dir / _JOURNAL_NAME).unlink(missing_ok=True)  # merged
+
     todo = []
-    for path in list_recordings(paths):
+    for path in recordings:
         key = _key(path)
         entry = entries.get(key)
         if entry is not None:
@@ -363,19 +664,7 @@ def build_corpus(
             logger.warning("Rebuilding %s: %s.", key, reason)
             del entries[key]
         todo.append(path)
-    failed: dict[str, str] = {}
-    last_write = -float("inf")
-
-    def _write_manifest() -> None:
-        nonlocal last_write
-        manifest["recordings"] = sorted(entries.values(), key=lambda e: e["path"])
-        still_failed = {
-            f["path"]: f["reason"] for f in manifest["failed"] if f["path"] not in entries
-        }
-        still_failed.update(failed)
-        manifest["failed"] = [{"path": p, "reason": r} for p, r in sorted(still_failed.items())]
-        atomic_write_json(out_dir / MANIFEST_NAME, manifest)
-        last_write = time.monotonic()
+    _write_manifest(complete=False)  # incomplete until this run has gone through every input
 
     def _record(path: Any, outcome: dict[str, Any] | BaseException) -> None:
         key = _key(path)
@@ -384,21 +673,21 @@ def build_corpus(
             failed[key] = reason
             summary.failed[key] = reason
             logger.warning("Skipping %s: %s", key, reason)
-        else:
-            rss = outcome.pop("_peak_rss_mib", 0.0)
-            summary.cpu_seconds += outcome.pop("_cpu_s", 0.0)
-            summary.peak_worker_rss_mib = max(summary.peak_worker_rss_mib, rss)
-            entries[key] = outcome
-            failed.pop(key, None)
-            summary.processed.append(key)
-            summary.n_rejected += outcome["n_rejected"]
-        # Rewriting the manifest after every recording would cost O(n^2) for big corpora:
-        # write at most every few seconds; a killed run loses at most that much finished work
-        # (its shards are not listed, so they are rebuilt on resume).
-        if time.monotonic() - last_write >= _MANIFEST_INTERVAL_S:
-            _write_manifest()
+            return
+        rss = outcome.pop("_peak_rss_mib", 0.0)
+        summary.cpu_seconds += outcome.pop("_cpu_s", 0.0)
+        summary.peak_worker_rss_mib = max(summary.peak_worker_rss_mib, rss)
+        entries[key] = outcome
+        failed.pop(key, None)
+        summary.processed.append(key)
+        summary.n_rejected += outcome["n_rejected"]
+        if outcome.get("n_clipped"):
+            logger.warning(
+                "%s: clipped %d sample(s) to the %s range.", key, outcome["n_clipped"], dtype
+            )
 
-    args = (str(out_dir), config.to_dict(), dtype, verbose)
+    args = (str(out_dir), config.to_dict(), dtype, verbose, on_overflow)
+    finished = False
     try:
         if n_jobs == 1 or len(todo) <= 1:
             for path in todo:
@@ -409,20 +698,37 @@ def build_corpus(
                 else:
                     _record(path, result)
         else:
-            context = _worker_context()
-            n_workers = min(n_jobs, len(todo))
-            with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=context) as pool:
-                futures = {pool.submit(_process_recording, path, *args): path for path in todo}
-                for future in cf.as_completed(futures):
-                    err = future.exception()
-                    _record(futures[future], err if err is not None else future.result())
+            _run_pool(todo, args, min(n_jobs, len(todo)), _record)
+        finished = True
     finally:
-        _write_manifest()
+        _write_manifest(complete=finished)
 
     summary.n_windows = sum(e["n_windows"] for e in entries.values())
-    summary.seconds = time.perf_counter() - start
-    logger.info("%s", summary)
     return summary
+
+
+def _run_pool(todo: list[Any], args: tuple, n_workers: int, record: Any) -> None:
+    """Process ``todo`` in worker processes; on any interruption kill them at once."""
+    pool = cf.ProcessPoolExecutor(
+        max_workers=n_workers,
+        mp_context=_worker_context(),
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
+    )
+    futures: dict[cf.Future, Any] = {}
+    done = False
+    try:
+        futures = {pool.submit(_process_recording, path, *args): path for path in todo}
+        for future in cf.as_completed(futures):
+            err = future.exception()
+            record(futures[future], err if err is not None else future.result())
+        done = True
+    finally:
+        if not done:
+            for future in futures:
+                future.cancel()
+            _stop_workers(pool)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class CorpusDataset(Dataset):
@@ -437,6 +743,9 @@ class CorpusDataset(Dataset):
     max_open_shards : int
         Memory maps kept open at once (least recently used are closed), which bounds the
         file-backed pages this process keeps mapped to about that many shards.
+    allow_incomplete : bool
+        Open a corpus whose build was interrupted or is still running (its finished shards,
+        journal included). By default such a corpus raises :class:`CorpusError`.
 
     Attributes
     ----------
@@ -453,7 +762,8 @@ class CorpusDataset(Dataset):
     Raises
     ------
     CorpusError
-        Missing/corrupt manifest, missing shard, shape/dtype mismatch, failed checksum.
+        Missing/corrupt manifest, incomplete corpus (unless ``allow_incomplete``), no
+        windows, missing shard, shape/dtype mismatch, failed checksum.
 
     Notes
     -----
@@ -468,9 +778,29 @@ class CorpusDataset(Dataset):
         *,
         verify_checksums: bool = False,
         max_open_shards: int = 16,
+        allow_incomplete: bool = False,
     ) -> None:
         self.root = Path(root)
         manifest = _read_manifest(self.root)
+        if not manifest["complete"]:
+            journal = _read_journal(self.root)
+            if not allow_incomplete:
+                raise CorpusError(
+                    f"Corpus {self.root} is incomplete: its build was interrupted or is still "
+                    f"running ({len(manifest['recordings']) + len(journal)} recording(s) "
+                    "finished so far). Rerun the same build to finish it (codebrain prepare "
+                    "--corpus resumes), or pass allow_incomplete=True to read the finished part."
+                )
+            listed = {e["path"]: e for e in manifest["recordings"]}
+            listed.update((e["path"], e) for e in journal)
+            manifest["recordings"] = sorted(listed.values(), key=lambda e: e["path"])
+            logger.warning(
+                "Reading incomplete corpus %s (%d recording(s) finished).",
+                self.root,
+                len(listed),
+            )
+        if not manifest["recordings"]:
+            raise CorpusError(f"Corpus {self.root} holds no recordings.")
         problems = [
             f"{e['recording_id']}: {reason}"
             for e in manifest["recordings"]

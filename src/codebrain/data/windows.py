@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from codebrain.data.io import read_raw, recording_id, subject_id
-from codebrain.data.preprocess import PreprocessConfig, preprocess_raw
+from codebrain.data.io import RecordingError, read_raw, recording_id, subject_id
+from codebrain.data.preprocess import NONFINITE_ANNOTATION, PreprocessConfig, preprocess_raw
 from codebrain.utils.check import check_option
 from codebrain.utils.io import atomic_open
 
@@ -39,6 +39,7 @@ __all__ = [
     "reject_by_amplitude",
     "make_event_id",
     "windows_from_raw",
+    "no_window_reason",
     "load_windows",
     "save_windows_npz",
     "load_windows_npz",
@@ -64,13 +65,17 @@ class Windows:
     onsets : np.ndarray, shape (n_windows,)
         Window start in seconds from the start of the recording.
     n_rejected : int
-        Windows dropped by the amplitude criterion.
+        Windows dropped by the amplitude criteria.
+    n_nonfinite : int
+        Windows dropped because they overlap a non-finite stretch
+        (:data:`~codebrain.data.preprocess.NONFINITE_ANNOTATION`).
     """
 
     data: np.ndarray
     labels: np.ndarray
     onsets: np.ndarray
     n_rejected: int = 0
+    n_nonfinite: int = 0
 
 
 def fixed_length_windows(
@@ -223,11 +228,12 @@ def windows_from_raw(
     raw : mne.io.BaseRaw
         Preprocessed recording (volts, ``config.channels`` at ``config.sfreq``).
     config : PreprocessConfig
-        Window length, stride, scale and amplitude rejection.
+        Window length, stride, trimming (fixed mode), scale and amplitude rejection.
     mode : {"fixed", "events"}
-        ``"fixed"``: consecutive windows; with ``event_id`` each is labelled by the annotation
-        covering its centre (windows without one are dropped). ``"events"``: one window per
-        annotation in ``event_id``, starting ``tmin`` s after its onset.
+        ``"fixed"``: consecutive windows (after cutting ``trim_seconds`` at each end); with
+        ``event_id`` each is labelled by the annotation covering its centre (windows without
+        one are dropped). ``"events"``: one window per annotation in ``event_id``, starting
+        ``tmin`` s after its onset.
     event_id : mapping of str to int | float | None
         Annotation description → label.
     tmin : float
@@ -238,6 +244,14 @@ def windows_from_raw(
     Returns
     -------
     Windows
+        Windows overlapping a :data:`~codebrain.data.preprocess.NONFINITE_ANNOTATION`
+        stretch are dropped (counted in ``n_nonfinite``).
+
+    Raises
+    ------
+    RecordingError
+        A kept window holds NaN/Inf (the recording did not go through
+        :func:`~codebrain.data.preprocess_raw`).
     """
     check_option("mode", mode, ("fixed", "events"))
     sfreq = float(raw.info["sfreq"])
@@ -258,9 +272,14 @@ def windows_from_raw(
             first_time=first_time,
         )
     else:
+        trim = int(round(config.trim_seconds * sfreq))
         windows, onsets = fixed_length_windows(
-            data, sfreq, config.window_seconds, config.stride_seconds
+            data[:, trim : max(trim, data.shape[1] - trim)],
+            sfreq,
+            config.window_seconds,
+            config.stride_seconds,
         )
+        onsets = onsets + trim / sfreq
         if event_id:
             labels, keep = _label_by_cover(
                 onsets, config.window_seconds, annotations, event_id, first_time
@@ -271,6 +290,15 @@ def windows_from_raw(
             labels = np.full(len(onsets), target, dtype=dtype)
         else:
             labels = np.full(len(onsets), -1, dtype=np.int64)
+    clean = ~_overlaps_nonfinite(onsets, config.window_seconds, annotations, first_time, sfreq)
+    n_nonfinite = int((~clean).sum())
+    windows, labels, onsets = windows[clean], labels[clean], onsets[clean]
+    if not np.isfinite(windows).all():
+        n_bad = int((~np.isfinite(windows).all(axis=(1, 2))).sum())
+        raise RecordingError(
+            f"{n_bad} of {len(windows)} window(s) of {_raw_name(raw)} hold NaN/Inf samples; "
+            "run the recording through preprocess_raw first (on_nonfinite='raise' or 'drop')."
+        )
     uv_per_unit = 1e6 / config.scale
     threshold = (
         config.reject_peak_to_peak_uv / uv_per_unit
@@ -278,15 +306,73 @@ def windows_from_raw(
         else None
     )
     keep = reject_by_amplitude(windows, threshold)
+    if config.reject_abs_uv is not None and len(windows):
+        keep &= np.abs(windows).max(axis=(1, 2)) < config.reject_abs_uv / uv_per_unit
     n_rejected = int((~keep).sum())
     if n_rejected:
-        logger.info(
-            "Rejected %d/%d window(s) above %.1f µV peak-to-peak.",
-            n_rejected,
-            len(keep),
-            config.reject_peak_to_peak_uv,
+        logger.info("Rejected %d/%d window(s) by amplitude.", n_rejected, len(keep))
+    return Windows(windows[keep], labels[keep], onsets[keep], n_rejected, n_nonfinite)
+
+
+def _raw_name(raw: mne.io.BaseRaw) -> str:
+    names = [str(n) for n in (getattr(raw, "filenames", None) or ()) if n is not None]
+    return names[0] if names else "the recording"
+
+
+def _overlaps_nonfinite(
+    onsets: np.ndarray,
+    window_seconds: float,
+    annotations: mne.Annotations,
+    first_time: float,
+    sfreq: float,
+) -> np.ndarray:
+    """Mask of the windows that overlap a non-finite stretch annotation."""
+    marked = annotations.description == NONFINITE_ANNOTATION
+    if not marked.any() or len(onsets) == 0:
+        return np.zeros(len(onsets), dtype=bool)
+    starts = annotations.onset[marked] - first_time
+    ends = starts + annotations.duration[marked]
+    eps = 0.5 / sfreq  # windows that only touch a stretch do not overlap it
+    win_start = onsets[:, None]
+    win_end = win_start + window_seconds
+    return ((win_start < ends[None, :] - eps) & (win_end > starts[None, :] + eps)).any(axis=1)
+
+
+def no_window_reason(
+    raw: mne.io.BaseRaw, config: PreprocessConfig, windows: Windows, mode: str = "fixed"
+) -> str:
+    """Why :func:`windows_from_raw` cut no window from ``raw`` (for error messages).
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+        The preprocessed recording.
+    config : PreprocessConfig
+    windows : Windows
+        The (empty) result of :func:`windows_from_raw`.
+    mode : {"fixed", "events"}
+
+    Returns
+    -------
+    str
+    """
+    seconds = raw.n_times / float(raw.info["sfreq"])
+    if mode == "fixed" and seconds - 2 * config.trim_seconds < config.window_seconds:
+        trimmed = f" ({config.trim_seconds:g} s trimmed at each end)" if config.trim_seconds else ""
+        return (
+            f"recording is {seconds:.1f} s long{trimmed}, too short for one "
+            f"{config.window_seconds:g} s window"
         )
-    return Windows(windows[keep], labels[keep], onsets[keep], n_rejected)
+    parts = []
+    if windows.n_nonfinite:
+        parts.append(f"{windows.n_nonfinite} overlap non-finite samples")
+    if windows.n_rejected:
+        parts.append(f"{windows.n_rejected} rejected by amplitude")
+    if parts:
+        return "every window was dropped: " + ", ".join(parts)
+    if mode == "events":
+        return "no event annotation of the requested classes fits a window in the recording"
+    return "no window is covered by a labelled annotation"
 
 
 def _label_by_cover(
@@ -481,6 +567,13 @@ def load_windows(
     Returns
     -------
     WindowDataset
+
+    Raises
+    ------
+    ValueError
+        No recordings found, none could be processed, or none gave a window (the message
+        says why for each: too short, every window rejected, no matching event). Recordings
+        that give no window among others are left out with a logged warning naming them.
     """
     from codebrain.data.io import _labels_for, list_recordings, read_label_table
 
@@ -498,6 +591,7 @@ def load_windows(
     auto_classes = event_id is None and mode == "events" and not regression
     chunks, y, local_names, recs, subs, onsets = [], [], [], [], [], []
     n_rejected = 0
+    empty: dict[str, str] = {}  # recording → why it gave no window
     for path in recordings:
         try:
             raw = read_raw(path, verbose=verbose)
@@ -538,6 +632,8 @@ def load_windows(
             target=(targets or {}).get(rec),
         )
         n_rejected += win.n_rejected
+        if len(win.onsets) == 0:
+            empty[str(path)] = no_window_reason(raw, config, win, mode)
         chunks.append(win.data)
         y.append(win.labels)
         local_names.append(list(local_id or {}))
@@ -547,6 +643,16 @@ def load_windows(
         del raw
     if not chunks:
         raise ValueError(f"No recording in {paths!r} could be processed.")
+    if len(empty) == len(chunks):
+        reasons = "; ".join(f"{p}: {r}" for p, r in empty.items())
+        raise ValueError(f"No window could be cut: {reasons}.")
+    if empty:
+        logger.warning(
+            "%d of %d recording(s) gave no window and were left out: %s",
+            len(empty),
+            len(chunks),
+            "; ".join(f"{p} ({r})" for p, r in empty.items()),
+        )
     if auto_classes:
         event_id = make_event_id(name for names in local_names for name in names)
         y = [
