@@ -95,6 +95,15 @@ def add_preprocess_args(p: argparse.ArgumentParser, *, defaults_from_model: bool
     )
     g.add_argument("--reject-uv", type=float, help="drop windows above this peak-to-peak (µV)")
     g.add_argument(
+        "--reject-abs-uv", type=float, help="drop windows whose max |x| reaches this (µV)"
+    )
+    g.add_argument(
+        "--on-nonfinite",
+        choices=("raise", "drop"),
+        help="a recording with NaN/Inf samples: error (default), or filter its finite stretches "
+        "separately and drop the windows that overlap the bad samples",
+    )
+    g.add_argument(
         "--windows",
         choices=("fixed", "events"),
         default="fixed",
@@ -132,6 +141,8 @@ def preprocess_config_from_args(args: argparse.Namespace, base: dict[str, Any] |
         "sfreq": args.sfreq,
         "on_missing": args.on_missing,
         "reject_peak_to_peak_uv": args.reject_uv,
+        "reject_abs_uv": getattr(args, "reject_abs_uv", None),
+        "on_nonfinite": getattr(args, "on_nonfinite", None),
     }
     cfg.update({k: v for k, v in mapping.items() if v is not None})
     # None is meaningful for the filter edges: only override when the flag was given.

@@ -46,6 +46,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dtype", choices=("float16", "float32"), default="float16", help="corpus storage type"
     )
+    p.add_argument(
+        "--on-overflow",
+        choices=("raise", "clip"),
+        default="raise",
+        help="--corpus: values beyond the storage type's range (float16: ±6.55e6 µV) fail the "
+        "recording (default) or are clipped with a warning",
+    )
+    p.add_argument(
+        "--recipe",
+        choices=("tueg",),
+        help="--corpus: the authors' TUEG pretraining corpus recipe (01_tcp_ar/02_tcp_le/"
+        "03_tcp_ar_a montages, all 19 channels, resample to 200 Hz then 0.3-75 Hz then a 60 Hz "
+        "notch, recordings of 300 s or more, 60 s trimmed at each end, 30 s windows, max "
+        "|x| < 100 µV); fixes the preprocessing flags",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     add_preprocess_args(p)
     p.set_defaults(func=run)
@@ -58,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.corpus:
         return _run_corpus(args)
+    if args.recipe:
+        raise CLIError("--recipe builds a pretraining corpus; use it with --corpus, not --out.")
     out = Path(args.out)
     if out.suffix != ".npz":
         raise CLIError(f"--out must end with .npz, got {out}.")
@@ -91,6 +108,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+_RECIPE_FIXED = {
+    "channels": "--channels",
+    "window_seconds": "--window-seconds",
+    "stride_seconds": "--stride-seconds",
+    "sfreq": "--sfreq",
+    "on_missing": "--on-missing",
+    "reject_uv": "--reject-uv",
+    "reject_abs_uv": "--reject-abs-uv",
+    "l_freq": "--l-freq",
+    "h_freq": "--h-freq",
+    "notch": "--notch",
+}
+
+
 def _run_corpus(args: argparse.Namespace) -> int:
     """``prepare --corpus``: build or resume a sharded corpus (fixed-length windows)."""
     from codebrain.cli import CLIError
@@ -104,13 +135,33 @@ def _run_corpus(args: argparse.Namespace) -> int:
     for p in args.inputs:
         if not Path(p).exists():
             raise CLIError(f"{p} does not exist.")
-    config = preprocess_config_from_args(args)
+    inputs = [Path(p) for p in args.inputs]
+    if args.recipe == "tueg":
+        from codebrain.data.tueg import tueg_config, tueg_recordings
+
+        # The filter edges default to "not given" (SUPPRESS); the others to None.
+        given = [
+            flag
+            for key, flag in _RECIPE_FIXED.items()
+            if (
+                hasattr(args, key)
+                if key in ("l_freq", "h_freq", "notch")
+                else getattr(args, key) is not None
+            )
+        ]
+        if given:
+            raise CLIError(f"--recipe tueg fixes the preprocessing; drop {', '.join(given)}.")
+        config = tueg_config(**({"on_nonfinite": args.on_nonfinite} if args.on_nonfinite else {}))
+        inputs = tueg_recordings(inputs)
+    else:
+        config = preprocess_config_from_args(args)
     summary = build_corpus(
-        [Path(p) for p in args.inputs], args.corpus, config, n_jobs=args.n_jobs, dtype=args.dtype
+        inputs,
+        args.corpus,
+        config,
+        n_jobs=args.n_jobs,
+        dtype=args.dtype,
+        on_overflow=args.on_overflow,
     )
-    if summary.n_windows == 0:
-        raise CLIError(
-            f"no windows in corpus {args.corpus}: {dict(summary.failed) or 'recordings too short'}."
-        )
     print(str(summary))
     return 0

@@ -38,6 +38,7 @@ from codebrain.data.store import (
     MANIFEST_NAME,
     CorpusDataset,
     CorpusError,
+    CorpusLockedError,
     CorpusSummary,
     build_corpus,
     file_sha256,
@@ -48,6 +49,7 @@ from codebrain.data.synthetic import (
     make_synthetic_recording,
     write_synthetic_dataset,
 )
+from codebrain.data.tueg import TUEG_MONTAGES, build_tueg_corpus, tueg_config, tueg_recordings
 from codebrain.data.windows import (
     NpyWindows,
     WindowDataset,
@@ -68,6 +70,7 @@ __all__ = [
     "MANIFEST_NAME",
     "CorpusDataset",
     "CorpusError",
+    "CorpusLockedError",
     "CorpusSummary",
     "build_corpus",
     "file_sha256",
@@ -105,4 +108,8 @@ __all__ = [
     "subject_id",
     "windows_from_raw",
     "write_synthetic_dataset",
+    "TUEG_MONTAGES",
+    "build_tueg_corpus",
+    "tueg_config",
+    "tueg_recordings",
 ]

@@ -146,6 +146,11 @@ def _check_edf_size(path: Path, bytes_per_sample: int) -> None:
             per_record = [int(f.read(8).decode("ascii").strip()) for _ in range(n_signals)]
     except (ValueError, UnicodeDecodeError) as err:
         raise RecordingError(f"Cannot read {path}: corrupt EDF/BDF header ({err}).") from err
+    if n_signals < 1:
+        raise RecordingError(
+            f"Cannot read {path}: its header declares {n_signals} signals; expected at least "
+            "one channel."
+        )
     if n_records < 0:  # -1: unknown while recording; MNE infers it from the file size
         return
     expected = header_bytes + n_records * sum(per_record) * bytes_per_sample
