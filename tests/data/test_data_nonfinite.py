@@ -10,6 +10,7 @@ import mne
 import numpy as np
 import pytest
 
+from codebrain.cli import main
 from codebrain.data import (
     DEFAULT_CHANNELS,
     NONFINITE_ANNOTATION,
@@ -19,6 +20,7 @@ from codebrain.data import (
     RecordingError,
     build_corpus,
     load_windows,
+    load_windows_npz,
     preprocess_raw,
     windows_from_raw,
 )
@@ -160,3 +162,20 @@ def test_manifest_of_an_older_config_still_resumes(tmp_path: Path) -> None:
     (out / "manifest.json").write_text(json.dumps(manifest))
     summary = build_corpus([good], out, CONFIG)
     assert len(summary.skipped_existing) == 1
+
+
+def test_prepare_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = str(_fif(tmp_path / "gap_raw.fif", _with_gap(_data())))
+    npz, corpus = tmp_path / "w.npz", tmp_path / "corpus"
+    assert main(["-q", "prepare", bad, "-o", str(npz), "--window-seconds", "10"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "non-finite" in err[0] and "--on-nonfinite drop" in err[0]
+    assert main(["-q", "prepare", bad, "--corpus", str(corpus), "--window-seconds", "10"]) == 2
+    assert "non-finite" in capsys.readouterr().err
+    assert not npz.exists() and not corpus.exists()
+    args = ["--window-seconds", "10", "--on-nonfinite", "drop"]
+    assert main(["-q", "prepare", bad, "-o", str(npz), *args]) == 0
+    assert "10 windows" in capsys.readouterr().out
+    assert main(["-q", "prepare", bad, "--corpus", str(corpus), *args]) == 0
+    ds, _ = load_windows_npz(npz)
+    assert np.isfinite(ds.data).all() and len(CorpusDataset(corpus)) == 10
