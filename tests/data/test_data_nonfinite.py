@@ -98,6 +98,13 @@ def test_drop_with_resampling_keeps_the_time_line() -> None:
     win = windows_from_raw(out, DROP)
     assert 70.0 not in win.onsets and 60.0 in win.onsets and 80.0 in win.onsets
     assert win.n_nonfinite == 1 and len(win.onsets) == 11
+    out.set_annotations(
+        out.annotations + mne.Annotations([20.0, 70.0], [1.0, 1.0], ["left", "left"],
+                                          orig_time=out.annotations.orig_time)
+    )  # fmt: skip
+    events = windows_from_raw(out, DROP, mode="events", event_id={"left": 0})
+    np.testing.assert_allclose(events.onsets, [5.0, 20.0])  # the one at 70 s overlaps the Inf
+    assert events.n_nonfinite == 1
 
 
 def test_windows_from_raw_refuses_nonfinite_input() -> None:
