@@ -8,6 +8,10 @@ The ``.npz`` holds ``data`` (float32, ``(n_windows, n_chans, n_times)``, units o
 ``labels``, ``recording_ids``, ``subject_ids``, ``onsets``, ``ch_names``, ``sfreq``,
 ``classes`` and ``preprocess`` (the :class:`~codebrain.data.preprocess.PreprocessConfig` as
 JSON); it loads with ``allow_pickle=False``.
+
+``--corpus DIR`` builds a sharded pretraining corpus instead (:func:`codebrain.data.build_corpus`:
+locked, resumable, marked incomplete until finished); ``--recipe tueg`` is the authors' TUEG
+corpus recipe (:mod:`codebrain.data.tueg`).
 """
 
 from __future__ import annotations
