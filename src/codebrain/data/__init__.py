@@ -17,6 +17,7 @@ from codebrain.data.io import (
     read_label_table,
     read_raw,
     recording_id,
+    recording_ids,
     subject_id,
 )
 from codebrain.data.montage import (
@@ -103,6 +104,7 @@ __all__ = [
     "read_label_table",
     "read_raw",
     "recording_id",
+    "recording_ids",
     "reject_by_amplitude",
     "standard_montage",
     "subject_id",

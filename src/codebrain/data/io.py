@@ -1,8 +1,14 @@
 """Reading EEG recordings with MNE (and BIDS folders with mne-bids), and their labels.
 
-Every format MNE reads natively is dispatched by file extension (:data:`READERS`); a BIDS
-dataset is read through ``mne_bids`` (an optional dependency). Labels come from the file's
-own annotations/events or from a user table (CSV with ``recording, onset, duration, label``).
+Every raw format MNE reads is dispatched through MNE's own reader table
+(``mne.io._read_raw._get_supported``, exposed here as :data:`READERS`), so a format MNE adds
+is read without a change here. Formats that need an optional package (ANT ``.cnt``:
+``antio``; EGI ``.mff``: ``mffpy``; ``.nedf``: ``defusedxml``; HDF5 EEGLAB ``.set``:
+``pymatreader``; Curry: ``curryreader``) are installed with ``pip install 'codebrain[formats]'``.
+Multi-file formats (BrainVision, EEGLAB ``.set``/``.fdt``, Nihon Kohden, Persyst, Curry) are
+listed once per recording by :func:`list_recordings`. A BIDS dataset is read through
+``mne_bids`` (an optional dependency). Labels come from the file's own annotations/events or
+from a user table (CSV with ``recording, onset, duration, label``).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import csv
 import logging
 import os
 import re
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,22 +32,65 @@ __all__ = [
     "find_bids_recordings",
     "read_label_table",
     "recording_id",
+    "recording_ids",
     "subject_id",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: File extension (lower case) → MNE reader.
-READERS: dict[str, Callable[..., mne.io.BaseRaw]] = {
-    ".edf": mne.io.read_raw_edf,
-    ".bdf": mne.io.read_raw_bdf,
-    ".gdf": mne.io.read_raw_gdf,
-    ".fif": mne.io.read_raw_fif,
-    ".fif.gz": mne.io.read_raw_fif,
-    ".vhdr": mne.io.read_raw_brainvision,
-    ".set": mne.io.read_raw_eeglab,
+
+def _mne_reader_table() -> dict[str, dict[str, Callable[..., mne.io.BaseRaw]]]:
+    """MNE's table of raw readers: lower-case extension → {format name: reader}."""
+    from mne.io import _read_raw
+
+    get_supported = getattr(_read_raw, "_get_supported", None)
+    table = get_supported() if callable(get_supported) else getattr(_read_raw, "supported", None)
+    if not isinstance(table, Mapping):  # pragma: no cover - depends on the MNE version
+        raise ImportError(
+            f"MNE {mne.__version__} has no reader table (mne.io._read_raw._get_supported); "
+            "codebrain needs mne>=1.6."
+        )
+    out: dict[str, dict[str, Callable[..., mne.io.BaseRaw]]] = {}
+    for ext, readers in table.items():
+        if not isinstance(readers, Mapping):  # older MNE: one reader per extension
+            readers = {getattr(readers, "__name__", ext): readers}
+        out[ext.lower()] = dict(readers)
+    return out
+
+
+#: File extension (lower case, e.g. ``".edf"``, ``".fif.gz"``) → {format name: MNE reader},
+#: taken from MNE's own table; several readers for one extension are tried in order.
+READERS: dict[str, dict[str, Callable[..., mne.io.BaseRaw]]] = _mne_reader_table()
+
+#: Optional module (as MNE imports it) → PyPI package; these are in the ``formats`` extra.
+_FORMAT_PACKAGES: dict[str, str] = {
+    "antio": "antio",
+    "mffpy": "mffpy",
+    "defusedxml": "defusedxml",
+    "pymatreader": "pymatreader",
+    "curryreader": "curryreader",
 }
 
+# Extensions shared with many non-EEG files (text, MATLAB, raw binary, headers of other
+# kinds): read when named explicitly, never picked up while searching a folder.
+_GENERIC_EXTENSIONS = frozenset({".txt", ".mat", ".bin", ".hdr", ".data", ".asc"})
+
+# Companion files of multi-file formats that are not in MNE's table (or that are, but are read
+# through their main file): companion extension → main-file extensions, same stem.
+_NIHON_COMPANIONS = frozenset({".pnt", ".log", ".21e", ".11d", ".cmt", ".cn2", ".bft", ".egf"})
+_SAME_STEM_COMPANIONS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(_NIHON_COMPANIONS, (".eeg",)),  # Nihon Kohden
+    ".fdt": (".set",),  # EEGLAB
+    ".vmrk": (".vhdr",),  # BrainVision
+    ".amrk": (".ahdr",),
+    ".dap": (".cdt", ".dat"),  # Curry 7 (.dat) / Curry 8 (.cdt)
+    ".rs3": (".cdt", ".dat"),
+    ".cef": (".cdt", ".dat"),
+    ".cdt.dpa": (".cdt",),
+    ".cdt.cef": (".cdt",),
+}
+
+_MISSING_MODULE_RE = re.compile(r"the module (?P<name>[A-Za-z0-9_.]+)")
 _SUBJECT_RE = re.compile(r"(?:^|[_/\\])sub-([A-Za-z0-9]+)")
 
 
@@ -49,8 +99,10 @@ class RecordingError(ValueError):
 
 
 def _extension(path: Path) -> str:
+    """The longest known extension of ``path`` (lower case), else its last suffix."""
     name = path.name.lower()
-    return ".fif.gz" if name.endswith(".fif.gz") else path.suffix.lower()
+    known = [e for e in (*READERS, *_SAME_STEM_COMPANIONS) if name.endswith(e) and name != e]
+    return max(known, key=len) if known else path.suffix.lower()
 
 
 def _is_bids_path(obj: Any) -> bool:
@@ -68,21 +120,185 @@ def _import_mne_bids() -> Any:
     return mne_bids
 
 
+# ------------------------------------------------------------------ multi-file formats
+
+
+def _header_entries(path: Path, keys: tuple[str, ...]) -> list[str]:
+    """Values of ``key=value`` lines (case-insensitive keys) in a small text header."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read(1 << 16)
+    except OSError:
+        return []
+    wanted = {k.lower() for k in keys}
+    out = []
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip().lower() in wanted and value.strip():
+            out.append(value.strip())
+    return out
+
+
+def _siblings(path: Path, extensions: Iterable[str]) -> list[Path]:
+    """Files beside ``path`` with its stem and one of ``extensions`` (any case)."""
+    stem = path.name[: len(path.name) - len(_extension(path))].lower()
+    wanted = {stem + e for e in extensions}
+    try:
+        return sorted(p for p in path.parent.iterdir() if p.name.lower() in wanted and p != path)
+    except OSError:
+        return []
+
+
+def _brainvision_referenced(folder: Path) -> dict[str, Path]:
+    """File names referenced by the BrainVision headers of ``folder`` → their header."""
+    out: dict[str, Path] = {}
+    try:
+        headers = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".vhdr", ".ahdr"))
+    except OSError:
+        return out
+    for header in headers:
+        for name in _header_entries(header, ("DataFile", "MarkerFile")):
+            out.setdefault(Path(name.replace("\\", "/")).name.lower(), header)
+    return out
+
+
+def _main_file(path: Path, referenced: Mapping[str, Path] | None = None) -> Path | None:
+    """The main file of the recording ``path`` belongs to, when ``path`` is a companion.
+
+    BrainVision data/marker files (named by a ``.vhdr``/``.ahdr`` beside them, or sharing its
+    stem), EEGLAB ``.fdt``, Nihon Kohden ``.PNT``/``.LOG``/``.21E``/... , Persyst ``.dat`` (a
+    ``.lay`` beside it) and Curry parameter files. A ``.eeg`` is a BrainVision companion when
+    a BrainVision header names it or shares its stem without a Nihon Kohden ``.PNT`` beside
+    it; otherwise it is a Nihon Kohden main file. ``None`` when ``path`` is a main file or its
+    main file is absent.
+    """
+    ext = _extension(path)
+    if referenced is None and ext in (".eeg", ".vmrk", ".amrk", ".dat"):
+        referenced = _brainvision_referenced(path.parent)
+    header = (referenced or {}).get(path.name.lower())
+    if header is not None and header != path:
+        if ext != ".eeg" or not _siblings(path, (".pnt",)) or header.stem == path.stem:
+            return header
+    if ext == ".eeg":
+        if _siblings(path, (".pnt",)):
+            return None  # Nihon Kohden
+        found = _siblings(path, (".vhdr", ".ahdr"))
+        return found[0] if found else None
+    if ext == ".dat":
+        lay = _siblings(path, (".lay",))  # Persyst
+        if lay:
+            return lay[0]
+        cdt = _siblings(path, (".cdt",))  # Curry 8 beside a Curry 7 export
+        return cdt[0] if cdt else None
+    mains = _SAME_STEM_COMPANIONS.get(ext)
+    if mains:
+        for main_ext in mains:  # in order of preference
+            found = _siblings(path, (main_ext,))
+            if main_ext == ".eeg":
+                found = [f for f in found if _main_file(f) is None]
+            if found:
+                return found[0]
+    return None
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+def _missing_package(err: BaseException) -> str | None:
+    """The module a reader failed to import, from its ImportError or MNE's soft-import error."""
+    for e in (err, err.__cause__, err.__context__):
+        if isinstance(e, ImportError) and getattr(e, "name", None):
+            return str(e.name).split(".")[0]
+        if isinstance(e, RuntimeError) and "could not be imported" in str(e):
+            match = _MISSING_MODULE_RE.search(str(e))
+            if match:
+                return match.group("name").split(".")[0]
+    return None
+
+
+def _missing_package_error(path: Path, kind: str, module: str) -> RecordingError:
+    package = _FORMAT_PACKAGES.get(module, module)
+    how = (
+        f"pip install 'codebrain[formats]' (or pip install {package})"
+        if module in _FORMAT_PACKAGES
+        else f"pip install {package}"
+    )
+    return RecordingError(
+        f"Cannot read {path} ({kind} format): it needs the optional package {package!r}; "
+        f"install it with {how}."
+    )
+
+
+def _is_riff(path: Path) -> bool:
+    """True for a RIFF/RF64 container (ANT Neuro ``.cnt``); Neuroscan ``.cnt`` is not one."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in (b"RIFF", b"RF64")
+    except OSError:
+        return False
+
+
+def _readers_for(path: Path, ext: str) -> dict[str, Callable[..., mne.io.BaseRaw]]:
+    """The MNE readers to try for ``path``, in order."""
+    readers = dict(READERS[ext])
+    if ext == ".cnt":
+        # Both Neuroscan and ANT Neuro use .cnt. MNE tries Neuroscan then ANT, but antio
+        # crashes the interpreter (segmentation fault) on a Neuroscan file, so choose by
+        # the file's magic bytes instead of by trial.
+        ant = {k: v for k, v in readers.items() if "ant" in getattr(v, "__name__", "")}
+        other = {k: v for k, v in readers.items() if k not in ant}
+        readers = (ant or readers) if _is_riff(path) else (other or readers)
+    return readers
+
+
+def _read_with(
+    reader: Callable[..., mne.io.BaseRaw],
+    path: Path,
+    kwargs: dict[str, Any],
+) -> mne.io.BaseRaw:
+    """Call ``reader``; a Neuroscan ``.cnt`` whose sample size cannot be inferred is re-read
+    as 16-bit."""
+    try:
+        return reader(path, **kwargs)
+    except RuntimeError as err:
+        retry = (
+            getattr(reader, "__name__", "") == "read_raw_cnt"
+            and "data_format" not in kwargs
+            and "data_format" in str(err)
+        )
+        if not retry:
+            raise
+        # MNE infers 16- or 32-bit samples from the header's sample count and the file size;
+        # many Neuroscan files have a 0 or inconsistent count there, and 16-bit is the
+        # format of most of them (MNE asks to "set data_format manually").
+        logger.info(
+            "%s: MNE could not infer the Neuroscan CNT sample size (%s); reading it as 16-bit "
+            "(data_format='int16'). Pass data_format='int32' if the signal looks wrong.",
+            path,
+            next((ln.strip() for ln in str(err).splitlines() if "data_format" in ln), ""),
+        )
+        return reader(path, **kwargs, data_format="int16")
+
+
 def read_raw(
     path: str | os.PathLike | Any,
     *,
     preload: bool = True,
     allow_truncated: bool = False,
     verbose: bool | str | int | None = None,
+    **reader_kwargs: Any,
 ) -> mne.io.BaseRaw:
-    """Read one EEG recording with MNE, choosing the reader from the file extension.
+    """Read one EEG recording with MNE, choosing the reader from MNE's own reader table.
 
     Parameters
     ----------
     path : path-like | mne_bids.BIDSPath
-        EDF/EDF+ (``.edf``), BDF (``.bdf``), GDF (``.gdf``), FIF (``.fif``, ``.fif.gz``),
-        BrainVision (``.vhdr``) or EEGLAB (``.set``) file, or a ``BIDSPath`` (read with
-        ``mne_bids.read_raw_bids``, so events.tsv becomes annotations).
+        A raw file in any format of :data:`READERS` (MNE's table: EDF/EDF+, BDF, GDF, FIF,
+        BrainVision ``.vhdr``, EEGLAB ``.set``, Nihon Kohden ``.EEG``, Persyst ``.lay``,
+        Neuroscan and ANT ``.cnt``, EGI ``.mff``, ``.nedf``, Curry, BCI2000, ...), or a
+        ``BIDSPath`` (read with ``mne_bids.read_raw_bids``, so events.tsv becomes
+        annotations). A companion file (BrainVision ``.eeg``/``.vmrk``, EEGLAB ``.fdt``,
+        Persyst ``.dat``, Nihon Kohden ``.PNT``...) raises an error naming its main file.
     preload : bool
         Load the data into memory (the pipeline filters in place, so the default is True).
     allow_truncated : bool
@@ -90,6 +306,9 @@ def read_raw(
         By default such a file raises :class:`RecordingError`, whatever ``verbose`` says.
     verbose : bool | str | int | None
         Passed to MNE.
+    **reader_kwargs
+        Passed to the MNE reader, e.g. ``data_format="int32"`` for a Neuroscan ``.cnt``
+        (by default one whose sample size MNE cannot infer is read as 16-bit, logged).
 
     Returns
     -------
@@ -99,8 +318,9 @@ def read_raw(
     Raises
     ------
     RecordingError
-        Unknown extension, missing file, or a file MNE cannot parse (message names the
-        file and the reason).
+        Unknown extension, missing file, companion file, missing optional package (named,
+        with the ``pip install`` line), or a file MNE cannot parse (message names the file
+        and the reason).
     """
     if _is_bids_path(path):
         mne_bids = _import_mne_bids()
@@ -114,23 +334,40 @@ def read_raw(
 
     path = Path(path)
     ext = _extension(path)
-    reader = READERS.get(ext)
-    if reader is None:
+    if not path.exists():
+        raise RecordingError(f"Cannot read {path}: no such file.")
+    main = _main_file(path) if path.is_file() else None
+    if main is not None:
+        raise RecordingError(
+            f"Cannot read {path}: it is a companion file of the recording {main}; read that "
+            "file instead."
+        )
+    if ext not in READERS:
         raise RecordingError(
             f"Cannot read {path}: unknown EEG file extension {ext!r}; expected one of "
-            f"{sorted(READERS)} (or a BIDS folder)."
+            f"{sorted(READERS)} (the formats MNE {mne.__version__} reads) or a BIDS folder."
         )
-    if not path.is_file():
-        raise RecordingError(f"Cannot read {path}: no such file.")
     if ext in (".edf", ".bdf") and not allow_truncated:
         _check_edf_size(path, bytes_per_sample=3 if ext == ".bdf" else 2)
-    try:
-        raw = reader(path, preload=preload, verbose=verbose)
-    except Exception as err:
-        raise RecordingError(
-            f"Cannot read {path} as {ext} file: {type(err).__name__}: {err}"
-        ) from err
-    return raw
+    kwargs = {**reader_kwargs, "preload": preload, "verbose": verbose}
+    errors = []
+    for kind, reader in _readers_for(path, ext).items():
+        try:
+            return _read_with(reader, path, kwargs)
+        except Exception as err:
+            module = _missing_package(err)
+            if module is not None:
+                raise _missing_package_error(path, kind, module) from err
+            reason = " ".join(str(err).split()) or "no reason given"
+            errors.append((kind, err, f"{type(err).__name__}: {reason}"))
+    hint = ""
+    if ext == ".eeg":
+        hint = (
+            " (a .eeg file is a Nihon Kohden recording, which needs its .PNT/.LOG/.21E files "
+            "beside it, or the data file of a BrainVision recording: read its .vhdr)"
+        )
+    detail = "; ".join(f"as {kind}: {msg}" for kind, _, msg in errors)
+    raise RecordingError(f"Cannot read {path} ({ext} file){hint}: {detail}") from errors[-1][1]
 
 
 def _check_edf_size(path: Path, bytes_per_sample: int) -> None:
@@ -191,7 +428,7 @@ def find_bids_recordings(
     root = Path(root)
     if not (root / "dataset_description.json").is_file():
         raise ValueError(f"{root} is not a BIDS root: dataset_description.json not found.")
-    extensions = [e for e in READERS if e != ".fif.gz"]
+    extensions = [e for e in READERS if e != ".fif.gz" and e not in _GENERIC_EXTENSIONS]
     paths = mne_bids.find_matching_paths(
         root,
         subjects=list(subjects) if subjects is not None else None,
@@ -202,15 +439,49 @@ def find_bids_recordings(
         suffixes=datatype,
         extensions=extensions,
     )
+    # BIDS keeps a BrainVision .eeg / EEGLAB .fdt beside its header: list the header only.
+    paths = [p for p in paths if not Path(p.fpath).is_file() or _main_file(Path(p.fpath)) is None]
     return sorted(paths, key=lambda p: str(p.fpath))
 
 
+def _folder_recordings(folder: Path) -> list[Path]:
+    """Recordings under ``folder``, once each: main files of multi-file formats, recording
+    folders (EGI ``.mff``, CTF ``.ds``...) without descending into them."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        keep_dirs = []
+        for d in sorted(dirnames):
+            if _extension(Path(d)) in READERS:
+                found.append(here / d)  # a recording stored as a folder
+            else:
+                keep_dirs.append(d)
+        dirnames[:] = keep_dirs
+        referenced = _brainvision_referenced(here)
+        for name in sorted(filenames):
+            f = here / name
+            ext = _extension(f)
+            if ext in READERS and ext not in _GENERIC_EXTENSIONS and not name.startswith("._"):
+                if _main_file(f, referenced) is None:
+                    found.append(f)
+    return sorted(found)
+
+
+def _dedupe_key(p: Any) -> str:
+    return os.path.realpath(p.fpath if _is_bids_path(p) else p)
+
+
 def list_recordings(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Any]:
-    """Expand files and folders into a sorted list of readable recordings.
+    """Expand files and folders into a list of readable recordings, each listed once.
 
     A folder holding ``dataset_description.json`` is read as BIDS (``BIDSPath`` entries);
-    any other folder is searched recursively for files with a known extension (BrainVision
-    ``.eeg``/``.vmrk`` companions and EEGLAB ``.fdt`` are skipped, their headers are listed).
+    any other folder is searched recursively for files MNE reads (:data:`READERS`; files with
+    generic extensions such as ``.txt``/``.mat``/``.bin`` are only read when named). A
+    multi-file recording is listed once, by its main file: BrainVision ``.vhdr`` (not its
+    ``.eeg``/``.vmrk``), EEGLAB ``.set`` (not ``.fdt``), Nihon Kohden ``.EEG`` (not
+    ``.PNT``/``.LOG``/``.21E``/``.11D``/``.CMT``/``.CN2``), Persyst ``.lay`` (not ``.dat``),
+    Curry ``.cdt``/``.dat`` (not ``.dap``/``.rs3``); recordings stored as folders (EGI
+    ``.mff``) are listed as such.
 
     Parameters
     ----------
@@ -220,8 +491,10 @@ def list_recordings(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> l
     Returns
     -------
     list of Path | mne_bids.BIDSPath
-        Recordings, folders expanded; explicit files are kept as given (even with an unknown
-        extension, so reading them reports a clear error).
+        Recordings in the order given, folders expanded (sorted). An explicit companion file
+        is replaced by its main file; the same recording given twice (or a file and its
+        folder) is kept once, at its first place. Explicit files are otherwise kept as given
+        (even with an unknown extension, so reading them reports a clear error).
     """
     if isinstance(paths, str | os.PathLike) or _is_bids_path(paths):
         paths = [paths]
@@ -231,19 +504,43 @@ def list_recordings(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> l
             out.append(p)
             continue
         p = Path(p)
-        if p.is_dir():
+        if p.is_dir() and _extension(p) not in READERS:
             if (p / "dataset_description.json").is_file():
                 out.extend(find_bids_recordings(p))
             else:
-                found = [f for f in p.rglob("*") if f.is_file() and _extension(f) in READERS]
-                out.extend(sorted(found))
+                out.extend(_folder_recordings(p))
         else:
+            main = _main_file(p) if p.is_file() else None
+            if main is not None:
+                logger.info("%s is a companion file of %s: reading %s.", p, main, main)
+                p = main
             out.append(p)
-    return out
+    seen: dict[str, Any] = {}
+    unique = []
+    for rec in out:
+        key = _dedupe_key(rec)
+        if key in seen:
+            logger.warning("%s is given more than once (as %s): reading it once.", rec, seen[key])
+            continue
+        seen[key] = rec
+        unique.append(rec)
+    return unique
+
+
+def _fpath(path: Any) -> Path:
+    return Path(path.fpath) if _is_bids_path(path) else Path(path)
+
+
+def _strip_extension(path: Path) -> str:
+    ext = _extension(path)
+    return path.name[: len(path.name) - len(ext)] if ext else path.name
 
 
 def recording_id(path: str | os.PathLike | Any) -> str:
-    """Stable recording identifier: the file name without its extension.
+    """Recording identifier of one file: its name without the extension.
+
+    Use :func:`recording_ids` for a set of recordings: it keeps these names where they are
+    unique and uses relative paths where they are not.
 
     Parameters
     ----------
@@ -254,11 +551,55 @@ def recording_id(path: str | os.PathLike | Any) -> str:
     str
         e.g. ``"sub-01_task-mi_eeg"`` for ``/data/sub-01_task-mi_eeg.edf``.
     """
-    if _is_bids_path(path):
-        path = path.fpath
-    path = Path(path)
-    ext = _extension(path)
-    return path.name[: len(path.name) - len(ext)] if ext else path.name
+    return _strip_extension(_fpath(path))
+
+
+def recording_ids(recordings: Iterable[Any]) -> list[str]:
+    """Unique identifiers for a list of recordings (as :func:`list_recordings` returns).
+
+    A recording whose file name (without extension) is unique among ``recordings`` keeps it
+    (:func:`recording_id`), so label tables keyed on file names keep working. Recordings
+    sharing a name get their path relative to the folder their files have in common, without
+    the extension, with ``/`` separators (``s1/rec``, ``s2/rec`` for ``s1/rec.edf`` and
+    ``s2/rec.edf``); the extension is kept when only it differs (``rec.edf``, ``rec.bdf``).
+
+    Parameters
+    ----------
+    recordings : iterable of path-like | mne_bids.BIDSPath
+        Distinct recordings.
+
+    Returns
+    -------
+    list of str
+        One id per recording, in order, all different.
+
+    Raises
+    ------
+    ValueError
+        The same file is listed twice (deduplicate with :func:`list_recordings`).
+    """
+    paths = [Path(os.path.abspath(_fpath(r))) for r in recordings]
+    ids = [_strip_extension(p) for p in paths]
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, rec in enumerate(ids):
+        groups[rec].append(i)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        root = Path(os.path.commonpath([paths[i].parent for i in members]))
+        rel = [paths[i].relative_to(root) for i in members]
+        named = [(r.parent / _strip_extension(r)).as_posix() for r in rel]
+        if len(set(named)) < len(named):
+            named = [r.as_posix() for r in rel]
+        for i, name in zip(members, named, strict=True):
+            ids[i] = name
+    repeated = sorted(k for k, n in Counter(ids).items() if n > 1)
+    if repeated:
+        raise ValueError(
+            f"Recordings {repeated} are listed more than once; pass each file once "
+            "(codebrain.data.list_recordings removes repeats)."
+        )
+    return ids
 
 
 def subject_id(path: str | os.PathLike | Any, raw: mne.io.BaseRaw | None = None) -> str:
@@ -330,7 +671,7 @@ def read_label_table(path: str | os.PathLike) -> dict[str, mne.Annotations]:
                 ) from err
             if not row["recording"] or not row["label"]:
                 raise ValueError(f"Label table {path}, line {lineno}: empty recording or label.")
-            key = recording_id(row["recording"]) if "." in row["recording"] else row["recording"]
+            key = _label_key(row["recording"])
             rows.setdefault(key, []).append((onset, duration, row["label"]))
     return {
         rec: mne.Annotations([r[0] for r in items], [r[1] for r in items], [r[2] for r in items])
@@ -338,8 +679,40 @@ def read_label_table(path: str | os.PathLike) -> dict[str, mne.Annotations]:
     }
 
 
-def _labels_for(labels: Mapping[str, mne.Annotations] | None, path: Any) -> mne.Annotations | None:
-    """Annotations for ``path`` from a label table, or None when absent."""
+def _label_key(text: str) -> str:
+    """Key of a label-table ``recording`` cell: a name or a path, without extension, ``/``."""
+    text = text.replace("\\", "/")
+    if "." not in text.rsplit("/", 1)[-1]:
+        return text
+    head, _, name = text.rpartition("/")
+    stem = _strip_extension(Path(name))
+    return f"{head}/{stem}" if head else stem
+
+
+def _labels_for(
+    labels: Mapping[str, mne.Annotations] | None, path: Any, rec_id: str | None = None
+) -> mne.Annotations | None:
+    """Annotations for ``path`` (recording id ``rec_id``) from a label table, or None.
+
+    A table row matches by the recording id (a file name, or a relative path where names
+    repeat, see :func:`recording_ids`), or by a path whose trailing parts equal the file's.
+    A bare file name shared by several recordings is ambiguous and raises ``ValueError``.
+    """
     if labels is None:
         return None
-    return labels.get(recording_id(path))
+    rec_id = rec_id or recording_id(path)
+    if rec_id in labels:
+        return labels[rec_id]
+    full = Path(os.path.abspath(_fpath(path)))
+    full_key = (full.parent / _strip_extension(full)).as_posix()
+    for key, table in labels.items():
+        if "/" in key and (full_key == key or full_key.endswith("/" + key.lstrip("/"))):
+            return table
+    stem = recording_id(path)
+    if stem != rec_id and stem in labels:
+        raise ValueError(
+            f"Label table row {stem!r} is ambiguous: several recordings are named {stem!r}, "
+            f"so their ids are relative paths (this one is {rec_id!r}); name the recording "
+            "by that path in the table's recording column."
+        )
+    return None
