@@ -67,6 +67,11 @@ def add_preprocess_args(p: argparse.ArgumentParser, *, defaults_from_model: bool
         "--channels",
         help="comma-separated target channels, in order (default: the released model's 19)",
     )
+    g.add_argument(
+        "--channel-map",
+        help="rename recording channels before picking the targets: 'old=new,old2=new2' or a "
+        '.json ({"old": "new"}) / .csv (old,new) file, for files not named by 10-20 labels',
+    )
     g.add_argument("--window-seconds", type=float, help="window length in s (default 30)")
     g.add_argument("--stride-seconds", type=float, help="step between fixed windows in s")
     g.add_argument("--sfreq", type=float, help="output sampling rate in Hz (default 200)")
@@ -135,6 +140,13 @@ def preprocess_config_from_args(args: argparse.Namespace, base: dict[str, Any] |
         if not chans:
             raise ValueError("--channels is empty; give comma-separated channel names.")
         cfg["channels"] = tuple(chans)
+    if getattr(args, "channel_map", None):
+        from codebrain.data.montage import parse_channel_map
+
+        try:
+            cfg["channel_map"] = parse_channel_map(args.channel_map)
+        except ValueError as err:
+            raise CLIError(f"--channel-map: {err}") from err
     mapping = {
         "window_seconds": args.window_seconds,
         "stride_seconds": args.stride_seconds,

@@ -33,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "prepare",
         help="EEG files/folders -> windows .npz (channels, filters, resampling, windows)",
         description=(
-            "Read EEG recordings (EDF/BDF/GDF/FIF/BrainVision/EEGLAB files, folders, BIDS), map "
-            "channels to the target montage, band-pass/notch filter, resample, scale to units "
+            "Read EEG recordings (every raw format MNE reads: EDF/BDF/GDF/FIF/BrainVision/EEGLAB, "
+            "Nihon Kohden, Persyst, Neuroscan/ANT .cnt, EGI .mff, ...; files, folders, BIDS), map "
+            "channels to the target montage (--channel-map renames them first), band-pass/notch filter, resample, scale to units "
             "of 100 µV and cut labelled windows; write them to one .npz."
         ),
     )

@@ -24,6 +24,7 @@ from codebrain.data.montage import (
     CHANNEL_ALIASES,
     DEFAULT_CHANNELS,
     normalize_channel_name,
+    parse_channel_map,
     pick_target_channels,
     standard_montage,
 )
@@ -100,6 +101,7 @@ __all__ = [
     "make_synthetic_recording",
     "normalize_channel_name",
     "pick_target_channels",
+    "parse_channel_map",
     "preprocess_raw",
     "read_label_table",
     "read_raw",

@@ -176,9 +176,12 @@ def _main_file(path: Path, referenced: Mapping[str, Path] | None = None) -> Path
     if referenced is None and ext in (".eeg", ".vmrk", ".amrk", ".dat"):
         referenced = _brainvision_referenced(path.parent)
     header = (referenced or {}).get(path.name.lower())
-    if header is not None and header != path:
-        if ext != ".eeg" or not _siblings(path, (".pnt",)) or header.stem == path.stem:
-            return header
+    if (
+        header is not None
+        and header != path
+        and (ext != ".eeg" or not _siblings(path, (".pnt",)) or header.stem == path.stem)
+    ):
+        return header
     if ext == ".eeg":
         if _siblings(path, (".pnt",)):
             return None  # Nihon Kohden
@@ -461,9 +464,13 @@ def _folder_recordings(folder: Path) -> list[Path]:
         for name in sorted(filenames):
             f = here / name
             ext = _extension(f)
-            if ext in READERS and ext not in _GENERIC_EXTENSIONS and not name.startswith("._"):
-                if _main_file(f, referenced) is None:
-                    found.append(f)
+            if (
+                ext in READERS
+                and ext not in _GENERIC_EXTENSIONS
+                and not name.startswith("._")  # macOS resource forks
+                and _main_file(f, referenced) is None
+            ):
+                found.append(f)
     return sorted(found)
 
 

@@ -11,9 +11,13 @@ Shape legend: ``n_chans`` channels, ``n_times`` samples.
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Literal
 
 import mne
@@ -27,6 +31,7 @@ __all__ = [
     "normalize_channel_name",
     "standard_montage",
     "pick_target_channels",
+    "parse_channel_map",
 ]
 
 logger = logging.getLogger(__name__)
@@ -93,6 +98,136 @@ def normalize_channel_name(name: str) -> str:
     return CHANNEL_ALIASES.get(out, out)
 
 
+def parse_channel_map(spec: str | os.PathLike | Mapping[str, str] | None) -> dict[str, str]:
+    """Read a channel mapping ``{name in the file: target name}``.
+
+    Parameters
+    ----------
+    spec : str | path-like | mapping | None
+        A mapping; inline text ``"old=new,old2=new2"``; or a file: ``.json`` holding one object
+        ``{"old": "new", ...}``, or ``.csv`` with two columns ``old,new`` (a header row
+        ``old,new`` / ``from,to`` / ``channel,target`` is skipped). None gives ``{}``.
+
+    Returns
+    -------
+    dict of str to str
+        Stripped names, in the given order.
+
+    Raises
+    ------
+    ValueError
+        Malformed text or file, an empty name, or a channel mapped twice.
+    """
+    if spec is None:
+        return {}
+    if isinstance(spec, Mapping):
+        pairs = [(str(k), str(v)) for k, v in spec.items()]
+        where = "channel map"
+    else:
+        text = os.fspath(spec)
+        path = Path(text)
+        if path.suffix.lower() in (".json", ".csv") or path.is_file():
+            if not path.is_file():
+                raise ValueError(f"Channel map file {path} does not exist.")
+            pairs = _read_channel_map_file(path)
+            where = f"channel map {path}"
+        else:
+            pairs = []
+            for item in (t for t in text.split(",") if t.strip()):
+                old, sep, new = item.partition("=")
+                if not sep:
+                    raise ValueError(
+                        f"Channel map item {item.strip()!r} has no '='; expected "
+                        "'old=new,old2=new2' or a .json/.csv file."
+                    )
+                pairs.append((old, new))
+            where = "channel map"
+    out: dict[str, str] = {}
+    for old, new in pairs:
+        old, new = old.strip(), new.strip()
+        if not old or not new:
+            raise ValueError(f"{where}: empty channel name in {old!r} -> {new!r}.")
+        if old in out:
+            raise ValueError(f"{where}: channel {old!r} is mapped twice.")
+        out[old] = new
+    if not out:
+        raise ValueError(f"{where} is empty; expected old=new pairs.")
+    return out
+
+
+def _read_channel_map_file(path: Path) -> list[tuple[str, str]]:
+    if path.suffix.lower() == ".json":
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"Channel map {path} is not valid JSON: {err}.") from err
+        if not isinstance(obj, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in obj.items()
+        ):
+            raise ValueError(
+                f"Channel map {path} must hold one JSON object of strings "
+                '{"name in file": "target name", ...}.'
+            )
+        return list(obj.items())
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
+    pairs = []
+    for lineno, row in enumerate(rows, start=1):
+        if len(row) != 2:
+            raise ValueError(
+                f"Channel map {path}, line {lineno}: expected two columns old,new, got {row}."
+            )
+        if lineno == 1 and [c.strip().lower() for c in row] in (
+            ["old", "new"],
+            ["from", "to"],
+            ["channel", "target"],
+        ):
+            continue
+        pairs.append((row[0], row[1]))
+    return pairs
+
+
+def _apply_channel_map(
+    raw: mne.io.BaseRaw, channel_map: Mapping[str, str], verbose: bool | str | int | None
+) -> None:
+    """Rename the channels of ``raw`` named in ``channel_map`` (exact name, else a
+    case-insensitive match)."""
+    by_folded: dict[str, list[str]] = {}
+    for name in raw.ch_names:
+        by_folded.setdefault(name.strip().casefold(), []).append(name)
+    rename: dict[str, str] = {}
+    for old, new in channel_map.items():
+        if old in raw.ch_names:
+            rename[old] = new
+        elif len(by_folded.get(old.strip().casefold(), [])) == 1:
+            rename[by_folded[old.strip().casefold()][0]] = new
+    unused = [old for old in channel_map if old not in rename and old not in rename.values()]
+    if unused and len(unused) < len(channel_map):
+        logger.info("Channel map entries absent from this recording: %s.", unused)
+    if not rename:
+        return
+    # Free the new names first: a channel already called like a mapped target (and not
+    # itself mapped) would otherwise clash.
+    taken = set(raw.ch_names) - set(rename)
+    clash = sorted(n for n in rename.values() if n in taken)
+    if clash:
+        raise ValueError(
+            f"The channel map renames channels to {clash}, but the recording already has "
+            "channels of these names; map those too or choose other names."
+        )
+    raw.rename_channels(rename, verbose=verbose)
+
+
+def _how_to_map(raw: mne.io.BaseRaw, targets: Sequence[str]) -> str:
+    """The hint of the channel errors: names found and how to map them."""
+    example = ",".join(f"{old}={new}" for old, new in zip(raw.ch_names, targets[:2], strict=False))
+    return (
+        f"Found {len(raw.ch_names)} channels: {list(raw.ch_names)}. Map the recording's names "
+        f"onto the targets with --channel-map '{example},...' (or a .json/.csv file; in Python "
+        "PreprocessConfig(channel_map={...})), or pick other targets with --channels."
+    )
+
+
 def standard_montage() -> mne.channels.DigMontage:
     """Return MNE's template 10-20 montage (``colin27_1020``, formerly ``standard_1020``).
 
@@ -135,6 +270,7 @@ def pick_target_channels(
     channels: Sequence[str] = DEFAULT_CHANNELS,
     *,
     on_missing: Literal["raise", "interpolate"] = "raise",
+    channel_map: Mapping[str, str] | None = None,
     verbose: bool | str | int | None = None,
 ) -> mne.io.BaseRaw:
     """Pick, rename and reorder the channels of ``raw`` to a target montage (in place).
@@ -150,6 +286,10 @@ def pick_target_channels(
         A target channel absent from ``raw`` raises a ``ValueError`` listing what is missing
         and what was found, or is interpolated by spherical splines from the others on the
         template 10-20 montage (``raw.interpolate_bads``).
+    channel_map : mapping of str to str | None
+        Renames applied first, ``{name in the file: target name}`` (see
+        :func:`parse_channel_map`), for recordings whose channels are not named by 10-20
+        labels (e.g. ``{"EEG 000": "FP1", ...}``). A name absent from ``raw`` is ignored.
     verbose : bool | str | int | None
         Passed to MNE.
 
@@ -165,6 +305,8 @@ def pick_target_channels(
     dup_targets = sorted({t for t in targets if targets.count(t) > 1})
     if dup_targets:
         raise ValueError(f"Target channels repeat after normalisation: {dup_targets}.")
+    if channel_map:
+        _apply_channel_map(raw, channel_map, verbose)
 
     found: dict[str, list[str]] = {}
     for orig in raw.ch_names:
@@ -178,15 +320,21 @@ def pick_target_channels(
         )
     missing = [t for t in targets if t not in found]
     if missing and on_missing == "raise":
+        if len(missing) == len(targets):
+            raise ValueError(
+                f"None of the target channels {targets} is in the recording (after name "
+                f"normalisation). {_how_to_map(raw, targets)}"
+            )
         raise ValueError(
             f"Missing channels {missing} (after name normalisation). Found channels: "
             f"{list(raw.ch_names)} (normalised: {sorted(found)}). Pass on_missing='interpolate' "
-            "to interpolate them from a standard 10-20 montage."
+            "to interpolate them from a standard 10-20 montage, or map the recording's names "
+            "with --channel-map old=new,... (PreprocessConfig(channel_map={...}))."
         )
     present = [t for t in targets if t in found]
     if not present:
         raise ValueError(
-            f"None of the target channels {targets} is in the recording; found {list(raw.ch_names)}."
+            f"None of the target channels {targets} is in the recording. {_how_to_map(raw, targets)}"
         )
 
     originals = [found[t][0] for t in present]

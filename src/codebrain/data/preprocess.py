@@ -28,7 +28,12 @@ import mne
 import numpy as np
 
 from codebrain.data.io import RecordingError
-from codebrain.data.montage import DEFAULT_CHANNELS, normalize_channel_name, pick_target_channels
+from codebrain.data.montage import (
+    DEFAULT_CHANNELS,
+    normalize_channel_name,
+    parse_channel_map,
+    pick_target_channels,
+)
 from codebrain.utils.check import check_option
 from codebrain.utils.config import JSONConfig
 
@@ -62,6 +67,11 @@ class PreprocessConfig(JSONConfig):
         Target montage, in order (default: the released model's 19 channels).
     on_missing : {"raise", "interpolate"}
         What to do with a target channel absent from a recording.
+    channel_map : dict of str to str | None
+        Renames applied to each recording before the channels are picked,
+        ``{name in the file: target name}``, for recordings not named by 10-20 labels
+        (see :func:`codebrain.data.parse_channel_map`; inline ``"old=new,..."`` text or a
+        ``.json``/``.csv`` path is parsed too).
     l_freq, h_freq : float | None
         Band-pass edges in Hz (None disables that edge). ``h_freq`` at or above the
         recording's Nyquist frequency is skipped (logged).
@@ -100,6 +110,7 @@ class PreprocessConfig(JSONConfig):
 
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     on_missing: Literal["raise", "interpolate"] = "raise"
+    channel_map: dict[str, str] | None = None
     l_freq: float | None = 0.3
     h_freq: float | None = 75.0
     notch_freq: float | None = 60.0
@@ -119,6 +130,8 @@ class PreprocessConfig(JSONConfig):
     def __post_init__(self) -> None:
         self.channels = tuple(normalize_channel_name(c) for c in self.channels)
         check_option("on_missing", self.on_missing, ("raise", "interpolate"))
+        if self.channel_map is not None:
+            self.channel_map = parse_channel_map(self.channel_map)
         check_option("on_flat", self.on_flat, ("warn", "raise", "ignore"))
         check_option("on_nonfinite", self.on_nonfinite, ("raise", "drop"))
         if not isinstance(self.resample_first, bool):
@@ -210,7 +223,16 @@ def preprocess_raw(
         raw = raw.copy()
     if not raw.preload:
         raw.load_data(verbose=verbose)
-    pick_target_channels(raw, config.channels, on_missing=config.on_missing, verbose=verbose)
+    try:
+        pick_target_channels(
+            raw,
+            config.channels,
+            on_missing=config.on_missing,
+            channel_map=config.channel_map,
+            verbose=verbose,
+        )
+    except ValueError as err:
+        raise ValueError(f"{_describe(raw)}: {err}") from err
     name = _describe(raw)
     sfreq = float(raw.info["sfreq"])
 

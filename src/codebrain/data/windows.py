@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from codebrain.data.io import RecordingError, read_raw, recording_id, subject_id
+from codebrain.data.io import RecordingError, read_raw, recording_ids, subject_id
 from codebrain.data.preprocess import NONFINITE_ANNOTATION, PreprocessConfig, preprocess_raw
 from codebrain.utils.check import check_option
 from codebrain.utils.io import atomic_open
@@ -592,10 +592,10 @@ def load_windows(
     chunks, y, local_names, recs, subs, onsets = [], [], [], [], [], []
     n_rejected = 0
     empty: dict[str, str] = {}  # recording → why it gave no window
-    for path in recordings:
+    for path, rec in zip(recordings, recording_ids(recordings), strict=True):
         try:
             raw = read_raw(path, verbose=verbose)
-            table = _labels_for(labels, path)
+            table = _labels_for(labels, path, rec)
             if table is not None:
                 # Table onsets count from the first sample; with an orig_time MNE counts
                 # from the measurement date, which lies first_time earlier.
@@ -616,7 +616,6 @@ def load_windows(
                 raise
             logger.warning("Skipping %s: %s", path, err)
             continue
-        rec = recording_id(path)
         if auto_classes:
             local_id = make_event_id(raw.annotations.description)
         elif event_id is None and regression:
