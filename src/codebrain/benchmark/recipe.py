@@ -337,7 +337,8 @@ class Recording:
         Identifies the recording inside a container holding several (a ``.mat`` field, a
         session index); ``""`` when the file is the recording.
     meta : Mapping
-        Anything else ``load`` needs (companion label file, session, run number ...).
+        Anything else ``load`` needs (companion label file, session, run number ...);
+        ``"stratum"`` groups recordings of one kind for the by-recording fallback split.
     """
 
     path: Path
@@ -1017,7 +1018,7 @@ def resolve_split(
             len(split.test),
         )
         return split, "fallback"
-    split = fallback_split([r.id for r in recordings], recipe.fallback_fractions, "recording")
+    split = _recording_split(recordings, recipe.fallback_fractions)
     logger.warning(
         "%s: %s, and only %d subject(s) are present (%s): falling back to a split by "
         "RECORDING (%d/%d/%d); one subject's recordings sit in several parts, so the scores "
@@ -1031,3 +1032,27 @@ def resolve_split(
         len(split.test),
     )
     return split, "fallback"
+
+
+def _recording_split(
+    recordings: Sequence[Recording], fractions: tuple[float, float, float]
+) -> Split:
+    """Split recordings (one-subject copies), stratum by stratum when every stratum allows.
+
+    A recording's stratum is ``meta["stratum"]`` (else its ``label``): recordings of different
+    kinds (PhysioNet's fist runs vs fist/feet runs) are split separately so that every part
+    holds every kind.
+    """
+    strata: dict[str, list[str]] = {}
+    for r in recordings:
+        key = str(r.meta.get("stratum", r.label))
+        strata.setdefault(key, []).append(r.id)
+    if len(strata) > 1 and all(len(ids) >= 3 for ids in strata.values()):
+        parts = [fallback_split(ids, fractions, "recording") for ids in strata.values()]
+        return Split(
+            tuple(i for p in parts for i in p.train),
+            tuple(i for p in parts for i in p.val),
+            tuple(i for p in parts for i in p.test),
+            unit="recording",
+        )
+    return fallback_split([r.id for r in recordings], fractions, "recording")
