@@ -3,10 +3,16 @@
 :class:`TaskRecipe` declares one dataset's protocol (:mod:`codebrain.benchmark.recipe`);
 :mod:`codebrain.benchmark.signal` has the building blocks of the per-dataset hooks; the
 recipes themselves live in :mod:`codebrain.benchmark.tasks` and are looked up by name with
-:func:`get_recipe` / :func:`list_recipes`.
+:func:`get_recipe` / :func:`list_recipes`. :func:`run_benchmark` runs models on a task and
+:func:`write_results` writes its report; :func:`codebrain_training_settings` is the one place
+that decides how CodeBrain is fine-tuned in the benchmark. The training side is imported
+lazily (PEP 562), so declaring recipes does not import torch.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from codebrain.benchmark.recipe import (
     BINARY_METRICS,
@@ -38,6 +44,19 @@ from codebrain.benchmark.signal import (
     read_channels,
 )
 
+_LAZY = {
+    "AuthorsHead": "models",
+    "MODEL_NAMES": "models",
+    "PEERS": "models",
+    "codebrain_training_settings": "models",
+    "DEFAULT_MODELS": "runner",
+    "PretrainOnTrain": "runner",
+    "run_benchmark": "runner",
+    "write_results": "report",
+    "results_table": "report",
+    "task_metrics": "scoring",
+}
+
 __all__ = [
     "BINARY_METRICS",
     "MULTICLASS_METRICS",
@@ -64,4 +83,17 @@ __all__ = [
     "read_channels",
     "register_recipe",
     "resolve_split",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))

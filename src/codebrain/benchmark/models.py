@@ -1,0 +1,401 @@
+"""The models of a benchmark run: CodeBrain (with the authors' head) and its peers.
+
+* :func:`codebrain_training_settings` — THE place that decides how CodeBrain is built and
+  fine-tuned in the benchmark (constructor arguments + :class:`~codebrain.training.FinetuneConfig`).
+* :class:`AuthorsHead` — the authors' classification head (hidden ``P·200``, one logit for
+  binary tasks), set as ``model.final_layer`` by :func:`build_codebrain`. ``CodeBrain(...)``
+  itself keeps its braindecode-compatible head.
+* :data:`PEERS` — braindecode models (the optional ``[benchmarks]`` extra, imported lazily) with
+  the learning rate each is trained at; every other setting is shared (:class:`TrainSettings`).
+
+Shape legend: ``B`` batch, ``C`` channels, ``P`` patches, ``D`` feature width, ``T`` samples.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from codebrain.benchmark.recipe import PATCH_SIZE, TaskRecipe
+
+__all__ = [
+    "AuthorsHead",
+    "TrainSettings",
+    "PeerSpec",
+    "PEERS",
+    "MODEL_NAMES",
+    "codebrain_training_settings",
+    "build_codebrain",
+    "build_peer",
+    "peer_settings",
+    "count_parameters",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class AuthorsHead(nn.Module):
+    """The authors' MLP head on per-patch features.
+
+    ``(B, C, P, D)`` → flatten → Linear(C·P·D → P·200) → ELU → Dropout → Linear(P·200 → 200)
+    → ELU → Dropout → Linear(200 → K), K = 1 for binary tasks. With ``two_columns`` a binary
+    head returns ``[0, z]`` so that a softmax cross-entropy over the two columns equals
+    ``BCEWithLogits(z)`` exactly (``softmax([0, z])[1] = sigmoid(z)``); this lets CodeBrain's
+    own trainer (:func:`codebrain.training.finetune`, cross-entropy) train the authors'
+    one-logit head.
+
+    Parameters
+    ----------
+    n_chans, n_patches, feature_dim : int
+        C, P and D of the backbone's features.
+    n_outputs : int
+        K (1 for binary tasks).
+    dropout : float
+    two_columns : bool
+        Binary only: return ``(B, 2)`` = ``[0, z]`` instead of ``(B, 1)``.
+    """
+
+    def __init__(
+        self,
+        n_chans: int,
+        n_patches: int,
+        feature_dim: int,
+        n_outputs: int,
+        dropout: float = 0.1,
+        two_columns: bool = False,
+    ) -> None:
+        super().__init__()
+        if two_columns and n_outputs != 1:
+            raise ValueError("two_columns needs a one-logit (binary) head.")
+        hidden = n_patches * PATCH_SIZE
+        self.two_columns = two_columns
+        self.mlp = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(n_chans * n_patches * feature_dim, hidden),
+            nn.ELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, PATCH_SIZE),
+            nn.ELU(),
+            nn.Dropout(dropout),
+            nn.Linear(PATCH_SIZE, n_outputs),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, C, P, D)`` features → ``(B, K)`` logits (``(B, 2)`` with ``two_columns``)."""
+        z = self.mlp(features)
+        if self.two_columns:
+            return torch.cat([torch.zeros_like(z), z], dim=1)
+        return z
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation of the generic loop (peers): AdamW, per-step cosine, best epoch on val.
+
+    Parameters mirror :class:`~codebrain.benchmark.FinetuneRecipe`; ``lr`` is per model.
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    min_lr: float
+    warmup_epochs: int
+    clip_grad_norm: float
+    label_smoothing: float
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = False
+
+
+def codebrain_training_settings(
+    recipe: TaskRecipe,
+    *,
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    width: int | None = None,
+    layers: int | None = None,
+    progress: bool = False,
+) -> tuple[dict[str, Any], Any]:
+    """How CodeBrain is built and fine-tuned in the benchmark (the one place to change it).
+
+    Today: the authors' fine-tuning recipe of ``recipe`` (``recipe.finetune``): full
+    fine-tuning, one AdamW lr 1e-4 for backbone and head, weight decay 5e-4, per-step cosine
+    to 1e-6 without warm-up, clip 5, dropout 0.1, label smoothing 0.1 for multi-class tasks
+    (binary: one logit + BCE without smoothing, via :class:`AuthorsHead` ``two_columns``),
+    model selection on ``recipe.selection_metric``.
+
+    Parameters
+    ----------
+    recipe : TaskRecipe
+    epochs : int | None
+        Overrides ``recipe.finetune.epochs`` (the shared epoch budget).
+    seed, device, progress
+        Passed to the config.
+    width, layers : int | None
+        From-scratch architecture: residual/skip/feature width and residual blocks (default
+        the released 200 / 8).
+
+    Returns
+    -------
+    (dict, FinetuneConfig)
+        ``CodeBrain`` constructor keyword arguments (architecture only; signal parameters are
+        added by :func:`build_codebrain`) and the fine-tuning configuration.
+    """
+    from codebrain.training.finetune import FinetuneConfig
+
+    ft = recipe.finetune
+    arch: dict[str, Any] = {"drop_prob": ft.dropout}
+    if width is not None:
+        arch.update(res_channels=width, skip_channels=width, out_channels=width)
+    if layers is not None:
+        arch["num_res_layers"] = layers
+    config = FinetuneConfig(
+        mode="full",
+        task="classification",
+        epochs=ft.epochs if epochs is None else epochs,
+        batch_size=ft.batch_size,
+        lr=ft.lr,
+        backbone_lr=ft.lr,
+        weight_decay=ft.weight_decay,
+        warmup_epochs=float(ft.warmup_epochs),
+        min_lr_ratio=ft.min_lr / ft.lr,
+        grad_clip=ft.clip_grad_norm,
+        label_smoothing=0.0 if recipe.is_binary else ft.label_smoothing,
+        monitor=recipe.selection_metric,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    return arch, config
+
+
+def _load_state(path: Path) -> dict[str, torch.Tensor]:
+    from codebrain.models.checkpoints import load_checkpoint_file
+
+    return dict(load_checkpoint_file(path))
+
+
+def build_codebrain(
+    recipe: TaskRecipe,
+    arch: dict[str, Any],
+    *,
+    pretrained: str | os.PathLike | None = None,
+    seed: int = 0,
+) -> nn.Module:
+    """A CodeBrain for ``recipe`` with the authors' head as ``final_layer``.
+
+    Parameters
+    ----------
+    recipe : TaskRecipe
+    arch : dict
+        Constructor arguments from :func:`codebrain_training_settings`.
+    pretrained : path-like | None
+        A CodeBrain model folder (``save_pretrained`` layout) or a weights file (the authors'
+        ``CodeBrain.pth``, ``.safetensors``); None trains from scratch.
+    seed : int
+        Seeds the initial weights.
+
+    Returns
+    -------
+    CodeBrain
+        With ``n_outputs`` 2 for binary tasks (the head returns ``[0, z]``), else K.
+    """
+    from codebrain.models.codebrain import CodeBrain
+
+    torch.manual_seed(seed)
+    n_out = 2 if recipe.is_binary else recipe.n_classes
+    signal = dict(
+        n_outputs=n_out,
+        chs_info=[{"ch_name": c} for c in recipe.channels],
+        n_times=recipe.n_times,
+        sfreq=recipe.sfreq,
+    )
+    if pretrained is None:
+        kwargs = {"s4_lmax": recipe.n_chans * recipe.n_patches, **arch, **signal}
+        model = CodeBrain(**kwargs)
+    else:
+        path = Path(pretrained)
+        if path.is_dir():
+            model = CodeBrain.from_pretrained(path, **signal, drop_prob=arch.get("drop_prob", 0.1))
+        elif path.is_file():
+            model = CodeBrain(**{**signal, "drop_prob": arch.get("drop_prob", 0.1)})
+            model.load_pretrained_weights(_load_state(path), source=str(path))
+        else:
+            raise FileNotFoundError(
+                f"--pretrained {path}: no such model folder or weights file (expected a "
+                "CodeBrain folder with config.json, or the authors' CodeBrain.pth)."
+            )
+        if model.n_chans != recipe.n_chans:  # pragma: no cover - chs_info override sets it
+            raise ValueError(f"{path}: model has {model.n_chans} channels, task {recipe.n_chans}.")
+    model.final_layer = AuthorsHead(
+        recipe.n_chans,
+        recipe.n_patches,
+        model.out_channels,
+        recipe.n_outputs,
+        dropout=recipe.head_dropout,
+        two_columns=recipe.is_binary,
+    )
+    return model
+
+
+# --------------------------------------------------------------------------------- peers
+
+
+class _WithChannelNames(nn.Module):
+    """Calls a braindecode model that needs ``ch_names`` in ``forward`` (LaBraM)."""
+
+    def __init__(self, model: nn.Module, ch_names: list[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.ch_names = ch_names
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x, ch_names=self.ch_names)
+
+
+def _labram_names(channels: tuple[str, ...]) -> list[str]:
+    from braindecode.models.labram import LABRAM_CHANNEL_ORDER
+
+    known = {c.upper() for c in LABRAM_CHANNEL_ORDER}
+    out = []
+    for ch in channels:
+        name = ch.upper()
+        if name not in known and "-" in name:
+            name = name.split("-", 1)[0]  # a derivation: the position of its first electrode
+        if name not in known:
+            raise ValueError(f"LaBraM has no position for channel {ch!r}.")
+        out.append(name)
+    return out
+
+
+def _braindecode(name: str) -> Any:
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            # braindecode's model zoo builds MNE montages at import (FutureWarning in MNE 1.13)
+            warnings.simplefilter("ignore", FutureWarning)
+            import braindecode.models as bd
+    except ImportError as err:
+        raise ImportError(
+            f"The peer model {name!r} comes from braindecode, an optional dependency: "
+            "pip install 'codebrain[benchmarks]' (or pip install braindecode)."
+        ) from err
+    return bd
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    """A peer model: how to build it and its learning rate.
+
+    Parameters
+    ----------
+    title : str
+        Display name.
+    build : callable
+        ``build(recipe) -> nn.Module`` mapping ``(B, C, T)`` windows to ``(B, recipe.n_outputs)``.
+    lr : float
+        Peak learning rate (the usual one for the model; everything else is shared).
+    """
+
+    title: str
+    build: Callable[[TaskRecipe], nn.Module]
+    lr: float
+
+
+def _eegnet(r: TaskRecipe) -> nn.Module:
+    return _braindecode("eegnet").EEGNet(
+        n_chans=r.n_chans, n_outputs=r.n_outputs, n_times=r.n_times
+    )
+
+
+def _shallow(r: TaskRecipe) -> nn.Module:
+    return _braindecode("shallow").ShallowFBCSPNet(
+        n_chans=r.n_chans, n_outputs=r.n_outputs, n_times=r.n_times
+    )
+
+
+def _cbramod(r: TaskRecipe) -> nn.Module:
+    return _braindecode("cbramod").CBraMod(
+        n_chans=r.n_chans, n_outputs=r.n_outputs, n_times=r.n_times, sfreq=r.sfreq
+    )
+
+
+def _biot(r: TaskRecipe) -> nn.Module:
+    return _braindecode("biot").BIOT(
+        n_chans=r.n_chans, n_outputs=r.n_outputs, n_times=r.n_times, sfreq=r.sfreq
+    )
+
+
+def _labram(r: TaskRecipe) -> nn.Module:
+    bd = _braindecode("labram")
+    model = bd.Labram(n_chans=r.n_chans, n_outputs=r.n_outputs, n_times=r.n_times, sfreq=r.sfreq)
+    return _WithChannelNames(model, _labram_names(r.channels))
+
+
+#: Peer models (from scratch; braindecode). Learning rates: EEGNet and ShallowFBCSPNet at the
+#: rates braindecode's examples train them with, the foundation-model architectures at the
+#: authors' 1e-4.
+PEERS: dict[str, PeerSpec] = {
+    "eegnet": PeerSpec("EEGNet", _eegnet, 1e-3),
+    "shallow": PeerSpec("ShallowFBCSPNet", _shallow, 6.25e-4),
+    "cbramod": PeerSpec("CBraMod", _cbramod, 1e-4),
+    "labram": PeerSpec("LaBraM", _labram, 1e-4),
+    "biot": PeerSpec("BIOT", _biot, 1e-4),
+}
+
+#: Every model name ``--models`` accepts.
+MODEL_NAMES: tuple[str, ...] = ("codebrain", "codebrain_pt", "logbandpower", *PEERS)
+
+
+def build_peer(name: str, recipe: TaskRecipe, seed: int = 0) -> nn.Module:
+    """A freshly initialised peer (seeded)."""
+    if name not in PEERS:
+        raise KeyError(f"Unknown peer {name!r}; known: {', '.join(PEERS)}.")
+    torch.manual_seed(seed)
+    return PEERS[name].build(recipe)
+
+
+def peer_settings(
+    name: str,
+    recipe: TaskRecipe,
+    *,
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = False,
+) -> TrainSettings:
+    """The shared budget of ``recipe.finetune`` with the peer's learning rate."""
+    ft = recipe.finetune
+    lr = PEERS[name].lr
+    return TrainSettings(
+        epochs=ft.epochs if epochs is None else epochs,
+        batch_size=ft.batch_size,
+        lr=lr,
+        weight_decay=ft.weight_decay,
+        min_lr=lr * ft.min_lr / ft.lr,  # the authors' final/peak ratio
+        warmup_epochs=ft.warmup_epochs,
+        clip_grad_norm=ft.clip_grad_norm,
+        label_smoothing=0.0 if recipe.is_binary else ft.label_smoothing,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters (the pretraining token heads of CodeBrain excluded)."""
+    return sum(
+        p.numel()
+        for n, p in model.named_parameters()
+        if p.requires_grad and not n.startswith(("lm_head_t.", "lm_head_f."))
+    )

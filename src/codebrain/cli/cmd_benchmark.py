@@ -1,0 +1,125 @@
+"""``codebrain benchmark``: the paper's downstream tasks under the authors' protocol.
+
+Finds the recordings of a local copy of the dataset (``--data``, in the layout the task
+describes; ``--download`` fetches it where a public downloader exists), uses the authors'
+subject split when all its subjects are present (else a deterministic subject-wise fallback,
+marked so), trains every model of ``--models`` on every seed on the same windows and epoch
+budget, picks the epoch on validation (kappa for multi-class, AUROC for binary tasks) and
+reports the test subjects at that epoch. Writes results.json, results.md and results.png to
+``--out`` and prints the table. ``--list`` lists the tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+__all__ = ["register"]
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``benchmark`` subcommand."""
+    p = subparsers.add_parser(
+        "benchmark",
+        help="downstream benchmark of CodeBrain and its peers on a paper task",
+        description=__doc__.split("\n\n", 1)[1].replace("``", "'"),
+    )
+    p.add_argument("task", nargs="?", help="task name (see --list)")
+    p.add_argument("--list", action="store_true", help="list the tasks and their protocols")
+    p.add_argument("--data", help="local copy of the dataset")
+    p.add_argument("--download", action="store_true", help="fetch the dataset into --data first")
+    p.add_argument(
+        "--models",
+        default="codebrain,eegnet,logbandpower",
+        help="comma-separated: codebrain, codebrain_pt, logbandpower, eegnet, shallow, cbramod, "
+        "labram, biot (peers need the [benchmarks] extra)",
+    )
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--epochs", type=int, help="epoch budget of every model (default: recipe, 50)")
+    p.add_argument("--width", type=int, help="CodeBrain from scratch: width (200)")
+    p.add_argument("--layers", type=int, help="CodeBrain from scratch: residual blocks (8)")
+    p.add_argument("--pretrained", help="CodeBrain model folder or the authors' CodeBrain.pth")
+    p.add_argument(
+        "--pretrain-on-train",
+        action="store_true",
+        help="add codebrain_pt: tokenizer + masked-token pretraining on the training subjects' "
+        "windows only, then fine-tuning",
+    )
+    p.add_argument("--tokenizer-steps", type=int, default=400, help="with --pretrain-on-train")
+    p.add_argument("--pretrain-steps", type=int, default=800, help="with --pretrain-on-train")
+    p.add_argument("--max-subjects", type=int, help="use only the first N subjects (quick run)")
+    p.add_argument("--fold", type=int, default=0, help="fold of tasks with several (ISRUC-S3)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--out", help="output folder (default: benchmark_<task>)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the ``benchmark`` command."""
+    from codebrain.benchmark import get_recipe, list_recipes
+    from codebrain.benchmark.report import results_table, write_results
+    from codebrain.benchmark.runner import (
+        PretrainOnTrain,
+        parse_models,
+        parse_seeds,
+        run_benchmark,
+    )
+    from codebrain.cli import CLIError
+
+    if args.list:
+        for recipe in list_recipes():
+            print(recipe.describe())
+            print()
+        return 0
+    if not args.task:
+        raise CLIError("name a TASK (codebrain benchmark --list shows them)")
+    try:
+        recipe = get_recipe(args.task)
+    except KeyError as err:
+        raise CLIError(str(err.args[0])) from err
+    if not args.data:
+        raise CLIError(
+            f"--data DIR is required: the local copy of {recipe.title} ({recipe.layout})"
+        )
+    for flag in ("epochs", "width", "layers", "max_subjects", "tokenizer_steps", "pretrain_steps"):
+        v = getattr(args, flag)
+        if v is not None and v < 1:
+            raise CLIError(f"--{flag.replace('_', '-')} must be a positive integer, got {v}")
+    try:
+        models = parse_models(args.models)
+        seeds = parse_seeds(args.seeds)
+    except ValueError as err:
+        raise CLIError(f"{'--models' if 'model' in str(err) else '--seeds'}: {err}") from err
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CLIError(f"--device {args.device}: CUDA is not available on this machine")
+    results = run_benchmark(
+        recipe,
+        args.data,
+        models=models,
+        seeds=seeds,
+        epochs=args.epochs,
+        width=args.width,
+        layers=args.layers,
+        pretrained=args.pretrained,
+        pretrain_on_train=args.pretrain_on_train,
+        pretrain_budget=PretrainOnTrain(
+            tokenizer_steps=args.tokenizer_steps, pretrain_steps=args.pretrain_steps
+        ),
+        device=args.device,
+        download=args.download,
+        max_subjects=args.max_subjects,
+        fold=args.fold,
+        progress=not args.no_progress,
+    )
+    out = args.out or f"benchmark_{recipe.name}"
+    paths = write_results(results, out)
+    print(f"{results['title']} ({results['split_protocol']} split)")
+    print(results_table(results))
+    print(f"Wrote {paths['json']}, {paths['md']}, {paths['png']}")
+    return 0

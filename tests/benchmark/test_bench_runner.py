@@ -1,0 +1,199 @@
+"""The benchmark runner end to end on real EEGMAT files (tiny models, one epoch), its
+metrics and its CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from codebrain.benchmark import get_recipe
+from codebrain.benchmark.models import AuthorsHead, codebrain_training_settings
+from codebrain.benchmark.runner import parse_models, parse_seeds, run_benchmark
+from codebrain.benchmark.scoring import probabilities, task_metrics
+from codebrain.cli import main
+
+
+def test_e2e_two_models_results_schema(eegmat_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench"
+    rc = main(
+        [
+            "-q",
+            "benchmark",
+            "mental_arithmetic",
+            "--data",
+            str(eegmat_dir),
+            "--models",
+            "codebrain,logbandpower",
+            "--seeds",
+            "0,1",
+            "--epochs",
+            "1",
+            "--width",
+            "8",
+            "--layers",
+            "1",
+            "--max-subjects",
+            "4",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "| CodeBrain |" in printed and "log band power" in printed
+    res = json.loads((out / "results.json").read_text())
+    assert res["task"] == "mental_arithmetic" and res["split_protocol"] == "fallback"
+    split = res["split"]
+    assert set(split) == {"train", "val", "test"}
+    assert split == {
+        "train": ["Subject00", "Subject01"],
+        "val": ["Subject02"],
+        "test": ["Subject03"],
+    }
+    assert set(res["n_windows"]) == {"train", "val", "test"}
+    assert res["n_windows"]["test"] == 48  # Subject03: 36 rest + 12 task windows of 5 s
+    metrics = {"balanced_accuracy", "auroc", "auprc", "average_precision"}
+    assert set(res["models"]) == {"codebrain", "logbandpower"}
+    for entry in res["models"].values():
+        assert set(entry["seeds"]) == {"0", "1"}
+        for seed_metrics in entry["seeds"].values():
+            assert set(seed_metrics) == metrics
+            assert all(v is None or 0.0 <= v <= 1.0 for v in seed_metrics.values())
+        assert set(entry["mean"]) == set(entry["std"]) == metrics
+        assert entry["params"] > 0 and entry["train_seconds"] > 0
+        vals = [s["auroc"] for s in entry["seeds"].values()]
+        assert entry["mean"]["auroc"] == pytest.approx(np.mean(vals))
+    md = (out / "results.md").read_text()
+    assert "fallback" in md and "auc(recall, precision)" in md
+    assert (out / "results.png").stat().st_size > 1000
+
+
+def test_peer_eegnet_runs_the_generic_loop(eegmat_dir: Path) -> None:
+    pytest.importorskip("braindecode")
+    res = run_benchmark("eegmat", eegmat_dir, models="eegnet", seeds="0", epochs=1, max_subjects=3)
+    entry = res["models"]["eegnet"]
+    assert entry["params"] > 1000 and entry["best_epoch"] == {"0": 1}
+
+
+def test_authors_head_binary_two_columns_is_bce() -> None:
+    head = AuthorsHead(n_chans=3, n_patches=2, feature_dim=4, n_outputs=1, two_columns=True)
+    assert head.mlp[1].out_features == 400  # P * 200
+    feats = torch.randn(5, 3, 2, 4)
+    out = head(feats)
+    assert out.shape == (5, 2) and torch.all(out[:, 0] == 0)
+    y = torch.tensor([0, 1, 1, 0, 1])
+    ce = torch.nn.functional.cross_entropy(out, y)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(out[:, 1], y.float())
+    assert torch.allclose(ce, bce, atol=1e-6)
+
+
+def test_codebrain_settings_follow_the_authors() -> None:
+    r = get_recipe("mental_arithmetic")
+    arch, cfg = codebrain_training_settings(r, epochs=3, width=32, layers=2)
+    assert arch["out_channels"] == 32 and arch["num_res_layers"] == 2
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.backbone_lr) == (3, 64, 1e-4, 1e-4)
+    assert cfg.weight_decay == 5e-4 and cfg.grad_clip == 5.0 and cfg.warmup_epochs == 0
+    assert cfg.min_lr_ratio == pytest.approx(0.01) and cfg.monitor == "auroc"
+    assert cfg.label_smoothing == 0.0  # binary: BCE on one logit, no smoothing
+    _, cfg4 = codebrain_training_settings(get_recipe("physionet_mi"))
+    assert cfg4.label_smoothing == 0.1 and cfg4.monitor == "cohen_kappa" and cfg4.epochs == 50
+
+
+def test_metrics_authors_auprc_beside_average_precision() -> None:
+    from sklearn.metrics import auc, average_precision_score, precision_recall_curve
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    z = y + rng.normal(0, 1.2, 200)
+    m = task_metrics(y, probabilities(z, 2))
+    p, r, _ = precision_recall_curve(y, z)
+    assert m["auprc"] == pytest.approx(auc(r, p))
+    assert m["average_precision"] == pytest.approx(average_precision_score(y, z))
+    assert m["auprc"] != m["average_precision"]
+    single = task_metrics(np.zeros(4, int), probabilities(np.zeros(4), 2))
+    assert single["auroc"] is None and single["balanced_accuracy"] is not None
+    multi = task_metrics([0, 1, 2, 2], np.eye(3)[[0, 1, 2, 1]])
+    assert set(multi) == {"balanced_accuracy", "cohen_kappa", "f1_weighted"}
+
+
+def test_parse_models_and_seeds() -> None:
+    assert parse_models("CodeBrain, eegnet,eegnet") == ["codebrain", "eegnet"]
+    with pytest.raises(ValueError, match="Unknown model 'resnet'"):
+        parse_models("resnet")
+    assert parse_seeds("0,1,2") == [0, 1, 2]
+    with pytest.raises(ValueError, match="non-negative integers"):
+        parse_seeds("0,x")
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["benchmark", "nope", "--data", str(tmp_path)]) == 2
+    assert "Unknown benchmark task" in capsys.readouterr().err
+    assert main(["benchmark", "eegmat"]) == 2
+    assert "--data DIR is required" in capsys.readouterr().err
+    assert main(["benchmark", "eegmat", "--data", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "SubjectNN_1.edf" in err
+    assert main(["benchmark", "eegmat", "--data", str(tmp_path), "--models", "x"]) == 2
+    assert "--models" in capsys.readouterr().err
+    assert main(["benchmark", "--list"]) == 0
+    assert "mental_arithmetic" in capsys.readouterr().out
+
+
+def test_pretrain_on_train_uses_only_training_windows(eegmat_dir: Path, monkeypatch) -> None:
+    import codebrain.benchmark.runner as runner
+    from codebrain.benchmark.runner import PretrainOnTrain
+
+    seen = {}
+    original = runner._pretrain_on_train
+
+    def spy(model, recipe, train, budget, seed, device, work_dir):
+        seen["subjects"] = set(train.subjects)
+        return original(model, recipe, train, budget, seed, device, work_dir)
+
+    monkeypatch.setattr(runner, "_pretrain_on_train", spy)
+    res = run_benchmark(
+        "mental_arithmetic",
+        eegmat_dir,
+        models="logbandpower",
+        pretrain_on_train=True,
+        pretrain_budget=PretrainOnTrain(
+            tokenizer_steps=2,
+            pretrain_steps=2,
+            batch_size=8,
+            codebook_size=16,
+            tokenizer_width=16,
+            tokenizer_depth=1,
+        ),  # fmt: skip
+        seeds="0",
+        epochs=1,
+        width=8,
+        layers=1,
+        max_subjects=3,
+    )
+    assert seen["subjects"] == set(res["split"]["train"]) == {"Subject00"}
+    entry = res["models"]["codebrain_pt"]
+    assert entry["pretrain_seconds"] > 0 and set(entry["seeds"]["0"]) >= {"auroc"}
+
+
+def test_pretrained_folder_is_loaded(eegmat_dir: Path, tmp_path: Path) -> None:
+    from codebrain import CodeBrain
+
+    r = get_recipe("mental_arithmetic")
+    torch.manual_seed(0)
+    m = CodeBrain(
+        n_outputs=2, chs_info=[{"ch_name": c} for c in r.channels], n_times=1000, sfreq=200.0,
+        res_channels=8, skip_channels=8, out_channels=8, num_res_layers=1,
+    )  # fmt: skip
+    m.save_pretrained(tmp_path / "cb")
+    res = run_benchmark(
+        r, eegmat_dir, models="codebrain", seeds="0", epochs=1, max_subjects=3,
+        pretrained=tmp_path / "cb",
+    )  # fmt: skip
+    assert res["models"]["codebrain"]["pretrained"] == str(tmp_path / "cb")
+    with pytest.raises(ValueError, match="--width/--layers"):
+        run_benchmark(r, eegmat_dir, models="codebrain", pretrained=tmp_path / "cb", width=8)
