@@ -55,8 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     try:
-        return int(args.func(args) or 0)
+        # Log lines go through tqdm.write while a command runs, so they never print into (or
+        # get overwritten by) a progress bar.
+        with logging_redirect_tqdm(loggers=[logger]):
+            return int(args.func(args) or 0)
     except CLIError as err:
         print(f"codebrain {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -123,6 +123,13 @@ def add_preprocess_args(p: argparse.ArgumentParser, *, defaults_from_model: bool
     g.add_argument("--tmin", type=float, default=0.0, help="event window start after onset (s)")
     g.add_argument("--labels", help="label table CSV (recording, onset, duration, label)")
     g.add_argument(
+        "--subject-pattern",
+        help="regex whose group 'subject' (or first group) is the subject id, searched in the "
+        "file name then the path; or a preset: eegbci (SxxxRyy), eegmat (SubjectNN_K), tuh "
+        "(aaaaaaaa_s001_t000), bids (sub-). Default: BIDS sub-, those presets, the file's "
+        "patient id, else one subject per file",
+    )
+    g.add_argument(
         "--on-error",
         choices=("raise", "skip"),
         default="raise",
@@ -183,6 +190,7 @@ def prepare_windows(
     tmin: float = 0.0,
     labels: str | None = None,
     on_error: str = "raise",
+    subject_pattern: str | None = None,
 ):
     """Run :func:`codebrain.data.windows.load_windows` with CLI-style arguments.
 
@@ -204,6 +212,7 @@ def prepare_windows(
         tmin=tmin,
         labels=labels,
         on_error=on_error,
+        subject_pattern=subject_pattern,
         verbose="error",
     )
 
@@ -226,7 +235,11 @@ def load_data_arg(
     if len(data) == 1 and str(data[0]).endswith(".npz"):
         from codebrain.data.windows import load_windows_npz
 
-        return load_windows_npz(data[0])
+        ds, pre = load_windows_npz(data[0])
+        pattern = getattr(args, "subject_pattern", None) if args is not None else None
+        if pattern:
+            ds.subject_ids = _subjects_from_recordings(ds.recording_ids, pattern)
+        return ds, pre
     if any(str(p).endswith(".npz") for p in data):
         raise CLIError("give either one windows .npz or EEG files/folders, not both.")
     if args is None:
@@ -242,11 +255,24 @@ def load_data_arg(
             tmin=args.tmin,
             labels=args.labels,
             on_error=args.on_error,
+            subject_pattern=getattr(args, "subject_pattern", None),
         )
     ds = prepare_windows(list(data), config, **kw)
     if len(ds) == 0:
         raise CLIError(f"no windows could be cut from {', '.join(map(str, data))}.")
     return ds, config.to_dict()
+
+
+def _subjects_from_recordings(recording_ids: Any, pattern: str) -> Any:
+    """Subject ids re-derived from stored recording ids with ``--subject-pattern``."""
+    import numpy as np
+
+    from codebrain.data.io import subject_id
+
+    try:
+        return np.asarray([subject_id(r, pattern=pattern) for r in recording_ids], dtype=str)
+    except ValueError as err:
+        raise CLIError(f"--subject-pattern: {err}") from err
 
 
 # -------------------------------------------------------------------- model and windows

@@ -133,7 +133,12 @@ def _finetune_config(args: argparse.Namespace, task: str):
 
 
 def _groups(ds: Any, split_by: str) -> np.ndarray:
-    return ds.subject_ids if split_by == "subject" else ds.recording_ids
+    if split_by == "subject":
+        from codebrain.training._splits import warn_if_subjects_are_recordings
+
+        warn_if_subjects_are_recordings(ds.subject_ids, ds.recording_ids)
+        return ds.subject_ids
+    return ds.recording_ids
 
 
 def run(args: argparse.Namespace) -> int:

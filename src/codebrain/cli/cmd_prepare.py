@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         tmin=args.tmin,
         labels=args.labels,
         on_error=args.on_error,
+        subject_pattern=args.subject_pattern,
     )
     if len(ds) == 0:
         raise CLIError("no windows were cut (recordings too short or no matching events).")
@@ -167,6 +168,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
         n_jobs=args.n_jobs,
         dtype=args.dtype,
         on_overflow=args.on_overflow,
+        subject_pattern=args.subject_pattern,
     )
     print(str(summary))
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from codebrain.data.io import (
     READERS,
+    SUBJECT_PATTERNS,
     RecordingError,
     find_bids_recordings,
     list_recordings,
@@ -80,6 +81,7 @@ __all__ = [
     "DEFAULT_CHANNELS",
     "MI_CLASSES",
     "READERS",
+    "SUBJECT_PATTERNS",
     "SYNTHETIC_CHANNELS",
     "VOLTS_TO_MODEL_UNITS",
     "NONFINITE_ANNOTATION",

@@ -191,6 +191,7 @@ def _process_recording(
     dtype: str,
     verbose: bool | str | int | None,
     on_overflow: str = "raise",
+    subject_pattern: str | None = None,
 ) -> dict[str, Any]:
     """Worker: read, preprocess, window and write one shard; journal and return its entry."""
     cpu_start = time.process_time()
@@ -208,7 +209,7 @@ def _process_recording(
     entry = {
         "path": _key(path),
         "recording_id": recording_id(path),
-        "subject_id": subject_id(path, raw),
+        "subject_id": subject_id(path, raw, pattern=subject_pattern),
         "shard": shard.as_posix(),
         "n_windows": int(data.shape[0]),
         "n_rejected": int(windows.n_rejected),
@@ -508,6 +509,7 @@ def build_corpus(
     dtype: Literal["float16", "float32"] = "float16",
     on_overflow: Literal["raise", "clip"] = "raise",
     verify_existing: bool = False,
+    subject_pattern: str | None = None,
     verbose: bool | str | int | None = "error",
 ) -> CorpusSummary:
     """Preprocess recordings into a sharded, resumable on-disk corpus.
@@ -532,6 +534,9 @@ def build_corpus(
         manifest as ``n_clipped``).
     verify_existing : bool
         Recompute the SHA-256 of shards already built before skipping them.
+    subject_pattern : str | None
+        Subject-id rule (regex with a group, or a preset name; see
+        :func:`codebrain.data.subject_id`), checked against every recording first.
     verbose : bool | str | int | None
         Passed to MNE in the workers.
 
@@ -561,6 +566,9 @@ def build_corpus(
     recordings = list_recordings(paths)
     if not recordings:
         raise CorpusError(f"No EEG recordings found in {paths!r}; nothing written to {out_dir}.")
+    if subject_pattern is not None:  # validate before working: a bad rule fails at once
+        for path in recordings:
+            subject_id(path, pattern=subject_pattern)
     if out_dir.exists() and not out_dir.is_dir():
         raise CorpusError(f"{out_dir} is a file; expected a corpus folder.")
     if (out_dir / MANIFEST_NAME).exists():  # checked again under the lock
@@ -570,7 +578,15 @@ def build_corpus(
     try:
         with _corpus_lock(out_dir):
             summary = _build_locked(
-                recordings, out_dir, config, n_jobs, dtype, on_overflow, verify_existing, verbose
+                recordings,
+                out_dir,
+                config,
+                n_jobs,
+                dtype,
+                on_overflow,
+                verify_existing,
+                verbose,
+                subject_pattern,
             )
     except CorpusLockedError:
         raise  # the folder is another run's: touch nothing
@@ -622,6 +638,7 @@ def _build_locked(
     on_overflow: str,
     verify_existing: bool,
     verbose: bool | str | int | None,
+    subject_pattern: str | None = None,
 ) -> CorpusSummary:
     """The body of :func:`build_corpus`, run with the folder's lock held."""
     _clean_temporaries(out_dir)
@@ -686,7 +703,7 @@ def _build_locked(
                 "%s: clipped %d sample(s) to the %s range.", key, outcome["n_clipped"], dtype
             )
 
-    args = (str(out_dir), config.to_dict(), dtype, verbose, on_overflow)
+    args = (str(out_dir), config.to_dict(), dtype, verbose, on_overflow, subject_pattern)
     finished = False
     try:
         if n_jobs == 1 or len(todo) <= 1:

@@ -399,6 +399,34 @@ def _label_by_cover(
     return labels, keep
 
 
+def _table_event_id(labels: Mapping[str, mne.Annotations], recordings: Sequence[Any]) -> dict:
+    """Classes of a label table for fixed windows (sorted names), after checking it applies."""
+    from codebrain.data.io import recording_id
+
+    present = {recording_id(p) for p in recordings}
+    named = set(labels)
+    if not named & present:
+        raise ValueError(
+            f"The label table names none of the {len(present)} recordings: it lists "
+            f"{sorted(named)[:5]}, the recordings are {sorted(present)[:5]} (the 'recording' "
+            "column must hold file names without extension)."
+        )
+    descriptions = [d for ann in labels.values() for d in ann.description]
+    event_id = make_event_id(descriptions)
+    if not event_id:
+        raise ValueError("The label table has no usable label (only BAD/EDGE rows).")
+    missing = sorted(present - named)
+    if missing:
+        logger.warning(
+            "The label table does not name %d recording(s) (e.g. %s); their windows are labelled "
+            "by their own annotations when those match the table's classes %s, else dropped.",
+            len(missing),
+            ", ".join(missing[:3]),
+            sorted(event_id),
+        )
+    return event_id
+
+
 def _numeric_event_id(descriptions: Iterable[str]) -> dict[str, float]:
     """Map numeric annotation descriptions to float targets (others are not labels)."""
     event_id = {}
@@ -533,6 +561,7 @@ def load_windows(
     targets: Mapping[str, int | float] | None = None,
     regression: bool = False,
     on_error: Literal["raise", "skip"] = "raise",
+    subject_pattern: str | None = None,
     verbose: bool | str | int | None = None,
 ) -> WindowDataset:
     """Read → map channels → preprocess → cut windows, for files and folders.
@@ -553,7 +582,10 @@ def load_windows(
     labels : path-like | mapping of str to mne.Annotations | None
         A label table (CSV ``recording, onset, duration, label``, see
         :func:`codebrain.data.read_label_table`) or its parsed form; replaces the annotations
-        of the recordings it names.
+        of the recordings it names. With fixed windows and no ``event_id`` its labels are the
+        classes (sorted by name) and each window takes the label of the row covering its
+        centre; windows no row covers are dropped. A table that names none of the recordings,
+        or whose rows cover no window, is an error saying so.
     targets : mapping of str to int | float | None
         Recording id → label for every window of that recording (fixed mode).
     regression : bool
@@ -561,6 +593,9 @@ def load_windows(
         e.g. a label table whose ``label`` column holds scores) instead of class names.
     on_error : {"raise", "skip"}
         A recording that cannot be read or processed raises, or is logged and skipped.
+    subject_pattern : str | None
+        Subject-id rule (a regex with a group, or a preset name), see
+        :func:`codebrain.data.subject_id`; checked against every recording before any is read.
     verbose : bool | str | int | None
         Passed to MNE.
 
@@ -584,6 +619,12 @@ def load_windows(
     recordings = list_recordings(paths)
     if not recordings:
         raise ValueError(f"No EEG recordings found in {paths!r}.")
+    if subject_pattern is not None:  # validate before working: a bad rule fails at once
+        for path in recordings:
+            subject_id(path, pattern=subject_pattern)
+    table_classes = labels is not None and mode == "fixed" and event_id is None and not regression
+    if table_classes:
+        event_id = _table_event_id(labels, recordings)
 
     # Windows are cut recording by recording so only one continuous recording is in memory.
     # Without an event_id, class names found in each recording get provisional local
@@ -637,11 +678,17 @@ def load_windows(
         y.append(win.labels)
         local_names.append(list(local_id or {}))
         recs += [rec] * len(win.onsets)
-        subs += [subject_id(path, raw)] * len(win.onsets)
+        subs += [subject_id(path, raw, pattern=subject_pattern)] * len(win.onsets)
         onsets.append(win.onsets)
         del raw
     if not chunks:
         raise ValueError(f"No recording in {paths!r} could be processed.")
+    if table_classes and not sum(len(c) for c in chunks):
+        raise ValueError(
+            "The label table labels no fixed window: a window takes the label of the table row "
+            "covering its centre, and no row covers a window centre (rows shorter than the "
+            "window, or onsets past the end?). Use --windows events for event-locked labels."
+        )
     if len(empty) == len(chunks):
         reasons = "; ".join(f"{p}: {r}" for p, r in empty.items())
         raise ValueError(f"No window could be cut: {reasons}.")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["group_train_val_split", "group_kfold"]
+__all__ = ["group_train_val_split", "group_kfold", "warn_if_subjects_are_recordings"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,3 +107,27 @@ def group_kfold(
     else:
         splitter = GroupKFold(n_splits=n_splits)
     return [(np.sort(a), np.sort(b)) for a, b in splitter.split(idx, y, groups)]
+
+
+def warn_if_subjects_are_recordings(subjects: Sequence, recordings: Sequence) -> bool:
+    """Warn when every subject has exactly one recording (a subject-wise split is then a
+    recording-wise one: the subject ids probably come from file names).
+
+    Returns
+    -------
+    bool
+        Whether it warned.
+    """
+    per_subject: dict[str, set] = {}
+    for s, r in zip(np.asarray(subjects).tolist(), np.asarray(recordings).tolist(), strict=True):
+        per_subject.setdefault(str(s), set()).add(str(r))
+    if len(per_subject) < 2 or any(len(r) != 1 for r in per_subject.values()):
+        return False
+    logger.warning(
+        "Every one of the %d subjects has exactly one recording: the subject ids are probably "
+        "one per file, so a subject-wise split may put one person's recordings on both sides. "
+        "Pass --subject-pattern (e.g. eegbci, eegmat, tuh, bids, or a regex) if recordings "
+        "share subjects.",
+        len(per_subject),
+    )
+    return True
