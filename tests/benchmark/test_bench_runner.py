@@ -197,3 +197,54 @@ def test_pretrained_folder_is_loaded(eegmat_dir: Path, tmp_path: Path) -> None:
     assert res["models"]["codebrain"]["pretrained"] == str(tmp_path / "cb")
     with pytest.raises(ValueError, match="--width/--layers"):
         run_benchmark(r, eegmat_dir, models="codebrain", pretrained=tmp_path / "cb", width=8)
+
+
+def _toy_sequence_recipe():
+    from codebrain.benchmark import Split, TaskRecipe, TaskWindows, glob_recordings
+
+    def find(root):
+        return glob_recordings(RECIPE_SEQ, root, "s*.npy")
+
+    def load(recipe, rec):
+        arr = np.load(rec.path)  # (n, C, S*T) µV with labels in the first sample
+        y = np.abs(arr[:, 0, :: recipe.n_times]).astype(int) % recipe.n_classes
+        return TaskWindows(arr * recipe.amplitude_scale, y, rec.subject, rec.id)
+
+    RECIPE_SEQ = TaskRecipe(  # noqa: N806
+        name="toy_sleep",
+        title="Toy sleep sequences",
+        classes=("W", "N1", "N2", "N3", "REM"),
+        channels=("C3", "C4"),
+        preprocessing=(),
+        window_s=1.0,
+        stride_s=1.0,
+        subject_pattern=r"(s\d+)",
+        find=find,
+        load=load,
+        layout="<DIR>/sNN.npy",
+        source="tests",
+        split=Split(("s1", "s2"), ("s3",), ("s4",)),
+        head="isruc_sequence",
+        sequence_length=3,
+        amplitude_scale=1.0,
+    )
+    return RECIPE_SEQ
+
+
+def test_sequence_head_task_runs_all_model_kinds(tmp_path: Path) -> None:
+    pytest.importorskip("braindecode")
+    recipe = _toy_sequence_recipe()
+    rng = np.random.default_rng(0)
+    for s in range(1, 5):
+        np.save(tmp_path / f"s{s}.npy", rng.integers(-40, 40, (6, 2, 600)).astype(np.float32))
+    res = run_benchmark(
+        recipe, tmp_path, models="codebrain,eegnet,logbandpower", seeds="0", epochs=1,
+        width=8, layers=1,
+    )  # fmt: skip
+    assert res["split_protocol"] == "authors" and res["n_windows"] == {
+        "train": 12,
+        "val": 6,
+        "test": 6,
+    }
+    for entry in res["models"].values():
+        assert set(entry["seeds"]["0"]) == {"balanced_accuracy", "cohen_kappa", "f1_weighted"}

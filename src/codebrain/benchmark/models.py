@@ -27,6 +27,9 @@ from codebrain.benchmark.recipe import PATCH_SIZE, TaskRecipe
 
 __all__ = [
     "AuthorsHead",
+    "SequenceModel",
+    "EpochwiseModel",
+    "settings_from_finetune_config",
     "TrainSettings",
     "PeerSpec",
     "PEERS",
@@ -93,6 +96,71 @@ class AuthorsHead(nn.Module):
         if self.two_columns:
             return torch.cat([torch.zeros_like(z), z], dim=1)
         return z
+
+
+def _epochs(x: torch.Tensor, seq_len: int) -> torch.Tensor:
+    """``(B, C, S·T)`` → ``(B·S, C, T)``: the S epochs of each sequence as windows."""
+    b, c, t = x.shape
+    return x.reshape(b, c, seq_len, t // seq_len).permute(0, 2, 1, 3).reshape(-1, c, t // seq_len)
+
+
+class SequenceModel(nn.Module):
+    """The authors' ISRUC sequence model around a CodeBrain backbone.
+
+    ``(B, C, S·T)`` → each 30-s epoch through ``backbone.encode`` → flatten ``C·P·D`` →
+    Linear(→ 512) + GELU → one pre-norm Transformer layer (d 512, 4 heads, ff 2048) over the
+    S epochs → Linear(512 → K): ``(B, S, K)``.
+    """
+
+    def __init__(self, backbone: nn.Module, seq_len: int, n_classes: int, dropout: float = 0.1):
+        super().__init__()
+        self.backbone = backbone
+        self.seq_len = seq_len
+        feat = backbone.n_chans * backbone.n_patches * backbone.out_channels
+        self.proj = nn.Sequential(nn.Linear(feat, 512), nn.GELU())
+        layer = nn.TransformerEncoderLayer(
+            512, 4, 2048, dropout=dropout, batch_first=True, norm_first=True
+        )
+        self.sequence = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+        self.out = nn.Linear(512, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, S·T)`` → ``(B, S, K)`` logits."""
+        b = x.shape[0]
+        feats = self.backbone.encode(_epochs(x, self.seq_len)).flatten(1)
+        h = self.proj(feats).reshape(b, self.seq_len, -1)
+        return self.out(self.sequence(h))
+
+
+class EpochwiseModel(nn.Module):
+    """A per-window model applied to every epoch of a sequence: ``(B, C, S·T)`` → ``(B, S, K)``."""
+
+    def __init__(self, model: nn.Module, seq_len: int) -> None:
+        super().__init__()
+        self.model = model
+        self.seq_len = seq_len
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(_epochs(x, self.seq_len))
+        return out.reshape(x.shape[0], self.seq_len, -1)
+
+
+def settings_from_finetune_config(config: Any) -> TrainSettings:
+    """The generic loop's settings from a :class:`~codebrain.training.FinetuneConfig` (used
+    where CodeBrain cannot go through :func:`codebrain.training.finetune`: sequence tasks)."""
+    return TrainSettings(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.backbone_lr,
+        weight_decay=config.weight_decay,
+        min_lr=config.backbone_lr * config.min_lr_ratio,
+        warmup_epochs=int(round(config.warmup_epochs)),
+        clip_grad_norm=config.grad_clip or float("inf"),
+        label_smoothing=config.label_smoothing,
+        seed=config.seed,
+        device=config.device,
+        progress=config.progress,
+    )
 
 
 @dataclass(frozen=True)
@@ -206,8 +274,9 @@ def build_codebrain(
 
     Returns
     -------
-    CodeBrain
-        With ``n_outputs`` 2 for binary tasks (the head returns ``[0, z]``), else K.
+    CodeBrain | SequenceModel
+        With ``n_outputs`` 2 for binary tasks (the head returns ``[0, z]``), else K; for the
+        ISRUC sequence head a :class:`SequenceModel` around the backbone.
     """
     from codebrain.models.codebrain import CodeBrain
 
@@ -236,6 +305,8 @@ def build_codebrain(
             )
         if model.n_chans != recipe.n_chans:  # pragma: no cover - chs_info override sets it
             raise ValueError(f"{path}: model has {model.n_chans} channels, task {recipe.n_chans}.")
+    if recipe.head == "isruc_sequence":
+        return SequenceModel(model, recipe.sequence_length, recipe.n_classes, recipe.head_dropout)
     model.final_layer = AuthorsHead(
         recipe.n_chans,
         recipe.n_patches,
@@ -358,11 +429,14 @@ MODEL_NAMES: tuple[str, ...] = ("codebrain", "codebrain_pt", "logbandpower", *PE
 
 
 def build_peer(name: str, recipe: TaskRecipe, seed: int = 0) -> nn.Module:
-    """A freshly initialised peer (seeded)."""
+    """A freshly initialised peer (seeded); per epoch for sequence tasks."""
     if name not in PEERS:
         raise KeyError(f"Unknown peer {name!r}; known: {', '.join(PEERS)}.")
     torch.manual_seed(seed)
-    return PEERS[name].build(recipe)
+    model = PEERS[name].build(recipe)
+    if recipe.sequence_length > 1:
+        model = EpochwiseModel(model, recipe.sequence_length)
+    return model
 
 
 def peer_settings(

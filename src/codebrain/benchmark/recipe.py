@@ -374,7 +374,10 @@ class TaskWindows:
     x : np.ndarray
         ``(n_windows, n_chans, n_times)`` float32, model units.
     y : np.ndarray
-        ``(n_windows,)`` int64 class indices into the recipe's ``classes``.
+        ``(n_windows,)`` int64 class indices into the recipe's ``classes``; for sequence tasks
+        (``recipe.sequence_length = S > 1``, the ISRUC sequence head) ``(n_windows, S)``: one
+        label per epoch, with ``x`` ``(n_windows, n_chans, S * recipe.n_times)`` (the S epochs
+        one after the other).
     subjects : np.ndarray
         ``(n_windows,)`` subject id of every window (str).
     recordings : np.ndarray
@@ -399,7 +402,8 @@ class TaskWindows:
         if self.x.dtype != np.float32:
             self.x = self.x.astype(np.float32)
         n = len(self.x)
-        self.y = np.asarray(self.y, dtype=np.int64).reshape(-1)
+        y = np.asarray(self.y, dtype=np.int64)
+        self.y = y if y.ndim == 2 else y.reshape(-1)
         self.subjects = _str_array(self.subjects, n)
         self.recordings = _str_array(self.recordings, n)
         if self.groups is not None:
@@ -551,7 +555,8 @@ class TaskRecipe:
     finetune : FinetuneRecipe
         The authors' fine-tuning recipe.
     sequence_length : int
-        Epochs per sequence for the ISRUC sequence head (1 otherwise).
+        Epochs per sequence for the ISRUC sequence head (1 otherwise); ``window_s`` is then the
+        length of one epoch and ``load`` returns ``x`` ``(n, C, S · n_times)``, ``y`` ``(n, S)``.
     download : callable | None
         ``download(recipe, root)``: fetch the dataset into ``root`` with a public downloader
         (MNE, MOABB, pooch); None when none exists.
@@ -691,6 +696,11 @@ class TaskRecipe:
             raise TypeError(f"{where}: finetune must be a FinetuneRecipe.")
         if not (isinstance(self.sequence_length, int) and self.sequence_length >= 1):
             raise ValueError(f"{where}: sequence_length must be a positive int.")
+        if (self.head == "isruc_sequence") != (self.sequence_length > 1):
+            raise ValueError(
+                f"{where}: the 'isruc_sequence' head and sequence_length > 1 go together "
+                f"(head={self.head!r}, sequence_length={self.sequence_length})."
+            )
         if self.download is not None and not callable(self.download):
             raise TypeError(f"{where}: download must be callable or None.")
         object.__setattr__(self, "aliases", tuple(self.aliases))

@@ -28,11 +28,13 @@ import numpy as np
 from codebrain.benchmark.models import (
     MODEL_NAMES,
     PEERS,
+    SequenceModel,
     build_codebrain,
     build_peer,
     codebrain_training_settings,
     count_parameters,
     peer_settings,
+    settings_from_finetune_config,
 )
 from codebrain.benchmark.recipe import (
     Recording,
@@ -42,7 +44,13 @@ from codebrain.benchmark.recipe import (
     get_recipe,
     resolve_split,
 )
-from codebrain.benchmark.train import FitResult, fit_codebrain, fit_logbandpower, fit_torch
+from codebrain.benchmark.train import (
+    FitResult,
+    epoch_windows,
+    fit_codebrain,
+    fit_logbandpower,
+    fit_torch,
+)
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -167,10 +175,16 @@ def load_split_windows(
     with logging_redirect_tqdm(loggers=[logging.getLogger("codebrain")]):
         for r in _progress(wanted, desc=f"loading {recipe.name}", unit="rec", disable=not progress):
             w = recipe.load(recipe, r)
-            if w.x.shape[1:] != (recipe.n_chans, recipe.n_times):
+            need = (recipe.n_chans, recipe.n_times * recipe.sequence_length)
+            if w.x.shape[1:] != need:
                 raise ValueError(
                     f"{recipe.title}: {r.path} gave windows of shape {w.x.shape[1:]}, the recipe "
-                    f"needs ({recipe.n_chans}, {recipe.n_times})."
+                    f"needs {need}."
+                )
+            if recipe.sequence_length > 1 and w.y.shape[1:] != (recipe.sequence_length,):
+                raise ValueError(
+                    f"{recipe.title}: {r.path} gave labels of shape {w.y.shape}, a sequence "
+                    f"task needs (n, {recipe.sequence_length})."
                 )
             if len(w) == 0:
                 logger.warning("%s: %s gave no windows (too short?).", recipe.title, r.path)
@@ -323,13 +337,23 @@ def _fit_one(
                 codebook_size_f=pretrain_budget.codebook_size,
             )
             model = build_codebrain(recipe, arch, seed=seed)
+            backbone = model.backbone if isinstance(model, SequenceModel) else model
             info = _pretrain_on_train(
-                model, recipe, train, pretrain_budget, seed, device, work_dir / f"{name}_{seed}"
+                backbone,
+                recipe,
+                epoch_windows(train, recipe),
+                pretrain_budget,
+                seed,
+                device,
+                work_dir / f"{name}_{seed}",
             )
             extra = info["tokenizer_seconds"] + info["pretrain_seconds"]
         else:
             model = build_codebrain(recipe, arch, pretrained=pretrained, seed=seed)
-        res = fit_codebrain(model, recipe, train, val, test, config)
+        if isinstance(model, SequenceModel):  # 2-D labels: the generic loop, same settings
+            res = fit_torch(model, recipe, train, val, test, settings_from_finetune_config(config))
+        else:
+            res = fit_codebrain(model, recipe, train, val, test, config)
         return res, count_parameters(model), extra
     model = build_peer(name, recipe, seed=seed)
     settings = peer_settings(

@@ -34,6 +34,7 @@ __all__ = [
     "predict_outputs",
     "log_band_powers",
     "BANDS",
+    "epoch_windows",
 ]
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,18 @@ def predict_outputs(
         xb = torch.from_numpy(windows.x[i : i + batch_size]).to(device)
         outs.append(fn(xb).float().cpu())
     return torch.cat(outs).numpy()
+
+
+def _flat(out: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sequence outputs ``(n, S, K)`` and labels ``(n, S)`` as ``(n·S, K)``, ``(n·S,)``."""
+    if out.ndim == 3:
+        return out.reshape(-1, out.shape[-1]), y.reshape(-1)
+    return out, y
+
+
+def _metrics(out: np.ndarray, y: np.ndarray, n_classes: int) -> dict[str, Any]:
+    out, y = _flat(out, y)
+    return task_metrics(y, probabilities(out, n_classes))
 
 
 def _seed(seed: int) -> None:
@@ -165,9 +178,9 @@ def fit_torch(
             xb, yb = xb.to(device), yb.to(device)
             out = model(xb)
             if recipe.is_binary:
-                loss = criterion(out.reshape(-1), yb.float())
+                loss = criterion(out.reshape(-1), yb.float().reshape(-1))
             else:
-                loss = criterion(out, yb)
+                loss = criterion(out.reshape(-1, out.shape[-1]), yb.reshape(-1))
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"Training loss became {loss.item()} at epoch {epoch}.")
             optimizer.zero_grad(set_to_none=True)
@@ -179,7 +192,7 @@ def fit_torch(
             n_seen += len(xb)
         model.eval()
         out = predict_outputs(model, val, settings.batch_size, device)
-        metrics = task_metrics(val.y, probabilities(out, recipe.n_classes))
+        metrics = _metrics(out, val.y, recipe.n_classes)
         history.append(
             {"epoch": epoch, "train_loss": loss_sum / n_seen, f"val_{key}": metrics[key]}
         )
@@ -190,7 +203,7 @@ def fit_torch(
     model.eval()
     seconds = time.perf_counter() - t0
     out = predict_outputs(model, test, settings.batch_size, device)
-    test_metrics = task_metrics(test.y, probabilities(out, recipe.n_classes))
+    test_metrics = _metrics(out, test.y, recipe.n_classes)
     return FitResult(test_metrics, best[2], best[1], seconds, history)
 
 
@@ -261,6 +274,7 @@ def fit_logbandpower(
     from sklearn.preprocessing import StandardScaler
 
     t0 = time.perf_counter()
+    train, val, test = (epoch_windows(w, recipe) for w in (train, val, test))
     f_train = log_band_powers(train.x, recipe.sfreq)
     f_val = log_band_powers(val.x, recipe.sfreq)
     f_test = log_band_powers(test.x, recipe.sfreq)
@@ -281,6 +295,23 @@ def fit_logbandpower(
     seconds = time.perf_counter() - t0
     test_metrics = task_metrics(test.y, _full_proba(best[3], f_test, recipe.n_classes))
     return FitResult(test_metrics, best[2], best[1], seconds, history)
+
+
+def epoch_windows(windows: TaskWindows, recipe: TaskRecipe) -> TaskWindows:
+    """Sequence windows ``(n, C, S·T)`` / labels ``(n, S)`` as ``n·S`` single epochs."""
+    s = recipe.sequence_length
+    if s == 1:
+        return windows
+    n, c, t = windows.x.shape
+    x = windows.x.reshape(n, c, s, t // s).transpose(0, 2, 1, 3).reshape(n * s, c, t // s)
+    rep = lambda a: None if a is None else np.repeat(a, s)  # noqa: E731
+    return TaskWindows(
+        x,
+        windows.y.reshape(-1),
+        rep(windows.subjects),
+        rep(windows.recordings),
+        rep(windows.groups),
+    )
 
 
 def _full_proba(clf: Any, feats: np.ndarray, n_classes: int) -> np.ndarray:
