@@ -106,6 +106,11 @@ class FinetuneConfig(JSONConfig):
         Max gradient norm; ``None`` disables clipping.
     class_weight : None, "balanced" or list of float
         Per-class loss weights; ``"balanced"`` uses ``n_samples / (n_classes * count)``.
+    balanced_sampling : bool
+        Classification only: draw every training batch with replacement so that each class is
+        equally likely (``len(train_ds)`` draws per epoch), instead of shuffling. On EEGMAT
+        (3 rest windows per task window) a from-scratch CodeBrain otherwise learns to answer
+        "rest" (see ``benchmarks/eegmat_recipe_study.md``). Use it *or* ``class_weight``.
     label_smoothing : float
     patience : int or None
         Stop after this many epochs without improvement of ``monitor`` on the validation set.
@@ -136,6 +141,7 @@ class FinetuneConfig(JSONConfig):
     min_lr_ratio: float = 0.01
     grad_clip: float | None = 1.0
     class_weight: None | str | list[float] = None
+    balanced_sampling: bool = False
     label_smoothing: float = 0.0
     patience: int | None = None
     monitor: str = "auto"
@@ -174,6 +180,12 @@ class FinetuneConfig(JSONConfig):
             raise ValueError(
                 f"class_weight must be None, 'balanced' or a list of floats, got {self.class_weight!r}."
             )
+        if not isinstance(self.balanced_sampling, bool):
+            raise TypeError(
+                f"balanced_sampling must be True or False, got {self.balanced_sampling!r}."
+            )
+        if self.balanced_sampling and self.task != "classification":
+            raise ValueError("balanced_sampling needs task='classification' (class labels).")
         if isinstance(self.class_weight, tuple):
             self.class_weight = list(self.class_weight)
 
@@ -405,15 +417,36 @@ def dataset_labels(dataset: Dataset) -> np.ndarray:
     return np.asarray([np.asarray(_xy(dataset[i])[1]) for i in range(len(dataset))])
 
 
-def _loader(dataset: Dataset, cfg: FinetuneConfig, *, shuffle: bool, seed: int) -> DataLoader:
+def _loader(
+    dataset: Dataset,
+    cfg: FinetuneConfig,
+    *,
+    shuffle: bool,
+    seed: int,
+    sampler: torch.utils.data.Sampler | None = None,
+) -> DataLoader:
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle if sampler is None else False,
+        sampler=sampler,
         num_workers=cfg.num_workers,
         generator=gen,
         drop_last=False,
+    )
+
+
+def _balanced_sampler(y: np.ndarray, seed: int) -> torch.utils.data.WeightedRandomSampler:
+    """Draw ``len(y)`` indices with replacement, every present class equally likely."""
+    y = np.asarray(y).astype(np.int64).reshape(-1)
+    counts = np.bincount(y)
+    weights = 1.0 / counts[y]
+    return torch.utils.data.WeightedRandomSampler(
+        torch.as_tensor(weights, dtype=torch.double),
+        num_samples=int(y.size),
+        replacement=True,
+        generator=torch.Generator().manual_seed(seed),
     )
 
 
@@ -718,7 +751,10 @@ def _train(
         _seed_everything(cfg.seed)  # same head/data RNG stream whatever the encode did
 
     optimizer = torch.optim.AdamW(_param_groups(model, head, cfg), betas=(0.9, 0.999))
-    loader = _loader(train_in, cfg, shuffle=True, seed=cfg.seed)
+    sampler = (
+        _balanced_sampler(dataset_labels(train_ds), cfg.seed) if cfg.balanced_sampling else None
+    )
+    loader = _loader(train_in, cfg, shuffle=True, seed=cfg.seed, sampler=sampler)
     steps_per_epoch = len(loader)
     total = steps_per_epoch * cfg.epochs
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
