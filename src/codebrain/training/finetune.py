@@ -110,7 +110,7 @@ class FinetuneConfig(JSONConfig):
         Classification only: draw every training batch with replacement so that each class is
         equally likely (``len(train_ds)`` draws per epoch), instead of shuffling. On EEGMAT
         (3 rest windows per task window) a from-scratch CodeBrain otherwise learns to answer
-        "rest" (see ``benchmarks/eegmat_recipe_study.md``). Use it *or* ``class_weight``.
+        "rest" (see ``benchmarks/results/eegmat_recipe_study.md``). Use it *or* ``class_weight``.
     label_smoothing : float
     patience : int or None
         Stop after this many epochs without improvement of ``monitor`` on the validation set.
