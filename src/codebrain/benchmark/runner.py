@@ -13,6 +13,7 @@ Shape legend: ``n`` windows, ``C`` channels, ``T`` samples.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import platform
@@ -28,6 +29,7 @@ import numpy as np
 from codebrain.benchmark.models import (
     MODEL_NAMES,
     PEERS,
+    SCRATCH_INPUT_GAIN,
     SequenceModel,
     build_codebrain,
     build_peer,
@@ -298,6 +300,11 @@ def _pretrain_on_train(
     return {"tokenizer_seconds": t_tok, "pretrain_seconds": time.perf_counter() - t0 - t_tok}
 
 
+def _scaled(windows: TaskWindows, gain: float) -> TaskWindows:
+    """``windows`` with ``x`` multiplied by ``gain`` (labels and ids shared)."""
+    return dataclasses.replace(windows, x=(windows.x * np.float32(gain)).astype(np.float32))
+
+
 def _fit_one(
     name: str,
     recipe: TaskRecipe,
@@ -350,6 +357,9 @@ def _fit_one(
             extra = info["tokenizer_seconds"] + info["pretrain_seconds"]
         else:
             model = build_codebrain(recipe, arch, pretrained=pretrained, seed=seed)
+            if pretrained is None:  # to µV: see SCRATCH_INPUT_GAIN
+                gain = SCRATCH_INPUT_GAIN * 0.01 / recipe.amplitude_scale
+                train, val, test = (_scaled(w, gain) for w in (train, val, test))
         if isinstance(model, SequenceModel):  # 2-D labels: the generic loop, same settings
             res = fit_torch(model, recipe, train, val, test, settings_from_finetune_config(config))
         else:
