@@ -50,13 +50,42 @@ logger = logging.getLogger(__name__)
 # ------------------------------------------------------------------------------ windows
 
 
+def _positive_float(text: str) -> float:
+    """A finite number > 0 (argparse type): ``inf``, ``nan``, 0 and negatives are refused."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from err
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    """A finite number (argparse type)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from err
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def _float_or_none(text: str) -> float | None:
+    """A finite frequency > 0 in Hz, or ``none``/``off``/``no`` (argparse type)."""
     if text.lower() in ("none", "off", "no"):
         return None
     try:
-        return float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from err
+        return _positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a frequency > 0 in Hz or 'none', got {text!r}"
+        ) from None
 
 
 def add_preprocess_args(p: argparse.ArgumentParser, *, defaults_from_model: bool = False) -> None:
@@ -78,9 +107,9 @@ def add_preprocess_args(p: argparse.ArgumentParser, *, defaults_from_model: bool
         help="rename recording channels before picking the targets: 'old=new,old2=new2' or a "
         '.json ({"old": "new"}) / .csv (old,new) file, for files not named by 10-20 labels',
     )
-    g.add_argument("--window-seconds", type=float, help="window length in s (default 30)")
-    g.add_argument("--stride-seconds", type=float, help="step between fixed windows in s")
-    g.add_argument("--sfreq", type=float, help="output sampling rate in Hz (default 200)")
+    g.add_argument("--window-seconds", type=_positive_float, help="window length in s (default 30)")
+    g.add_argument("--stride-seconds", type=_positive_float, help="step between fixed windows in s")
+    g.add_argument("--sfreq", type=_positive_float, help="output sampling rate in Hz (default 200)")
     g.add_argument(
         "--l-freq",
         type=_float_or_none,
@@ -104,9 +133,11 @@ def add_preprocess_args(p: argparse.ArgumentParser, *, defaults_from_model: bool
         choices=("raise", "interpolate"),
         help="a target channel absent from a recording: error (default) or interpolate",
     )
-    g.add_argument("--reject-uv", type=float, help="drop windows above this peak-to-peak (µV)")
     g.add_argument(
-        "--reject-abs-uv", type=float, help="drop windows whose max |x| reaches this (µV)"
+        "--reject-uv", type=_positive_float, help="drop windows above this peak-to-peak (µV)"
+    )
+    g.add_argument(
+        "--reject-abs-uv", type=_positive_float, help="drop windows whose max |x| reaches this (µV)"
     )
     g.add_argument(
         "--on-nonfinite",
@@ -126,7 +157,9 @@ def add_preprocess_args(p: argparse.ArgumentParser, *, defaults_from_model: bool
         help="comma-separated annotation descriptions used as classes, in label order "
         "(default with --windows events: every description, sorted)",
     )
-    g.add_argument("--tmin", type=float, default=0.0, help="event window start after onset (s)")
+    g.add_argument(
+        "--tmin", type=_finite_float, default=0.0, help="event window start after onset (s)"
+    )
     g.add_argument("--labels", help="label table CSV (recording, onset, duration, label)")
     g.add_argument(
         "--subject-pattern",

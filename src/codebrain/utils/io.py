@@ -169,9 +169,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _new_temp_file(path)
+    mode = os.fstat(fd).st_mode & 0o7777  # 0o666 less the umask, as the kernel applied it
     os.close(fd)
     try:
         yield tmp
+        # A library may replace the file by its own (safetensors writes it 0600): restore.
+        os.chmod(tmp, mode)
         _keep_mode(path, tmp)
         os.replace(tmp, path)
     except BaseException:
