@@ -124,7 +124,7 @@ def test_cli_export_user_errors(tmp_path, capsys):
     assert cli_main(["export", "--model", str(tmp_path / "missing"), "--out", "m.onnx"]) == 2
     assert "is not a folder" in capsys.readouterr().err
     assert cli_main(["export", "--model", str(tmp_path), "--out", "m.txt"]) == 2
-    assert "must end in .onnx" in capsys.readouterr().err
+    assert "must end with .onnx" in capsys.readouterr().err
     assert cli_main(["export", "--model", str(tmp_path), "--out", "m.onnx", "--opset", "17"]) == 2
     assert "--opset" in capsys.readouterr().err
 

@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     try:
+        if getattr(args, "device", None) is not None:
+            from codebrain.cli._common import check_device_arg
+
+            check_device_arg(args.device)
         # Log lines go through tqdm.write while a command runs, so they never print into (or
         # get overwritten by) a progress bar.
         with logging_redirect_tqdm(loggers=[logger]):

@@ -36,6 +36,12 @@ __all__ = [
     "labelled_subset",
     "sigterm_as_exit",
     "load_windows",
+    "check_output",
+    "folder_kind",
+    "check_run_folder",
+    "check_device_arg",
+    "check_model_finite",
+    "check_outputs_finite",
 ]
 
 logger = logging.getLogger(__name__)
@@ -44,13 +50,42 @@ logger = logging.getLogger(__name__)
 # ------------------------------------------------------------------------------ windows
 
 
+def _positive_float(text: str) -> float:
+    """A finite number > 0 (argparse type): ``inf``, ``nan``, 0 and negatives are refused."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from err
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    """A finite number (argparse type)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from err
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def _float_or_none(text: str) -> float | None:
+    """A finite frequency > 0 in Hz, or ``none``/``off``/``no`` (argparse type)."""
     if text.lower() in ("none", "off", "no"):
         return None
     try:
-        return float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from err
+        return _positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a frequency > 0 in Hz or 'none', got {text!r}"
+        ) from None
 
 
 def add_preprocess_args(p: argparse.ArgumentParser, *, defaults_from_model: bool = False) -> None:
@@ -72,9 +107,9 @@ def add_preprocess_args(p: argparse.ArgumentParser, *, defaults_from_model: bool
         help="rename recording channels before picking the targets: 'old=new,old2=new2' or a "
         '.json ({"old": "new"}) / .csv (old,new) file, for files not named by 10-20 labels',
     )
-    g.add_argument("--window-seconds", type=float, help="window length in s (default 30)")
-    g.add_argument("--stride-seconds", type=float, help="step between fixed windows in s")
-    g.add_argument("--sfreq", type=float, help="output sampling rate in Hz (default 200)")
+    g.add_argument("--window-seconds", type=_positive_float, help="window length in s (default 30)")
+    g.add_argument("--stride-seconds", type=_positive_float, help="step between fixed windows in s")
+    g.add_argument("--sfreq", type=_positive_float, help="output sampling rate in Hz (default 200)")
     g.add_argument(
         "--l-freq",
         type=_float_or_none,
@@ -98,9 +133,11 @@ def add_preprocess_args(p: argparse.ArgumentParser, *, defaults_from_model: bool
         choices=("raise", "interpolate"),
         help="a target channel absent from a recording: error (default) or interpolate",
     )
-    g.add_argument("--reject-uv", type=float, help="drop windows above this peak-to-peak (µV)")
     g.add_argument(
-        "--reject-abs-uv", type=float, help="drop windows whose max |x| reaches this (µV)"
+        "--reject-uv", type=_positive_float, help="drop windows above this peak-to-peak (µV)"
+    )
+    g.add_argument(
+        "--reject-abs-uv", type=_positive_float, help="drop windows whose max |x| reaches this (µV)"
     )
     g.add_argument(
         "--on-nonfinite",
@@ -120,7 +157,9 @@ def add_preprocess_args(p: argparse.ArgumentParser, *, defaults_from_model: bool
         help="comma-separated annotation descriptions used as classes, in label order "
         "(default with --windows events: every description, sorted)",
     )
-    g.add_argument("--tmin", type=float, default=0.0, help="event window start after onset (s)")
+    g.add_argument(
+        "--tmin", type=_finite_float, default=0.0, help="event window start after onset (s)"
+    )
     g.add_argument("--labels", help="label table CSV (recording, onset, duration, label)")
     g.add_argument(
         "--subject-pattern",
@@ -304,6 +343,7 @@ def load_model_and_windows(args: argparse.Namespace) -> tuple[Any, Any, dict[str
     if not model_dir.is_dir():
         raise CLIError(f"model folder {model_dir} not found.")
     model = load_finetuned(model_dir)
+    check_model_finite(model, model_dir)
     base = None
     if (model_dir / "preprocess.json").is_file():
         base = json.loads((model_dir / "preprocess.json").read_text(encoding="utf-8"))
@@ -401,3 +441,218 @@ def load_windows(path: str | os.PathLike) -> Dataset:
             "arrays shaped (n_windows, n_chans, n_times)."
         )
     return NpyWindows(files)
+
+
+# ------------------------------------------------------------------------------ outputs
+
+
+def folder_kind(path: str | os.PathLike) -> str | None:
+    """What wrote the folder ``path``, in words (``None``: empty, absent or not recognised).
+
+    Recognises the folders codebrain writes: a corpus (``manifest.json``), a tokenizer-train
+    run (``train_config.json``), a pretrain run (``config.json`` with a ``"pretrain"``
+    section), a fine-tuned model (``finetune.json``), a tokenizer report, a demo output, and a
+    model folder (``config.json`` + ``model.safetensors``).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    if (path / "manifest.json").is_file():
+        return "a corpus folder (written by 'prepare --corpus')"
+    if (path / "train_config.json").is_file() or (path / "tokenizer").is_dir():
+        return "a tokenizer-train run folder"
+    config = path / "config.json"
+    if config.is_file():
+        try:
+            content = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            content = None
+        if isinstance(content, dict) and "pretrain" in content:
+            return "a pretrain run folder"
+    if (path / "finetune.json").is_file() or (path / "cv.json").is_file():
+        return "a finetune output folder"
+    if (path / "report.json").is_file() and (path / "usage.png").is_file():
+        return "a tokenizer-report folder"
+    if (path / "report.json").is_file() and (path / "metrics.json").is_file():
+        return "a demo output folder"
+    if config.is_file() and (path / "model.safetensors").is_file():
+        return "a model folder (save_pretrained)"
+    return None
+
+
+def _same_or_inside(a: Path, b: Path) -> bool:
+    """Whether ``a`` is ``b`` or lies inside ``b`` (after resolving links)."""
+    with contextlib.suppress(OSError):
+        if a.exists() and b.exists() and os.path.samefile(a, b):
+            return True
+    ra, rb = a.resolve(), b.resolve()
+    return ra == rb or rb in ra.parents
+
+
+def check_output(
+    path: str | os.PathLike,
+    *,
+    flag: str = "--out",
+    kind: str = "file",
+    suffixes: tuple[str, ...] = (),
+    force: bool = False,
+    inputs: tuple[str | os.PathLike | None, ...] | list[str | os.PathLike | None] = (),
+    replaceable: tuple[str, ...] = (),
+) -> Path:
+    """Validate an output path before any work: every command calls this for its outputs.
+
+    Checks, in order: the suffix; that the output is none of the command's inputs and holds
+    none of them (refused even with ``--force``); that an existing output is of the right
+    kind (a file for a file, a folder for a folder: refused even with ``--force``, nothing is
+    moved aside); that an existing output is only replaced with ``--force`` (folders that
+    this command wrote, ``replaceable``, and empty folders excepted); and that the nearest
+    existing parent is a writable folder.
+
+    Parameters
+    ----------
+    path : path-like
+        The output.
+    flag : str
+        The option naming it, for messages (``"--out"``, ``"--confusion-png"``).
+    kind : {"file", "dir"}
+        A file written whole, or a folder replaced whole.
+    suffixes : tuple of str
+        Allowed suffixes of a file output (``(".csv",)``); empty: any.
+    force : bool
+        ``--force`` was given.
+    inputs : sequence of path-like or None
+        The command's inputs (``None`` entries are ignored).
+    replaceable : tuple of str
+        :func:`folder_kind` values of folders this command itself writes, which it may
+        replace without ``--force``.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    CLIError
+        Naming the flag, the path and what was expected.
+    """
+    if kind not in ("file", "dir"):
+        raise ValueError(f"kind must be 'file' or 'dir', got {kind!r}.")
+    out = Path(path)
+    if str(path) == "" or out.name in ("", ".", ".."):
+        raise CLIError(
+            f"{flag} {str(path)!r} is not a usable {'file' if kind == 'file' else 'folder'} name."
+        )
+    if suffixes and out.suffix.lower() not in suffixes:
+        raise CLIError(f"{flag} must end with {' or '.join(suffixes)}, got {out.name!r}.")
+    for inp in inputs:
+        if inp is None:
+            continue
+        src = Path(inp)
+        if _same_or_inside(src, out):
+            what = "is" if _same_or_inside(out, src) else "contains"
+            raise CLIError(
+                f"{flag} {out} {what} the input {src}; writing there would destroy it "
+                "(refused even with --force): choose another output path."
+            )
+    if out.exists() or out.is_symlink():
+        if kind == "dir" and not out.is_dir():
+            raise CLIError(
+                f"{flag} {out} is an existing file, not a folder; remove it or choose another "
+                "path (not replaced, even with --force)."
+            )
+        if kind == "file" and out.is_dir():
+            raise CLIError(
+                f"{flag} {out} is an existing folder, not a file; remove it or choose another "
+                "path (not replaced, even with --force)."
+            )
+        if not force:
+            if kind == "dir":
+                empty = not any(out.iterdir())
+                found = folder_kind(out)
+                if not empty and (found is None or found not in replaceable):
+                    raise CLIError(
+                        f"{flag} {out} exists and is {found or 'a folder this command did not write'}; "
+                        "pass --force to replace it."
+                    )
+            else:
+                raise CLIError(f"{flag} {out} exists; pass --force to overwrite it.")
+    parent = out.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CLIError(f"{flag} {out}: {parent} is a file, not a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CLIError(f"{flag} {out}: no permission to write in {parent}.")
+    return out
+
+
+def check_run_folder(
+    path: str | os.PathLike, *, command: str, own_kind: str, flag: str = "--out"
+) -> Path:
+    """Validate the run folder of a resumable command (``pretrain``, ``tokenizer-train``).
+
+    A run folder is continued, never replaced, so an existing folder is fine when it is empty
+    or was written by ``command``; a folder of another command (a corpus, the other stage's
+    run, a model) is refused with a message saying whose it is.
+    """
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"{flag} {out} is an existing file, not a run folder.")
+    found = folder_kind(out)
+    if found is not None and found != own_kind:
+        raise CLIError(
+            f"{flag} {out} is {found}, not a {command} run; choose an empty or new folder."
+        )
+    parent = out.absolute()
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CLIError(f"{flag} {out}: {parent} is a file, not a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CLIError(f"{flag} {out}: no permission to write in {parent}.")
+    return out
+
+
+# ------------------------------------------------------------------------ device, model
+
+
+def check_device_arg(device: Any, flag: str = "--device") -> None:
+    """Raise :class:`CLIError` when ``device`` cannot be used here (no CUDA, bad name, ...)."""
+    if device is None:
+        return
+    from codebrain.utils.device import resolve_device
+
+    try:
+        resolve_device(device, local_rank=int(os.environ.get("LOCAL_RANK", "0")), name=flag)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+
+
+def check_model_finite(model: Any, source: str | os.PathLike) -> None:
+    """Refuse a model whose weights hold NaN or Inf (a corrupt or diverged checkpoint)."""
+    import torch
+
+    bad = [
+        name
+        for name, t in list(model.named_parameters()) + list(model.named_buffers())
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise CLIError(
+            f"the model in {source} has NaN/Inf weights ({shown}); it is corrupt or its "
+            "training diverged: re-train or re-download it."
+        )
+
+
+def check_outputs_finite(outputs: Any, source: str | os.PathLike) -> None:
+    """Refuse non-finite model outputs (finite inputs went in), naming the model."""
+    import numpy as np
+
+    arr = np.asarray(outputs)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        n = int((~np.isfinite(arr.reshape(len(arr), -1))).any(axis=1).sum()) if arr.ndim else 1
+        raise CLIError(
+            f"the model in {source} gave NaN/Inf outputs for {n} of {len(arr)} window(s) "
+            "although the windows are finite; the model is unusable on this data."
+        )

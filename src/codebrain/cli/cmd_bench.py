@@ -54,6 +54,8 @@ def find_benchmark(script: str | None = None) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Load the benchmark script as a module and run its ``main``."""
+    if args.threads is not None and args.threads < 1:
+        raise CLIError(f"--threads must be a positive number of threads, got {args.threads}.")
     if importlib.util.find_spec("braindecode") is None:
         raise CLIError("braindecode is not installed; the benchmark compares against it.")
     path = find_benchmark(args.script)

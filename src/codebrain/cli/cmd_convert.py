@@ -86,13 +86,31 @@ def convert_checkpoint(
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain convert``."""
     from codebrain.cli import CLIError
+    from codebrain.cli._common import check_output, folder_kind
     from codebrain.utils.io import atomic_replace_dir
 
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise CLIError(f"{out} exists; pass --force to replace it.")
-    if not Path(args.checkpoint).is_file():
-        raise CLIError(f"checkpoint {args.checkpoint} not found.")
+    ckpt = Path(args.checkpoint)
+    if ckpt.is_dir():
+        found = folder_kind(ckpt)
+        raise CLIError(
+            f"checkpoint {ckpt} is {found or 'a folder'}, not a checkpoint file; convert takes "
+            "a .pth / .pt / .bin / .safetensors file"
+            + (
+                " (a model folder needs no conversion: use it directly, e.g. "
+                "CodeBrain.from_pretrained or 'finetune --model')."
+                if found and "model" in found
+                else "."
+            )
+        )
+    if not ckpt.exists():
+        raise CLIError(f"checkpoint {ckpt} does not exist.")
+    out = check_output(
+        args.out,
+        kind="dir",
+        force=args.force,
+        inputs=[ckpt],
+        replaceable=("a model folder (save_pretrained)",),
+    )
     model, reset = convert_checkpoint(
         args.checkpoint,
         n_chans=args.n_chans,

@@ -101,15 +101,9 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if args.n_trials % len(DEMO_CLASSES):
         raise CLIError(f"--n-trials must be even (two balanced classes), got {args.n_trials}.")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {out} exists and is not a folder.")
-    is_foreign = out.is_dir() and any(out.iterdir()) and not (out / "report.json").is_file()
-    if is_foreign and not args.force:
-        raise CLIError(
-            f"--out {out} is a non-empty folder that is not a demo output; "
-            "pass --force to replace it."
-        )
+    from codebrain.cli._common import check_output
+
+    check_output(args.out, kind="dir", force=args.force, replaceable=("a demo output folder",))
 
 
 def _subject_split(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -38,16 +37,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain embed``."""
-    from codebrain.cli import CLIError
-    from codebrain.cli._common import load_model_and_windows
+    from codebrain.cli._common import check_output, check_outputs_finite, load_model_and_windows
     from codebrain.training.finetune import encode_dataset
     from codebrain.utils.io import atomic_open
 
-    out = Path(args.out)
-    if out.suffix not in (".npy", ".npz"):
-        raise CLIError(f"--out must end with .npy or .npz, got {out}.")
-    if out.exists() and not args.force:
-        raise CLIError(f"{out} exists; pass --force to overwrite it.")
+    out = check_output(
+        args.out,
+        suffixes=(".npy", ".npz"),
+        force=args.force,
+        inputs=[args.model, *args.data, args.labels],
+    )
     model, ds, _ = load_model_and_windows(args)
     feats, labels = encode_dataset(
         model,
@@ -57,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
     )
+    check_outputs_finite(feats, args.model)
     with atomic_open(out, "wb") as f:
         if out.suffix == ".npy":
             np.save(f, feats)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 __all__ = ["register"]
 
@@ -35,15 +34,28 @@ def run(args: argparse.Namespace) -> int:
     """Run ``codebrain evaluate``."""
 
     from codebrain.cli import CLIError
-    from codebrain.cli._common import labelled_subset, load_model_and_windows
+    from codebrain.cli._common import (
+        check_output,
+        check_outputs_finite,
+        labelled_subset,
+        load_model_and_windows,
+    )
     from codebrain.training.finetune import predict
     from codebrain.training.metrics import compute_metrics
     from codebrain.training.plots import plot_confusion_matrix
     from codebrain.utils.io import atomic_write_json
 
-    for path in (args.out, args.confusion_png):
-        if path and Path(path).exists() and not args.force:
-            raise CLIError(f"{path} exists; pass --force to overwrite it.")
+    inputs = [args.model, *args.data, args.labels]
+    if args.out:
+        check_output(args.out, suffixes=(".json",), force=args.force, inputs=inputs)
+    if args.confusion_png:
+        check_output(
+            args.confusion_png,
+            flag="--confusion-png",
+            suffixes=(".png",),
+            force=args.force,
+            inputs=[*inputs, args.out],
+        )
     model, ds, meta = load_model_and_windows(args)
     ds = labelled_subset(ds)
     if len(ds) == 0:
@@ -58,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     outputs, labels = predict(
         model, ds, batch_size=args.batch_size, device=args.device, progress=not args.no_progress
     )
+    check_outputs_finite(outputs, args.model)
     metrics = compute_metrics(labels, outputs, task)
     classes = meta.get("classes") or ds.classes
     result = {"task": task, "n_windows": len(ds), "classes": classes, "metrics": metrics}

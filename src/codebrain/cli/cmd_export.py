@@ -36,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dynamic-batch", action="store_true", help="symbolic batch dimension")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.set_defaults(func=run)
 
 
@@ -54,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     if opset < 20:
         raise CLIError(f"--opset must be >= 20 (ONNX DFT), got {opset}.")
-    out = Path(args.out)
-    if out.suffix != ".onnx":
-        raise CLIError(f"--out must end in .onnx, got {out.name}.")
+    from codebrain.cli._common import check_output
+
+    out = check_output(args.out, suffixes=(".onnx",), force=args.force, inputs=[model_dir])
     try:
         model = CodeBrain.from_pretrained(model_dir)
     except (OSError, ValueError, KeyError) as err:

@@ -146,16 +146,25 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from codebrain.cli import CLIError
-    from codebrain.cli._common import labelled_subset, load_data_arg, sigterm_as_exit
+    from codebrain.cli._common import (
+        check_output,
+        labelled_subset,
+        load_data_arg,
+        sigterm_as_exit,
+    )
     from codebrain.data.windows import load_windows_npz
     from codebrain.training._splits import group_kfold, group_train_val_split
     from codebrain.training.finetune import evaluate, finetune
     from codebrain.training.plots import plot_confusion_matrix, plot_learning_curves
     from codebrain.utils.io import atomic_replace_dir, atomic_write_json
 
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise CLIError(f"{out} exists; pass --force to replace it.")
+    model_path = args.model if args.model and Path(args.model).exists() else None
+    out = check_output(
+        args.out,
+        kind="dir",
+        force=args.force,
+        inputs=[*args.data, args.val, model_path, args.labels],
+    )
     for name in ("val_fraction", "test_fraction"):
         v = getattr(args, name)
         if not 0.0 <= v < 1.0:

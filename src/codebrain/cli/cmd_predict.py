@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-from pathlib import Path
 
 __all__ = ["register"]
 
@@ -38,19 +37,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain predict``."""
-    from codebrain.cli import CLIError
-    from codebrain.cli._common import load_model_and_windows
+    from codebrain.cli._common import check_output, check_outputs_finite, load_model_and_windows
     from codebrain.training.finetune import predict
     from codebrain.training.metrics import softmax
     from codebrain.utils.io import atomic_open
 
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise CLIError(f"{out} exists; pass --force to overwrite it.")
+    out = check_output(
+        args.out,
+        suffixes=(".csv",),
+        force=args.force,
+        inputs=[args.model, *args.data, args.labels],
+    )
     model, ds, meta = load_model_and_windows(args)
     outputs, labels = predict(
         model, ds, batch_size=args.batch_size, device=args.device, progress=not args.no_progress
     )
+    check_outputs_finite(outputs, args.model)
     task = meta.get("task") or ("regression" if model.n_outputs == 1 else "classification")
     classes = meta.get("classes") or ds.classes or [str(i) for i in range(model.n_outputs)]
     if task == "classification" and len(classes) != model.n_outputs:

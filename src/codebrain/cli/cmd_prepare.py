@@ -74,17 +74,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain prepare``."""
     from codebrain.cli import CLIError
-    from codebrain.cli._common import prepare_windows, preprocess_config_from_args, split_list
+    from codebrain.cli._common import (
+        check_output,
+        prepare_windows,
+        preprocess_config_from_args,
+        split_list,
+    )
 
     if args.corpus:
         return _run_corpus(args)
     if args.recipe:
         raise CLIError("--recipe builds a pretraining corpus; use it with --corpus, not --out.")
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise CLIError(f"--out must end with .npz, got {out}.")
-    if out.exists() and not args.force:
-        raise CLIError(f"{out} exists; pass --force to overwrite it.")
+    out = check_output(
+        args.out, suffixes=(".npz",), force=args.force, inputs=[*args.inputs, args.labels]
+    )
     for p in args.inputs:
         if not Path(p).exists():
             raise CLIError(f"{p} does not exist.")

@@ -225,13 +225,25 @@ def _split(corpus: Any, val_fraction: float, seed: int) -> tuple[Any, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain pretrain``; returns the exit code."""
+    import torch
+
     from codebrain import CodeBrain
+    from codebrain.cli._common import check_run_folder
     from codebrain.data import CorpusDataset, CorpusError
+    from codebrain.training.checkpointing import latest_checkpoint
     from codebrain.training.pretrain import pretrain
 
     if int(os.environ.get("RANK", "0")) != 0:
         logging.getLogger("codebrain").setLevel(logging.WARNING)  # one voice under torchrun
     cfg = _config_from_args(args)
+    out = check_run_folder(args.out, command="pretrain", own_kind="a pretrain run folder")
+    if cfg.resume is None and latest_checkpoint(out / "checkpoints") is not None:
+        raise CLIError(
+            f"{out / 'checkpoints'} already holds checkpoints; pass --resume to continue that "
+            "run or choose another --out."
+        )
+    if cfg.resume not in (None, "auto") and not Path(cfg.resume).is_file():
+        raise CLIError(f"--resume {cfg.resume!r}: no such checkpoint file.")
     try:
         corpus = CorpusDataset(args.corpus)
     except (CorpusError, FileNotFoundError) as err:
@@ -254,6 +266,9 @@ def run(args: argparse.Namespace) -> int:
                 f"--init model expects {model.n_chans} channels; the corpus has {n_chans}."
             )
     else:
+        # A fresh backbone starts from the same weights for the same --seed, so a run killed
+        # and resumed equals an uninterrupted one (and two runs with one seed agree).
+        torch.manual_seed(cfg.seed)
         model = CodeBrain(
             n_outputs=1,
             n_chans=n_chans,

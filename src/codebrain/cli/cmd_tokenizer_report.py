@@ -54,7 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="built corpus folder (manifest.json) or folder of .npy (n_windows, n_chans, n_times)",
     )
-    p.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder (replaced atomically; an existing folder that is not an earlier "
+        "report needs --force)",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing --out folder")
     p.add_argument("--n-windows", type=int, default=256, help="windows sampled (256)")
     p.add_argument("--n-examples", type=int, default=4, help="patches shown (4)")
     p.add_argument("--top", type=int, default=32, help="codes per axis in co-occurrence (32)")
@@ -254,12 +260,19 @@ def write_tokenizer_report(
 
 def run(args: argparse.Namespace) -> int:
     """Run ``tokenizer-report``; returns the exit code."""
-    from codebrain.cli._common import load_windows
+    from codebrain.cli._common import check_output, load_windows
     from codebrain.models.tokenizer import TFDualTokenizer
 
     tok_dir = Path(args.tokenizer)
     if not tok_dir.is_dir():
         raise CLIError(f"--tokenizer {args.tokenizer!r} is not a folder.")
+    check_output(
+        args.out,
+        kind="dir",
+        force=args.force,
+        inputs=[args.tokenizer, args.corpus],
+        replaceable=("a tokenizer-report folder",),
+    )
     model = TFDualTokenizer.from_pretrained(tok_dir)
     dataset = load_windows(args.corpus)
     report = write_tokenizer_report(

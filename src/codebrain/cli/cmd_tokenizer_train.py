@@ -141,9 +141,11 @@ def _configs(args: argparse.Namespace, n_chans: int, n_times: int) -> tuple[Any,
 
 def run(args: argparse.Namespace) -> int:
     """Run ``tokenizer-train``; returns the exit code."""
-    from codebrain.cli._common import load_windows
+    from codebrain.cli._common import check_run_folder, load_windows
+    from codebrain.training.checkpointing import latest_checkpoint, load_checkpoint
     from codebrain.training.tokenizer_trainer import train_tokenizer
 
+    check_run_folder(args.out, command="tokenizer-train", own_kind="a tokenizer-train run folder")
     dataset = load_windows(args.corpus)
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise CLIError(f"corpus {args.corpus!r} holds no windows.")
@@ -157,6 +159,16 @@ def run(args: argparse.Namespace) -> int:
             f"--no-resume but {out / 'checkpoints'} already holds checkpoints; choose a new "
             "--out folder."
         )
+    last = None if args.no_resume else latest_checkpoint(out / "checkpoints")
+    if last is not None:
+        saved = load_checkpoint(last, restore_rng=False).get("model_config")
+        if saved is not None and saved != model_cfg.to_dict():
+            changed = sorted(k for k in saved if saved.get(k) != model_cfg.to_dict().get(k))
+            raise CLIError(
+                f"{last} was written for another tokenizer architecture ({', '.join(changed)} "
+                "differ); give the run's architecture flags to continue it, or choose another "
+                "--out."
+            )
     logger.info(
         "Training the TFDual-Tokenizer on %d windows (%d channels x %d samples)",
         len(dataset),  # type: ignore[arg-type]

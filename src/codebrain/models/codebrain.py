@@ -31,6 +31,19 @@ __all__ = ["CodeBrain"]
 
 logger = logging.getLogger(__name__)
 
+# Inputs around this magnitude overflow float32 inside the model (squares in the norms).
+_OVERFLOW_HINT = 1e19
+
+
+def _tracing() -> bool:
+    """True while torch.compile / torch.export / torch.jit trace the model."""
+    return bool(
+        torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
+        or torch.jit.is_tracing()
+        or torch.jit.is_scripting()
+    )
+
 
 class CodeBrain(HubMixin, EEGSignalParams, nn.Module):
     r"""CodeBrain: Scalable Code EEG Pre-Training for Unified Downstream BCI Tasks.
@@ -336,7 +349,7 @@ class CodeBrain(HubMixin, EEGSignalParams, nn.Module):
         x = self.residual_layer(x)  # (B, S, L)
         x = self.final_conv(x)  # (B, D_out, L)
         x = x.view(b, -1, c, p).permute(0, 2, 3, 1)  # (B, C, P, D_out)
-        return self.norm(x)
+        return self._check_output(self.norm(x), inputs, "features")
 
     def classify(self, inputs: torch.Tensor) -> torch.Tensor:
         """Class logits ``(B, C, T) -> (B, n_outputs)``."""
@@ -359,7 +372,34 @@ class CodeBrain(HubMixin, EEGSignalParams, nn.Module):
         logits_f : torch.Tensor, shape (B, C, P, K_f)
         """
         x = self.encode(inputs, mask=mask)
-        return self.lm_head_t(x), self.lm_head_f(x)
+        return (
+            self._check_output(self.lm_head_t(x), inputs, "temporal token logits"),
+            self._check_output(self.lm_head_f(x), inputs, "frequency token logits"),
+        )
+
+    def _check_output(self, out: torch.Tensor, inputs: torch.Tensor, what: str) -> torch.Tensor:
+        """In eval mode, refuse NaN/Inf outputs of finite inputs and say why they appeared.
+
+        One ``isfinite`` reduction over ``out``; the diagnosis (input magnitude, non-finite
+        weights) runs only on failure. Skipped in training mode (the training loops check
+        their losses) and while compiling or exporting (a data-dependent branch).
+        """
+        if self.training or _tracing() or bool(torch.isfinite(out).all()):
+            return out
+        bad = [n for n, t in self.named_parameters() if not bool(torch.isfinite(t).all())]
+        if bad:
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise ValueError(
+                f"CodeBrain produced NaN/Inf {what}: its weights hold NaN/Inf ({shown}); the "
+                "checkpoint is corrupt or its training diverged."
+            )
+        peak = float(inputs.detach().abs().amax())
+        raise ValueError(
+            f"CodeBrain produced NaN/Inf {what} (float overflow) from finite inputs with "
+            f"largest |value| {peak:.3g}; inputs are expected in units of 100 µV (the released "
+            f"weights see |x| of order 1-100; float32 overflows beyond about "
+            f"{_OVERFLOW_HINT:.0e}): rescale the data."
+        )
 
     def _classify_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, P, D) -> (B, n_outputs)`` with a shape check the head can act on."""
@@ -370,7 +410,7 @@ class CodeBrain(HubMixin, EEGSignalParams, nn.Module):
                 f"{x.shape[2]}; use encode()/return_features for other lengths, or build the "
                 f"model with the matching n_times."
             )
-        return self.final_layer(x)
+        return self._check_output(self.final_layer(x), x, "class logits")
 
     def _prepare(
         self, inputs: torch.Tensor, mask: torch.Tensor | None
@@ -388,6 +428,16 @@ class CodeBrain(HubMixin, EEGSignalParams, nn.Module):
         if not inputs.is_floating_point():
             raise TypeError(f"inputs must be a floating-point tensor, got dtype {inputs.dtype}.")
         b, c, t = inputs.shape
+        if b == 0:
+            raise ValueError(
+                f"inputs have batch size 0 (shape {tuple(inputs.shape)}); give at least one window."
+            )
+        weight_dtype = self.patch_embedding.mask_encoding.dtype
+        if inputs.dtype != weight_dtype and not torch.is_autocast_enabled(inputs.device.type):
+            raise TypeError(
+                f"inputs are {inputs.dtype} but the model's weights are {weight_dtype}; cast "
+                f"the inputs (x.to({weight_dtype})) or the model (model.to({inputs.dtype}))."
+            )
         if c != self.n_chans:
             raise ValueError(
                 f"inputs have {c} channels but the model was built for n_chans={self.n_chans}."

@@ -49,6 +49,7 @@ from codebrain.models.codebrain import CodeBrain
 from codebrain.training.metrics import PRIMARY_METRIC, compute_metrics
 from codebrain.utils.check import check_int
 from codebrain.utils.config import JSONConfig
+from codebrain.utils.device import resolve_device
 from codebrain.utils.io import atomic_path, atomic_write_json
 
 __all__ = [
@@ -391,10 +392,8 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    return resolve_device(device)
 
 
 def _xy(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:

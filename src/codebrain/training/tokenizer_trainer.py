@@ -59,6 +59,7 @@ from codebrain.training.checkpointing import (
 )
 from codebrain.utils.check import check_int
 from codebrain.utils.config import JSONConfig
+from codebrain.utils.device import resolve_device
 from codebrain.utils.io import atomic_write_json
 
 __all__ = ["TokenizerTrainConfig", "TokenizerTrainResult", "train_tokenizer"]
@@ -211,12 +212,7 @@ def _collate(items: list[Any]) -> torch.Tensor:
 
 
 def _resolve_device(name: str | None) -> torch.device:
-    if name is not None:
-        return torch.device(name)
-    if torch.cuda.is_available():
-        local = _distributed.rank() % max(1, torch.cuda.device_count())
-        return torch.device("cuda", local)
-    return torch.device("cpu")
+    return resolve_device(name, local_rank=_distributed.rank())
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:

@@ -1,0 +1,45 @@
+"""Worker of the torchrun tests: tiny pretraining that resumes by itself (``resume='auto'``).
+
+Run as ``torchrun ... _torchrun_worker.py OUT STEPS``; rank 0 saves the final weights to
+``OUT/weights.pt``. A relaunched group (``--max-restarts``) continues from the newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _pretrain_helpers import (  # noqa: E402
+    WindowsDataset,
+    _FixedTargetTokenizer,
+    params_of,
+    tiny_backbone,
+)
+
+from codebrain.training.pretrain import PretrainConfig, pretrain  # noqa: E402
+
+BASE = dict(lr=3e-3, warmup_steps=2, log_every=1, progress=False, seed=3, val_every=0)
+
+
+def main(out: str, steps: int, batch_size: int, checkpoint_every: int) -> None:
+    torch.set_num_threads(1)
+    model = tiny_backbone(seed=0)
+    cfg = PretrainConfig(
+        **BASE,
+        steps=steps,
+        batch_size=batch_size,
+        checkpoint_every=checkpoint_every,
+        resume="auto",
+    )
+    pretrain(model, _FixedTargetTokenizer(), WindowsDataset(16), None, cfg, out)
+    if int(os.environ.get("RANK", "0")) == 0:
+        torch.save(params_of(model), Path(out) / "weights.pt")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
