@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,8 +27,10 @@ def _model(**kw):
 def test_save_and_load_round_trip(tmp_path):
     m, x = _model(swa_window_size=3, activation=torch.nn.ELU)
     out = m.save_pretrained(tmp_path / "m")
-    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors"]
-    assert json.loads((out / "config.json").read_text()) == m.get_config()
+    assert sorted(os.listdir(out)) == ["README.md", "config.json", "model.safetensors"]
+    saved = json.loads((out / "config.json").read_text())
+    assert saved.pop("braindecode_version") == "1.8.1" and saved.pop("codebrain_version")
+    assert saved == m.get_config()
     m2 = CodeBrain.from_pretrained(out).eval()
     torch.testing.assert_close(m2(x), m(x))
     assert m2.activation is torch.nn.ELU
@@ -139,28 +143,44 @@ def test_from_pretrained_rejects_backbone_of_another_shape(tmp_path):
         CodeBrain.from_pretrained(tmp_path, res_channels=8)
 
 
-def test_push_to_hub_uploads_a_saved_folder(monkeypatch):
+def test_push_to_hub_uploads_a_saved_folder(monkeypatch, tmp_path):
     import huggingface_hub
 
     calls = {}
 
     def create_repo(self, repo_id, **kwargs):
         calls["create"] = (repo_id, kwargs)
+        return huggingface_hub.RepoUrl(f"https://huggingface.co/{repo_id}")
 
     def upload_folder(self, *, repo_id, folder_path, **kwargs):
         calls["upload"] = (repo_id, sorted(os.listdir(folder_path)), kwargs)
         with open(os.path.join(folder_path, "config.json")) as f:
             calls["config"] = json.load(f)
+        calls["card"] = (Path(folder_path) / "README.md").read_text()
+        shutil.copytree(folder_path, tmp_path / "uploaded")
         return "commit-info"
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
-    m, _ = _model()
-    assert m.push_to_hub("me/cb", commit_message="hello", private=True) == "commit-info"
+    m, x = _model()
+    out = m.push_to_hub(
+        "me/cb",
+        commit_message="hello",
+        private=True,
+        branch="v1",
+        create_pr=True,
+        model_card_kwargs={"repo_id": "me/cb", "license": "mit"},
+    )
+    assert out == "commit-info"
     assert calls["create"][0] == "me/cb" and calls["create"][1]["private"] is True
-    assert calls["upload"][1] == ["config.json", "model.safetensors"]
-    assert calls["upload"][2]["commit_message"] == "hello"
-    assert calls["config"] == m.get_config()
+    assert calls["upload"][1] == ["README.md", "config.json", "model.safetensors"]
+    kw = calls["upload"][2]
+    assert kw["commit_message"] == "hello" and kw["revision"] == "v1" and kw["create_pr"]
+    assert {
+        k: v for k, v in calls["config"].items() if not k.endswith("_version")
+    } == m.get_config()
+    assert 'CodeBrain.from_pretrained("me/cb")' in calls["card"] and "license: mit" in calls["card"]
+    torch.testing.assert_close(CodeBrain.from_pretrained(tmp_path / "uploaded")(x), m(x))
 
 
 def test_interrupted_save_never_leaves_a_loadable_mismatch(tmp_path, monkeypatch):
@@ -177,6 +197,118 @@ def test_interrupted_save_never_leaves_a_loadable_mismatch(tmp_path, monkeypatch
     monkeypatch.setattr(safetensors.torch, "save_file", boom)
     with pytest.raises(KeyboardInterrupt):
         m.save_pretrained(tmp_path)
-    assert sorted(os.listdir(tmp_path)) == ["model.safetensors"]  # the old weights, no config
+    # the old weights and card, no config
+    assert sorted(os.listdir(tmp_path)) == ["README.md", "model.safetensors"]
     with pytest.raises(FileNotFoundError, match="no config.json .*interrupted save_pretrained"):
         CodeBrain.from_pretrained(tmp_path)
+
+
+def test_built_on_the_huggingface_hub_mixin():
+    import huggingface_hub
+
+    from codebrain import TFDualTokenizer
+
+    for cls in (CodeBrain, TFDualTokenizer):
+        assert issubclass(cls, huggingface_hub.PyTorchModelHubMixin)
+        assert cls._hub_mixin_info.model_card_data.library_name == "codebrain"
+        assert "arxiv.org/abs/2506.09110" in cls._hub_mixin_info.paper_url
+
+
+def test_private_hook_writes_weights_then_config(tmp_path):
+    """braindecode's tests (and other tools) call ``_save_pretrained`` directly."""
+    m, x = _model()
+    m._save_pretrained(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "model.safetensors"]
+    torch.testing.assert_close(CodeBrain.from_pretrained(tmp_path)(x), m(x))
+
+
+def test_model_card_names_architecture_config_and_citation(tmp_path):
+    m, _ = _model(swa_window_size=3)
+    card = (m.save_pretrained(tmp_path) / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: codebrain\n")
+    assert "EEGSSM backbone" in card and "sliding-window attention" in card
+    assert "| `swa_window_size` | `3` |" in card
+    assert (
+        "Jingying Ma, Feng Wu, Qika Lin, Yucheng Xing, Chenyu Liu, Ziyu Jia, Mengling Feng" in card
+    )
+    assert "ICLR 2026" in card and "2506.09110" in card
+    # A card of the user's is never replaced.
+    (tmp_path / "README.md").write_text("my notes")
+    m.save_pretrained(tmp_path)
+    assert (tmp_path / "README.md").read_text() == "my notes"
+
+
+def test_save_pretrained_refuses_a_file_and_config_argument(tmp_path):
+    m, _ = _model()
+    f = tmp_path / "f"
+    f.write_text("data")
+    with pytest.raises(NotADirectoryError, match="not a folder"):
+        m.save_pretrained(f)
+    assert f.read_text() == "data"
+    with pytest.raises(TypeError, match="config= is not supported"):
+        m.save_pretrained(tmp_path / "m", config={"a": 1})
+    assert not (tmp_path / "m").exists()
+
+
+# ----------------------------------------------------- broken model folders (issue 14)
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("[1, 2]", "holds a JSON array; expected a JSON object"),
+        ("null", "holds a JSON null; expected a JSON object"),
+        ("{oops", "is not valid JSON"),
+        ("", "is empty"),
+    ],
+)
+def test_broken_config_is_named(tmp_path, content, match):
+    m, _ = _model()
+    m.save_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(content)
+    with pytest.raises(ValueError, match=match) as err:
+        CodeBrain.from_pretrained(tmp_path)
+    assert str(tmp_path / "config.json") in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "exc", "match"),
+    [
+        ("n_chans", "nineteen", TypeError, "n_chans must be an int, got str 'nineteen'"),
+        ("n_times", 1e12, TypeError, "n_times must be an int, got float"),
+        ("n_times", 10**12, ValueError, "MAX_PARAMETERS"),
+        ("res_channels", 10**9, ValueError, "MAX_PARAMETERS"),
+        ("res_channels", 1e9, TypeError, "res_channels must be an int"),
+        ("res_channels", 15, ValueError, "res_channels must be even"),
+    ],
+)
+def test_bad_config_values_are_named(tmp_path, key, value, exc, match):
+    m, _ = _model()
+    m.save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg[key] = value
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(exc, match=match) as err:
+        CodeBrain.from_pretrained(tmp_path)
+    assert str(tmp_path / "config.json") in str(err.value)
+
+
+@pytest.mark.parametrize("size", [0, 100])
+def test_truncated_or_empty_weights_are_named(tmp_path, size):
+    m, _ = _model()
+    m.save_pretrained(tmp_path)
+    w = tmp_path / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:size])
+    with pytest.raises(ValueError, match="empty|truncated") as err:
+        CodeBrain.from_pretrained(tmp_path)
+    assert str(w) in str(err.value)
+
+
+def test_torch_jit_script_is_refused_with_a_clear_message():
+    m, x = _model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with pytest.raises(
+            RuntimeError, match="cannot be compiled with torch.jit.script.*torch.export"
+        ):
+            torch.jit.script(m)
+    exported = torch.export.export(m, (x,), strict=False)
+    torch.testing.assert_close(exported.module()(x), m(x))

@@ -203,7 +203,12 @@ def test_save_load_round_trip(tmp_path) -> None:
     assert bool(model.codebook_t.initted)
     model.eval()
     folder = model.save_pretrained(tmp_path / "tok")
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
+    assert "TFDual-Tokenizer" in (folder / "README.md").read_text()
     assert json.loads((folder / "config.json").read_text())["codebook_size_t"] == K
     loaded = TFDualTokenizer.from_pretrained(folder)
     assert not loaded.training
@@ -240,6 +245,7 @@ def test_push_to_hub_uploads_a_loadable_folder(monkeypatch, tmp_path) -> None:
 
     def create_repo(self, repo_id, **kwargs):
         calls["create"] = (repo_id, kwargs)
+        return huggingface_hub.RepoUrl(f"https://huggingface.co/{repo_id}")
 
     def upload_folder(self, *, repo_id, folder_path, **kwargs):
         calls["upload"] = (repo_id, kwargs)
@@ -249,8 +255,8 @@ def test_push_to_hub_uploads_a_loadable_folder(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
     model = TFDualTokenizer(tiny_config()).eval()
-    assert model.push_to_hub("me/tok", private=True, revision="v1") == "commit-info"
-    assert calls["create"] == ("me/tok", {"private": True, "exist_ok": True, "repo_type": "model"})
+    assert model.push_to_hub("me/tok", private=True, branch="v1") == "commit-info"
+    assert calls["create"] == ("me/tok", {"private": True, "exist_ok": True})
     assert calls["upload"][0] == "me/tok" and calls["upload"][1]["revision"] == "v1"
     loaded = TFDualTokenizer.from_pretrained(tmp_path / "uploaded")
     x = torch.randn(2, C, P * S)

@@ -1,23 +1,35 @@
-"""Configuration and Hugging Face Hub persistence for :class:`codebrain.CodeBrain`.
+"""Hugging Face Hub persistence for :class:`codebrain.CodeBrain` and the TFDual-Tokenizer.
 
-A saved model is a folder with ``config.json`` (every constructor argument, JSON-able: the
-activation as an import path) and ``model.safetensors`` (weights, written once). The layout is
-the one braindecode writes, so folders move between the two libraries. Loading from a repo id
-goes through ``huggingface_hub`` (cache, revisions, offline mode); the authors' ``CodeBrain.pth``
-is recognised too.
+Both classes are :class:`huggingface_hub.PyTorchModelHubMixin` models: ``save_pretrained``,
+``from_pretrained`` and ``push_to_hub`` are the library's, and the two hooks it calls,
+``_save_pretrained`` and ``_from_pretrained``, are ours. A saved model is a folder with
+
+* ``model.safetensors`` -- the weights, written once;
+* ``config.json`` -- every constructor argument (JSON-able: the activation as an import path),
+  written last, plus ``braindecode_version`` (the braindecode release whose layout the folder
+  follows) and ``codebrain_version``;
+* ``README.md`` -- a model card (architecture, configuration, citation), written when the folder
+  has none (a card of yours is kept).
+
+Each file is written atomically and the old config is removed first, so a folder that has a
+config always holds the weights that belong to it. The layout is the one braindecode writes,
+so CodeBrain folders move between the two libraries. Loading from a repo id goes through
+``huggingface_hub`` (cache, revisions, offline mode); the authors' ``CodeBrain.pth`` is
+recognised too.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
+from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin
 
 from codebrain.layers.activations import activation_path
 from codebrain.models._signal import serialize_chs_info
@@ -29,10 +41,12 @@ from codebrain.models.checkpoints import (
 from codebrain.utils.io import atomic_path, atomic_write_json
 
 __all__ = [
-    "HubMixin",
+    "BRAINDECODE_FORMAT_VERSION",
     "CONFIG_NAME",
+    "CodeBrainHubMixin",
+    "HubMixin",
     "WEIGHTS_NAME",
-    "push_folder_to_hub",
+    "read_config_file",
     "write_pretrained_folder",
 ]
 
@@ -40,10 +54,26 @@ logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+#: The braindecode release whose ``CodeBrain`` folder layout our folders follow (braindecode
+#: reads ``config.json`` files carrying this key and drops it before building the model).
+BRAINDECODE_FORMAT_VERSION = "1.8.1"
 _FALLBACK_WEIGHTS = ("pytorch_model.bin", "CodeBrain.pth")
 _FOREIGN_CONFIG_KEYS = ("braindecode_version", "codebrain_version")
-_SIGNAL_KEYS = ("n_outputs", "n_chans", "chs_info", "n_times", "input_window_seconds", "sfreq")
 _HEAD_PREFIX = "final_layer."
+_HUB_ARGS = ("revision", "cache_dir", "force_download", "token", "local_files_only")
+
+CITATION = """@inproceedings{ma2026codebrain,
+  title     = {CodeBrain: Bridging Decoupled Tokenizer and Multi-Scale Architecture for EEG
+               Foundation Model},
+  author    = {Ma, Jingying and Wu, Feng and Lin, Qika and Xing, Yucheng and Liu, Chenyu and
+               Jia, Ziyu and Feng, Mengling},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year      = {2026},
+  eprint    = {2506.09110},
+  archivePrefix = {arXiv}
+}"""
+PAPER_URL = "https://arxiv.org/abs/2506.09110"
 
 M = TypeVar("M", bound="HubMixin")
 
@@ -76,9 +106,7 @@ def write_pretrained_folder(
     """
     from safetensors.torch import save_file
 
-    folder = Path(save_directory)
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"save_directory {str(folder)!r} exists and is not a folder.")
+    folder = _check_save_directory(save_directory)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
     (folder / CONFIG_NAME).unlink(missing_ok=True)
@@ -88,42 +116,264 @@ def write_pretrained_folder(
     return folder
 
 
-def push_folder_to_hub(
-    save: Callable[[Path], Any],
-    repo_id: str,
-    *,
-    commit_message: str,
-    private: bool | None = None,
-    token: str | None = None,
-    revision: str | None = None,
-    create_pr: bool = False,
-) -> Any:
-    """Create the Hub model repo ``repo_id`` if needed, ``save(tmp_folder)``, upload the folder.
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a model folder's ``config.json``; a clear error names the file when it is broken.
 
-    Returns
-    -------
-    huggingface_hub.CommitInfo
+    Raises
+    ------
+    ValueError
+        The file is not JSON, or is JSON but not an object of constructor arguments.
     """
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    with tempfile.TemporaryDirectory() as tmp:
-        save(Path(tmp))
-        return api.upload_folder(
-            repo_id=repo_id,
-            folder_path=tmp,
-            commit_message=commit_message,
-            revision=revision,
-            create_pr=create_pr,
-            repo_type="model",
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        config = json.loads(text)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON (not UTF-8 text: {err}).") from err
+    except json.JSONDecodeError as err:
+        what = "empty" if not text.strip() else f"not valid JSON ({err})"
+        raise ValueError(
+            f"{path} is {what}; expected a JSON object of constructor arguments."
+        ) from err
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"{path} holds a JSON {_json_type(config)}; expected a JSON object of constructor "
+            "arguments."
         )
+    return config
 
 
-class HubMixin:
-    """``get_config``/``from_config``, ``save_pretrained``/``from_pretrained``, ``push_to_hub``."""
+def _json_type(value: Any) -> str:
+    return {list: "array", type(None): "null", str: "string", bool: "boolean"}.get(
+        type(value), "number"
+    )
+
+
+def _check_save_directory(save_directory: str | os.PathLike) -> Path:
+    folder = Path(save_directory)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"save_directory {str(folder)!r} exists and is not a folder.")
+    return folder
+
+
+class _AtomicModelCard(ModelCard):
+    """A :class:`huggingface_hub.ModelCard` whose ``save`` writes atomically."""
+
+    def save(self, filepath: str | os.PathLike) -> None:  # noqa: D102 - ModelCard.save
+        with atomic_path(filepath) as tmp:
+            super().save(tmp)
+
+
+class HubMixin(PyTorchModelHubMixin):
+    """``PyTorchModelHubMixin`` with our save convention, model card and loading errors.
+
+    Subclasses define :meth:`get_config`, ``_from_pretrained`` and the class attributes
+    ``_card_title``/``_card_description``.
+    """
+
+    _card_title: ClassVar[str] = ""
+    _card_description: ClassVar[str] = ""
+    #: Whether ``config.json`` follows braindecode's layout (adds ``braindecode_version``).
+    _braindecode_layout: ClassVar[bool] = False
+
+    def get_config(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        """The constructor arguments, JSON-serialisable."""
+        raise NotImplementedError
+
+    def _saved_config(self) -> dict[str, Any]:
+        """What ``config.json`` holds: :meth:`get_config` plus the format versions."""
+        from codebrain import __version__
+
+        config = self.get_config()
+        if self._braindecode_layout:
+            config["braindecode_version"] = BRAINDECODE_FORMAT_VERSION
+        config["codebrain_version"] = __version__
+        return config
+
+    # ------------------------------------------------------------------- save
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """Hook of ``ModelHubMixin.save_pretrained``: weights, then the config (atomically)."""
+        write_pretrained_folder(save_directory, self.state_dict(), self._saved_config())
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        *,
+        config: dict | None = None,
+        repo_id: str | None = None,
+        push_to_hub: bool = False,
+        model_card_kwargs: dict[str, Any] | None = None,
+        safe_serialization: bool = True,
+        **push_to_hub_kwargs: Any,
+    ) -> Path | str:
+        """Write ``model.safetensors``, ``config.json`` and a model card into ``save_directory``.
+
+        ``huggingface_hub.ModelHubMixin.save_pretrained`` with our hook: each file is written
+        atomically, the old config is removed first and the new one written last, so a folder
+        with a config is always complete. ``README.md`` is written only when the folder has
+        none; other files are left alone.
+
+        Parameters
+        ----------
+        save_directory : path-like
+            Created if needed; must not be an existing file.
+        config : None
+            Not supported: the model's own :meth:`get_config` is saved.
+        repo_id : str, optional
+            Hub repo for ``push_to_hub=True`` (default: the folder name).
+        push_to_hub : bool
+            Also upload the model (see :meth:`push_to_hub`).
+        model_card_kwargs : dict, optional
+            Passed to :meth:`generate_model_card`.
+        safe_serialization : bool
+            Must be True (weights are always safetensors).
+        **push_to_hub_kwargs
+            Passed to :meth:`push_to_hub`.
+
+        Returns
+        -------
+        Path or str
+            The folder; with ``push_to_hub=True``, the commit URL.
+        """
+        if not safe_serialization:
+            raise ValueError(
+                "Only safetensors serialization is supported (safe_serialization=True)."
+            )
+        if config is not None:
+            raise TypeError(
+                f"{type(self).__name__}.save_pretrained saves the model's own get_config(); "
+                "config= is not supported."
+            )
+        folder = _check_save_directory(save_directory)
+        url = super().save_pretrained(
+            folder,
+            repo_id=repo_id,
+            push_to_hub=push_to_hub,
+            model_card_kwargs=model_card_kwargs,
+            **push_to_hub_kwargs,
+        )
+        return url if push_to_hub else folder
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+        """The ``README.md`` written next to the weights.
+
+        Parameters
+        ----------
+        repo_id : str, optional (keyword)
+            Shown in the usage example (default ``"<user>/<repo>"``).
+        description : str, optional (keyword)
+            A paragraph about this checkpoint (data, training), placed after the title.
+        **kwargs
+            Other model-card metadata fields (``license``, ``datasets``, ``tags`` ...).
+
+        Returns
+        -------
+        huggingface_hub.ModelCard
+        """
+        repo_id = kwargs.pop("repo_id", None) or "<user>/<repo>"
+        description = kwargs.pop("description", None)
+        data = ModelCardData(**self._hub_mixin_info.model_card_data.to_dict())
+        for key, value in kwargs.items():
+            if key == "tags":
+                value = sorted({*(data.tags or []), *value})
+            setattr(data, key, value)
+        name = type(self).__name__
+        n_params = sum(p.numel() for p in self.parameters())
+        rows = "\n".join(
+            f"| `{k}` | `{json.dumps(v)}` |"
+            for k, v in self.get_config().items()
+            if k != "chs_info"
+        )
+        config = self.get_config()
+        if config.get("chs_info"):
+            chs = ", ".join(ch.get("ch_name", "?") for ch in config["chs_info"])
+            rows += f"\n| `chs_info` | {len(config['chs_info'])} channels: {chs} |"
+        parts = [
+            f"---\n{data.to_yaml()}\n---",
+            f"# {self._card_title}",
+            description or "",
+            "## Architecture",
+            self._card_description.strip(),
+            f"{n_params:,} parameters.",
+            "## Configuration",
+            "Every constructor argument, as saved in `config.json`:\n\n"
+            "| argument | value |\n|---|---|\n" + rows,
+            "## Usage",
+            "```python\n"
+            f"from codebrain import {name}\n\n"
+            f'model = {name}.from_pretrained("{repo_id}")\n```',
+            "Library: "
+            + (
+                f"[codebrain]({self._hub_mixin_info.repo_url})"
+                if self._hub_mixin_info.repo_url
+                else "codebrain"
+            )
+            + " (`pip install codebrain`).",
+            "## Citation",
+            "Jingying Ma, Feng Wu, Qika Lin, Yucheng Xing, Chenyu Liu, Ziyu Jia, Mengling Feng. "
+            "*CodeBrain: Bridging Decoupled Tokenizer and Multi-Scale Architecture for EEG "
+            f"Foundation Model.* ICLR 2026. [arXiv:2506.09110]({PAPER_URL}).",
+            f"```bibtex\n{CITATION}\n```",
+        ]
+        return _AtomicModelCard("\n\n".join(p for p in parts if p) + "\n")
+
+    # ------------------------------------------------------------------- load
+    @classmethod
+    def from_pretrained(
+        cls: type[M],
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        force_download: bool = False,
+        token: str | bool | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        revision: str | None = None,
+        **model_kwargs: Any,
+    ) -> M:
+        """Load a model from a local folder or a Hugging Face Hub repo id (in eval mode).
+
+        ``huggingface_hub.ModelHubMixin.from_pretrained``, after our checks: the files are
+        located first (a repo id is downloaded into the cache, then loaded like a folder) and a
+        broken ``config.json`` is reported with its path.
+
+        Parameters
+        ----------
+        pretrained_model_name_or_path : str or path
+            A folder written by :meth:`save_pretrained` (or by braindecode), or a Hub repo id.
+        force_download, token, cache_dir, local_files_only, revision
+            Passed to ``huggingface_hub.hf_hub_download`` for repo ids.
+        **model_kwargs
+            ``map_location``, ``strict``, and constructor arguments or config fields that
+            replace the saved ones (see the class's ``_from_pretrained``).
+
+        Returns
+        -------
+        The model, in eval mode.
+        """
+        hub_kwargs = dict(
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            token=token,
+            local_files_only=local_files_only,
+        )
+        config_path, weights_path = _resolve_files(
+            pretrained_model_name_or_path, cls._weight_names(), **hub_kwargs
+        )
+        if config_path is not None:
+            read_config_file(config_path)
+        return super().from_pretrained(weights_path.parent, **hub_kwargs, **model_kwargs)
+
+    @classmethod
+    def _weight_names(cls) -> tuple[str, ...]:
+        return (WEIGHTS_NAME,)
+
+
+class CodeBrainHubMixin(HubMixin):
+    """Config and loading logic of :class:`codebrain.CodeBrain` (signal parameters, head reset)."""
 
     _hparams: dict[str, Any]
+    _braindecode_layout = True
 
     # ----------------------------------------------------------------- config
     def get_config(self) -> dict[str, Any]:
@@ -134,7 +384,8 @@ class HubMixin:
         dict
             Keys are the ``__init__`` parameters; the activation class is stored as its import
             path and ``pos_kernel`` as a list. ``from_config(get_config())`` rebuilds the model
-            (without weights).
+            (without weights). ``config.json`` holds this plus ``braindecode_version`` and
+            ``codebrain_version``.
         """
         cfg: dict[str, Any] = {
             "n_outputs": self._n_outputs,
@@ -161,13 +412,11 @@ class HubMixin:
         Raises
         ------
         TypeError
-            The config has keys that are not constructor arguments.
+            The config is not a dict, or has keys that are not constructor arguments.
         """
         if not isinstance(config, dict):
             raise TypeError(f"config must be a dict, got {type(config).__name__}.")
         config = {k: v for k, v in config.items() if k not in _FOREIGN_CONFIG_KEYS}
-        import inspect
-
         params = set(inspect.signature(cls.__init__).parameters) - {"self"}
         unknown = sorted(set(config) - params)
         if unknown:
@@ -178,83 +427,42 @@ class HubMixin:
             config["pos_kernel"] = tuple(config["pos_kernel"])
         return cls(**config)
 
-    # ------------------------------------------------------------------- save
-    def save_pretrained(
-        self, save_directory: str | os.PathLike, *, safe_serialization: bool = True
-    ) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``save_directory``.
-
-        See :func:`write_pretrained_folder`: each file is written atomically, the old config is
-        removed first and the new one written last, so a folder with a config is always
-        complete. Existing other files are left alone.
-
-        Returns
-        -------
-        Path
-            The folder.
-        """
-        if not safe_serialization:
-            raise ValueError(
-                "Only safetensors serialization is supported (safe_serialization=True)."
-            )
-        return write_pretrained_folder(save_directory, self.state_dict(), self.get_config())
-
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        commit_message: str = "Upload CodeBrain model",
-        private: bool | None = None,
-        token: str | None = None,
-        revision: str | None = None,
-        create_pr: bool = False,
-    ) -> Any:
-        """Save the model to a temporary folder and upload it to the Hub repo ``repo_id``.
-
-        Returns
-        -------
-        huggingface_hub.CommitInfo
-        """
-        return push_folder_to_hub(
-            self.save_pretrained,
-            repo_id,
-            commit_message=commit_message,
-            private=private,
-            token=token,
-            revision=revision,
-            create_pr=create_pr,
-        )
-
-    # ------------------------------------------------------------------- load
     @classmethod
-    def from_pretrained(
+    def _weight_names(cls) -> tuple[str, ...]:
+        return (WEIGHTS_NAME, *_FALLBACK_WEIGHTS)
+
+    @classmethod
+    def _from_pretrained(
         cls: type[M],
-        pretrained_model_name_or_path: str | os.PathLike,
         *,
+        model_id: str,
         revision: str | None = None,
         cache_dir: str | os.PathLike | None = None,
         force_download: bool = False,
-        token: str | bool | None = None,
         local_files_only: bool = False,
+        token: str | bool | None = None,
         map_location: str | torch.device = "cpu",
         strict: bool = True,
-        **overrides: Any,
+        config: dict[str, Any] | None = None,
+        **model_kwargs: Any,
     ) -> M:
-        """Load a model from a local folder or a Hugging Face Hub repo id.
+        """Hook of ``ModelHubMixin.from_pretrained``: build from the config, load the weights.
 
         Parameters
         ----------
-        pretrained_model_name_or_path : str or path
+        model_id : str
             Folder with ``config.json`` + ``model.safetensors`` (or ``pytorch_model.bin``, or
             the authors' ``CodeBrain.pth``), or a Hub repo id.
-        revision, cache_dir, force_download, token, local_files_only
+        revision, cache_dir, force_download, local_files_only, token
             Passed to ``huggingface_hub.hf_hub_download`` for repo ids.
         map_location : str or torch.device
             Device for the loaded weights.
         strict : bool
             Require every backbone weight to be present (the classification head may always be
             missing or re-initialised, see below).
-        **overrides
+        config : dict, optional
+            The saved ``config.json`` (given by ``from_pretrained``).
+        **model_kwargs
             Constructor arguments that replace the saved config. Changing ``n_outputs`` (or
             anything that changes the head's input size, e.g. ``n_times``) keeps the backbone
             weights and re-initialises the classification head's affected layers.
@@ -262,34 +470,35 @@ class HubMixin:
         Returns
         -------
         CodeBrain
+            In eval mode.
         """
         config_path, weights_path = _resolve_files(
-            pretrained_model_name_or_path,
+            model_id,
+            cls._weight_names(),
             revision=revision,
             cache_dir=cache_dir,
             force_download=force_download,
             token=token,
             local_files_only=local_files_only,
         )
-        if config_path is None and weights_path.name == WEIGHTS_NAME and not overrides:
+        if config is None and config_path is not None:
+            config = read_config_file(config_path)
+        if config is None and weights_path.name == WEIGHTS_NAME and not model_kwargs:
             raise FileNotFoundError(
                 f"{weights_path.parent} has {WEIGHTS_NAME} but no {CONFIG_NAME} (an interrupted "
                 "save_pretrained leaves exactly this): save the model again, or pass its "
                 "constructor arguments (n_chans=..., n_times=..., ...) to from_pretrained."
             )
-        config: dict[str, Any] = {}
-        if config_path is not None:
-            with open(config_path, encoding="utf-8") as f:
-                try:
-                    config = json.load(f)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{config_path} is not valid JSON: {err}") from err
-        config.update(overrides)
-        model = cls.from_config(config)
+        merged = {**(config or {}), **model_kwargs}
+        source = str(config_path) if config_path is not None else "the given arguments"
+        try:
+            model = cls.from_config(merged)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"Cannot build {cls.__name__} from {source}: {err}") from err
         model.load_pretrained_weights(
             load_checkpoint_file(weights_path), strict=strict, source=str(weights_path)
         )
-        return model.to(map_location)
+        return model.to(map_location).eval()
 
     def load_pretrained_weights(
         self,
@@ -350,47 +559,63 @@ class HubMixin:
 
 def _resolve_files(
     name_or_path: str | os.PathLike,
+    weight_names: tuple[str, ...],
     **hub_kwargs: Any,
 ) -> tuple[Path | None, Path]:
     """Find ``(config.json or None, weights file)`` in a folder or a Hub repo."""
+    hub_kwargs = {k: v for k, v in hub_kwargs.items() if k in _HUB_ARGS}
     path = Path(name_or_path)
     if path.is_dir():
         config = path / CONFIG_NAME
-        for name in (WEIGHTS_NAME, *_FALLBACK_WEIGHTS):
+        for name in weight_names:
             if (path / name).is_file():
                 return (config if config.is_file() else None), path / name
+        if config.is_file():
+            raise FileNotFoundError(
+                f"{str(path)!r} has {CONFIG_NAME} but no weights: expected one of "
+                f"{list(weight_names)}."
+            )
         raise FileNotFoundError(
-            f"No weights in {str(path)!r}: expected one of {[WEIGHTS_NAME, *_FALLBACK_WEIGHTS]}."
+            f"No weights in {str(path)!r}: expected {CONFIG_NAME} and one of {list(weight_names)}."
         )
     if path.is_file():
         raise ValueError(
-            f"{str(path)!r} is a file; pass the folder that holds config.json and {WEIGHTS_NAME} "
-            "(or use load_checkpoint_file / CodeBrain.load_state_dict for a bare checkpoint)."
+            f"{str(path)!r} is a file; pass the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME} "
+            "(or use load_checkpoint_file / load_state_dict for a bare checkpoint)."
         )
     name = str(name_or_path)
-    if os.sep in name.strip("/") and name.count("/") > 1 or name.startswith((".", "/", "~")):
+    if name.strip("/").count("/") > 1 or name.startswith((".", "/", "~")) or os.sep in name[:1]:
         raise FileNotFoundError(
             f"No folder {name!r} (and it is not a Hub repo id of the form 'owner/name')."
         )
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     def fetch(filename: str) -> Path | None:
         try:
             return Path(hf_hub_download(repo_id=name, filename=filename, **hub_kwargs))
-        except EntryNotFoundError:
-            return None
         except LocalEntryNotFoundError as err:
             if hub_kwargs.get("local_files_only") or os.environ.get("HF_HUB_OFFLINE") == "1":
                 return None
             raise OSError(f"Could not reach the Hub for {name!r}/{filename}: {err}") from err
+        except EntryNotFoundError:
+            return None
+        except (HFValidationError, RepositoryNotFoundError) as err:
+            raise FileNotFoundError(
+                f"{name!r} is neither a local folder nor a Hub repo: {err}"
+            ) from err
 
     config = fetch(CONFIG_NAME)
-    for filename in (WEIGHTS_NAME, *_FALLBACK_WEIGHTS):
+    for filename in weight_names:
         weights = fetch(filename)
         if weights is not None:
             return config, weights
     raise FileNotFoundError(
-        f"{name!r} is neither a local folder nor a Hub repo with {[WEIGHTS_NAME, *_FALLBACK_WEIGHTS]} "
+        f"{name!r} is neither a local folder nor a Hub repo with {list(weight_names)} "
         "(offline mode only sees files already in the cache)."
     )

@@ -9,6 +9,7 @@ cannot be inferred raises ``ValueError`` naming it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from codebrain.utils.check import check_int
 
-__all__ = ["EEGSignalParams", "serialize_chs_info", "deserialize_chs_info"]
+__all__ = ["EEGSignalParams", "check_int_type", "serialize_chs_info", "deserialize_chs_info"]
 
 _INT_FIELDS = ("kind", "coil_type", "unit")
 _FLOAT_FIELDS = ("cal", "range")
@@ -54,6 +55,14 @@ def deserialize_chs_info(chs_info: Sequence[dict] | None) -> list[dict] | None:
     return out
 
 
+def check_int_type(name: str, value: Any) -> int:
+    """``check_int`` preceded by a type check: a non-int (``"nineteen"``, ``1e12``, ``True``)
+    raises ``TypeError`` naming the parameter and the type it got."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}.")
+    return check_int(name, value)
+
+
 class EEGSignalParams:
     """Holds the six EEG signal parameters and infers missing ones on access."""
 
@@ -73,6 +82,12 @@ class EEGSignalParams:
                     f"got {type(chs_info).__name__}."
                 )
             chs_info = deserialize_chs_info(list(chs_info))
+        for name, val in (("n_outputs", n_outputs), ("n_chans", n_chans), ("n_times", n_times)):
+            if val is not None:
+                check_int_type(name, val)
+        for name, val in (("input_window_seconds", input_window_seconds), ("sfreq", sfreq)):
+            if val is not None and (isinstance(val, bool) or not isinstance(val, int | float)):
+                raise TypeError(f"{name} must be a number, got {type(val).__name__} {val!r}.")
         if n_chans is not None and chs_info is not None and len(chs_info) != n_chans:
             raise ValueError(f"n_chans={n_chans} different from len(chs_info)={len(chs_info)}.")
         given = n_times is not None and input_window_seconds is not None and sfreq is not None
@@ -85,8 +100,8 @@ class EEGSignalParams:
             if val is not None:
                 check_int(name, val)
         for name, val in (("input_window_seconds", input_window_seconds), ("sfreq", sfreq)):
-            if val is not None and not (isinstance(val, int | float) and val > 0):
-                raise ValueError(f"{name} must be a positive number, got {val!r}.")
+            if val is not None and not (val > 0 and math.isfinite(val)):
+                raise ValueError(f"{name} must be a positive finite number, got {val!r}.")
         self._n_outputs = n_outputs
         self._n_chans = n_chans
         self._chs_info = chs_info

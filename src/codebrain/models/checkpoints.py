@@ -167,9 +167,20 @@ def load_checkpoint_file(path: str | os.PathLike) -> OrderedDict[str, torch.Tens
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No checkpoint file at {path!r}.")
     if path.endswith(".safetensors"):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return OrderedDict(load_file(path))
+        if os.path.getsize(path) == 0:
+            raise ValueError(
+                f"Checkpoint {path!r} is empty (0 bytes); expected safetensors weights."
+            )
+        try:
+            return OrderedDict(load_file(path))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ValueError(
+                f"Could not read checkpoint {path!r} as safetensors ({err}): the file is "
+                "truncated or not a safetensors file."
+            ) from err
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - report any unpickling failure with the path

@@ -1,7 +1,7 @@
 """CodeBrain Stage 2: the EEGSSM backbone with its masked-token and classification heads.
 
-Reference: Ding et al., "CodeBrain: Scalable Code EEG Pre-Training for Unified Downstream BCI
-Tasks", arXiv 2506.09110, §3.3. The state dict is interchangeable with braindecode's
+Reference: Ma et al., "CodeBrain: Bridging Decoupled Tokenizer and Multi-Scale Architecture for
+EEG Foundation Model", ICLR 2026, arXiv 2506.09110, §3.3. The state dict is interchangeable with braindecode's
 ``CodeBrain`` (same keys, shapes and outputs for the same arguments) and the authors'
 ``CodeBrain.pth`` loads through :meth:`CodeBrain.load_state_dict`.
 
@@ -19,11 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from codebrain.layers.activations import resolve_activation
+from codebrain.layers.activations import activation_path, resolve_activation
 from codebrain.layers.patch_embedding import PatchEmbedding
 from codebrain.layers.residual import ResidualGroup, WNConv1d
-from codebrain.models._hub import HubMixin
-from codebrain.models._signal import EEGSignalParams
+from codebrain.models._hub import PAPER_URL, CodeBrainHubMixin
+from codebrain.models._signal import EEGSignalParams, check_int_type
 from codebrain.models.checkpoints import convert_upstream_state_dict, is_upstream_state_dict
 from codebrain.utils.check import check_int
 
@@ -45,89 +45,206 @@ def _tracing() -> bool:
     )
 
 
-class CodeBrain(HubMixin, EEGSignalParams, nn.Module):
-    r"""CodeBrain: Scalable Code EEG Pre-Training for Unified Downstream BCI Tasks.
+class CodeBrain(
+    CodeBrainHubMixin,
+    EEGSignalParams,
+    nn.Module,
+    library_name="codebrain",
+    paper_url=PAPER_URL,
+    tags=["eeg", "codebrain", "foundation-model", "eeg-ssm"],
+    coders={type: (activation_path, resolve_activation)},
+):
+    r"""CodeBrain: Bridging Decoupled Tokenizer and Multi-Scale Architecture for EEG Foundation Model.
 
-    The EEGSSM backbone (Stage 2): patches of ``patch_size`` samples are embedded by a
-    temporal conv stack plus a spectral projection and a convolutional positional encoding,
-    flattened channel-major into ``L = n_chans * n_patches`` tokens, processed by
-    ``num_res_layers`` residual blocks that combine a structured global convolution (SGConv)
-    with sliding-window attention, and normalised into per-patch features. Two heads predict
-    the temporal and frequency token ids of the TFDual-Tokenizer (pretraining); a 3-layer MLP
-    on the flattened features classifies (fine-tuning).
+    :bdg-danger:`Foundation Model` :bdg-info:`Attention/Transformer`
+
+    CodeBrain is a foundation model for EEG that pre-trains on large unlabelled corpora with a
+    two-stage vector-quantised masking strategy, then fine-tunes on downstream BCI tasks. It
+    segments EEG signals into fixed-size patches, embeds them with convolutional and spectral
+    projections, and processes them through stacked residual blocks that combine a multi-scale
+    structured global convolution (SGConv) with sliding-window self-attention.
+
+    .. rubric:: Stage 2: EEGSSM backbone (this class)
+
+    This class implements Stage 2 of CodeBrain, the EEGSSM backbone of Section 3.3 of [1]_.
+    Stage 1, the TFDual-Tokenizer (:class:`codebrain.TFDualTokenizer`), turns each patch into
+    a temporal and a frequency token ("the TFDual-Tokenizer, which decouples heterogeneous
+    temporal and frequency EEG signals into discrete tokens to enhance discriminative power");
+    the backbone is pre-trained to predict the token ids of masked patches (cross-entropy) with
+    the two heads ``lm_head_t``/``lm_head_f``, and a 3-layer MLP on the flattened features
+    (``final_layer``) classifies when fine-tuning.
+
+    .. rubric:: Macro components
+
+    - ``patch_embedding``: splits ``(batch, n_chans, n_times)`` into
+      ``(batch, n_chans, n_patches, patch_size)`` patches, projects each patch with a
+      temporal convolution stack, adds an FFT-based spectral embedding and a depth-wise
+      convolutional positional encoding. Patches are flattened channel-major into
+      ``L = n_chans * n_patches`` tokens.
+    - ``residual_layer`` (``ResidualGroup``): ``num_res_layers`` blocks, each applying RMSNorm,
+      an SGConv layer and sliding-window multi-head attention with a gated activation and
+      separate residual/skip paths.
+    - ``final_conv`` + ``norm``: per-patch features ``(batch, n_chans, n_patches, out_channels)``.
+    - ``final_layer``: flattens the features and maps them to ``n_outputs`` classes.
+
+    .. important::
+
+       **Pre-trained weights.** The authors' released ``CodeBrain.pth`` (Hugging Face repo
+       ``YjMajy/CodeBrain``) loads with ``CodeBrain.from_pretrained(folder)`` for a folder
+       holding it, or with :meth:`load_state_dict` (keys are remapped). Folders saved by
+       braindecode's ``CodeBrain`` load here and ours load there.
 
     Parameters
     ----------
     n_outputs : int
-        Number of outputs of the classification head.
+        Number of outputs of the model (classes for classification).
     n_chans : int
         Number of EEG channels.
     chs_info : list of dict
-        Channel descriptions (``mne.Info["chs"]``); gives ``n_chans``.
+        Information about each EEG channel, as in ``mne.Info["chs"]``; gives ``n_chans``.
     n_times : int
-        Samples per input window.
+        Number of time samples of the input window.
     input_window_seconds : float
-        Window length in seconds (with ``sfreq`` gives ``n_times``).
+        Length of the input window in seconds (with ``sfreq`` gives ``n_times``).
     sfreq : float
-        Sampling frequency in Hz.
+        Sampling frequency of the EEG recordings in Hz.
     patch_size : int
-        Samples per patch (200 = 1 s at 200 Hz). Samples after the last full patch are dropped.
+        Number of time samples per patch (200 = 1 s at 200 Hz). Samples after the last full
+        patch are dropped.
     res_channels : int
-        Width of the residual stream.
+        Width of the residual stream inside each residual block (even: the attention runs on
+        ``2 * res_channels`` features over 4 heads).
     skip_channels : int
-        Width of the skip stream summed across blocks.
+        Width of the skip-connection stream summed across blocks.
     out_channels : int
-        Width of the output features.
+        Output channels of ``final_conv`` (the feature width) before the classification head.
     num_res_layers : int
-        Number of residual blocks.
+        Number of stacked residual blocks.
     drop_prob : float
-        Dropout in SGConv, attention and the classification head.
+        Dropout rate in the SGConv and attention layers and in the classification head.
     s4_bidirectional : bool
-        Non-causal (bidirectional) SGConv kernels.
+        Whether the SGConv kernels are non-causal (the sequence is processed both ways).
     s4_layernorm : bool
-        LayerNorm inside SGConv (False for the released checkpoint).
+        Whether to apply layer normalisation inside SGConv. ``False`` matches the released
+        pretrained checkpoint.
     s4_lmax : int
-        Design length of the SGConv kernel (570 = 19 channels x 30 patches).
+        Design length of the SGConv kernel in tokens (570 = 19 channels x 30 patches); sets
+        the number of kernel scales.
     s4_d_state : int
-        Kept for signature compatibility with braindecode; SGConv has no state dimension.
+        State dimension of the SSM; kept for signature compatibility with braindecode (SGConv
+        has no state dimension, so it has no effect).
     conv_out_chans : int
-        Channels of the temporal patch convs (also the stride of the first one).
+        Number of output channels of the temporal patch-projection convolutions.
     conv_groups : int
-        GroupNorm groups in the temporal patch convs.
+        Number of groups of the ``GroupNorm`` in the patch projection (divides
+        ``conv_out_chans``).
     proj_kernel_size : int
-        Kernel of the first (strided) temporal conv.
+        Kernel size of the first (strided) temporal convolution of the patch projection.
     proj_padding : int
-        Padding of the first temporal conv.
+        Padding of that first temporal convolution.
     proj_refine_kernel : int
-        Kernel of the two refining temporal convs.
+        Kernel size of the two refining temporal convolutions that follow it.
     pos_kernel : tuple of int
-        (channel, patch) kernel of the depth-wise positional conv.
+        ``(channel, patch)`` kernel of the depth-wise 2-D convolution that encodes positions.
     spectral_dropout : float
-        Dropout after the spectral projection.
+        Dropout applied after the spectral (FFT magnitude) projection of each patch.
     mlp_hidden_multiplier : int
-        Hidden width of the classification MLP is ``mlp_hidden_multiplier * out_channels``.
+        The classification MLP's hidden width is ``mlp_hidden_multiplier * out_channels``.
     swa_window_size : int
-        Odd attention window in tokens (1 = each token attends to itself).
+        Odd sliding-window attention width in tokens (1 = each token attends to itself, as in
+        the released model).
     codebook_size_t : int
-        Temporal codebook size (output of ``lm_head_t``).
+        Size of the temporal codebook: output size of the temporal token head ``lm_head_t``.
     codebook_size_f : int
-        Frequency codebook size (output of ``lm_head_f``).
+        Size of the frequency codebook: output size of the frequency token head ``lm_head_f``.
     pretrain_mode : bool
-        ``forward`` returns ``(logits_t, logits_f)`` instead of class logits.
+        If True, ``forward`` returns the temporal and frequency token logits
+        ``(logits_t, logits_f)`` (masked-token pretraining) instead of class logits.
     activation : type of nn.Module
-        Activation class used in ``init_conv`` and ``final_conv``.
+        Non-linear activation class used in ``init_conv`` and ``final_conv`` (one of
+        :data:`codebrain.layers.activations.ALLOWED_ACTIVATIONS`, or its import path).
 
     Raises
     ------
     ValueError
-        A signal parameter cannot be inferred, values contradict each other, or a
-        hyper-parameter is invalid (e.g. an even ``swa_window_size``).
+        If some input signal-related parameters are not specified and can not be inferred,
+        values contradict each other, a hyper-parameter is invalid (e.g. an even
+        ``swa_window_size``), or the model would exceed :data:`MAX_PARAMETERS` parameters.
+    TypeError
+        A parameter has the wrong type (e.g. ``n_chans="nineteen"``).
+
+    Notes
+    -----
+    If some input signal-related parameters are not specified, there will be an attempt to
+    infer them from the other parameters.
+
+    Differences from braindecode's ``CodeBrain``: the state dict, the outputs for the same
+    arguments and the saved folders are interchangeable, but this class is not a subclass of
+    braindecode's ``EEGModuleMixin`` (so ``isinstance(model, EEGModuleMixin)`` is False and
+    braindecode's model registry does not list it). :func:`torch.jit.script` is refused with
+    a clear error (``forward`` returns a tensor, a dict or a tuple depending on its
+    arguments); use :func:`torch.export.export` or :func:`torch.compile`.
+
+    .. rubric:: Hugging Face Hub integration
+
+    ``save_pretrained``, ``from_pretrained`` and ``push_to_hub`` come from
+    :class:`huggingface_hub.PyTorchModelHubMixin`. A saved folder holds ``model.safetensors``,
+    ``config.json`` (every constructor argument, written last and atomically) and a model
+    card ``README.md`` (architecture, configuration, citation).
+
+    **Pushing a model to the Hub:**
+
+    .. code-block:: python
+
+        from codebrain import CodeBrain
+
+        model = CodeBrain(n_chans=19, n_outputs=4, n_times=6000)
+        # ... training code ...
+        model.push_to_hub(repo_id="username/my-codebrain-model", commit_message="Initial upload")
+
+    **Loading a model from the Hub or a folder:**
+
+    .. code-block:: python
+
+        model = CodeBrain.from_pretrained("username/my-codebrain-model")
+        # Another number of outputs: the backbone is kept, the head is rebuilt
+        model = CodeBrain.from_pretrained("username/my-codebrain-model", n_outputs=4)
+
+    **Extracting features and replacing the head:**
+
+    .. code-block:: python
+
+        import torch
+
+        x = torch.randn(1, model.n_chans, model.n_times)
+        features = model(x, return_features=True)["features"]  # (1, n_chans, n_patches, D)
+        model.reset_head(n_outputs=10)
+
+    **Saving and restoring the configuration:**
+
+    .. code-block:: python
+
+        config = model.get_config()  # all __init__ arguments, JSON-serialisable
+        model2 = CodeBrain.from_config(config)  # same architecture, fresh weights
 
     References
     ----------
-    .. [1] Ding, Y., Chen, X., Li, Y., Yan, R., Wang, T., Wu, L. (2025). CodeBrain: Scalable
-       Code EEG Pre-Training for Unified Downstream BCI Tasks. arXiv:2506.09110.
+    .. [1] Ma, J., Wu, F., Lin, Q., Xing, Y., Liu, C., Jia, Z., Feng, M. (2026). CodeBrain:
+       Bridging Decoupled Tokenizer and Multi-Scale Architecture for EEG Foundation Model.
+       ICLR 2026. https://arxiv.org/abs/2506.09110
     """
+
+    _card_title = "CodeBrain (EEGSSM backbone)"
+    _card_description = """
+CodeBrain is an EEG foundation model (Ma et al., ICLR 2026). This checkpoint is its Stage 2,
+the EEGSSM backbone: EEG windows `(batch, n_chans, n_times)` are cut into patches of
+`patch_size` samples, embedded by a temporal convolution stack plus a spectral (FFT) projection
+and a depth-wise convolutional positional encoding, flattened channel-major into
+`n_chans * n_patches` tokens, and processed by `num_res_layers` residual blocks that combine a
+multi-scale structured global convolution (SGConv) with sliding-window attention. Two linear
+heads predict the temporal and frequency token ids of the TFDual-Tokenizer (masked-token
+pretraining); a 3-layer MLP on the flattened per-patch features classifies (fine-tuning).
+The folder layout is braindecode's: it also loads with `braindecode.models.CodeBrain`."""
 
     def __init__(
         self,
@@ -188,11 +305,47 @@ class CodeBrain(HubMixin, EEGSignalParams, nn.Module):
             raise ValueError(
                 f"swa_window_size must be a positive odd integer (1, 3, 5, ...), got {swa_window_size}."
             )
-        if len(tuple(pos_kernel)) != 2:
+        if not isinstance(pos_kernel, tuple | list) or len(pos_kernel) != 2:
             raise ValueError(f"pos_kernel must be a (channel, patch) pair, got {pos_kernel!r}.")
+        for k in pos_kernel:
+            check_int_type("pos_kernel", k)
+        for name, v in (
+            ("proj_kernel_size", proj_kernel_size),
+            ("proj_refine_kernel", proj_refine_kernel),
+        ):
+            check_int_type(name, v)
+        check_int("proj_padding", proj_padding, minimum=0)
         if self.n_times < patch_size:
             raise ValueError(
                 f"n_times={self.n_times} is shorter than one patch (patch_size={patch_size})."
+            )
+        if res_channels % 2:
+            raise ValueError(
+                f"res_channels must be even (the attention runs on 2 * res_channels features "
+                f"over 4 heads), got {res_channels}."
+            )
+        n_params = _estimate_parameters(
+            n_chans=self.n_chans,
+            n_times=self.n_times,
+            n_outputs=self.n_outputs,
+            patch_size=patch_size,
+            res_channels=res_channels,
+            skip_channels=skip_channels,
+            out_channels=out_channels,
+            num_res_layers=num_res_layers,
+            conv_out_chans=conv_out_chans,
+            mlp_hidden_multiplier=mlp_hidden_multiplier,
+            codebook_size_t=codebook_size_t,
+            codebook_size_f=codebook_size_f,
+            kernel_taps=pos_kernel[0] * pos_kernel[1] + 3 * proj_kernel_size + proj_refine_kernel,
+        )
+        if n_params > MAX_PARAMETERS:
+            raise ValueError(
+                f"This configuration would have about {n_params:.3g} parameters, more than "
+                f"MAX_PARAMETERS={MAX_PARAMETERS:.0e} (n_chans={self.n_chans}, "
+                f"n_times={self.n_times}, res_channels={res_channels}, "
+                f"out_channels={out_channels}, num_res_layers={num_res_layers}); check these "
+                "values (the released model has 15 M)."
             )
 
         self._hparams: dict[str, Any] = dict(
@@ -494,6 +647,16 @@ class CodeBrain(HubMixin, EEGSignalParams, nn.Module):
             return tuple(out[0].shape)
         return tuple(out.shape)
 
+    def __prepare_scriptable__(self) -> CodeBrain:
+        """Refuse :func:`torch.jit.script` with a message that says what to use instead."""
+        raise RuntimeError(
+            "CodeBrain cannot be compiled with torch.jit.script: its forward returns a tensor, "
+            "a dict or a tuple depending on its arguments and validates inputs in Python, "
+            "which TorchScript (deprecated in PyTorch) does not support. Use "
+            "torch.export.export(model.eval(), (x,)) or torch.compile(model) instead "
+            "(codebrain.export.export_onnx writes ONNX)."
+        )
+
 
 class _PlainConv1d(nn.Module):
     """A 1x1 ``Conv1d`` held as ``.conv`` (checkpoint key layout of ``final_conv.2``)."""
@@ -507,6 +670,46 @@ class _PlainConv1d(nn.Module):
         return self.conv(x)
 
 
+#: Largest model the constructor builds (4e9 bytes of float32 weights). The released model
+#: has 15 M parameters; a config asking for more than this is taken for a mistake (e.g.
+#: ``n_times=1e12`` or ``res_channels=1e9``) and refused before anything is allocated.
+MAX_PARAMETERS = 1_000_000_000
+
+
 def _check_hparams(**values: int) -> None:
     for name, v in values.items():
-        check_int(name, v)
+        check_int_type(name, v)
+
+
+def _estimate_parameters(
+    *,
+    n_chans: int,
+    n_times: int,
+    n_outputs: int,
+    patch_size: int,
+    res_channels: int,
+    skip_channels: int,
+    out_channels: int,
+    num_res_layers: int,
+    conv_out_chans: int,
+    mlp_hidden_multiplier: int,
+    codebook_size_t: int,
+    codebook_size_f: int,
+    kernel_taps: int,
+) -> int:
+    """Leading terms of the parameter count (exact to within the small per-layer extras)."""
+    r, s, d = res_channels, skip_channels, out_channels
+    hidden = mlp_hidden_multiplier * d
+    emb = conv_out_chans * (patch_size // conv_out_chans + 1) + patch_size
+    per_block = 4 * (2 * r) ** 2 + 2 * r * r + r * s + 8 * r  # attention, gate/conv, skip
+    return (
+        emb * r
+        + (conv_out_chans**2 + emb) * kernel_taps
+        + num_res_layers * per_block
+        + s * s
+        + s * d
+        + (codebook_size_t + codebook_size_f) * d
+        + n_chans * (n_times // patch_size) * d * hidden
+        + hidden * d
+        + d * n_outputs
+    )

@@ -51,12 +51,10 @@ References
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -65,10 +63,10 @@ from torch import nn
 
 from codebrain.layers.quantize import Codebook
 from codebrain.models._hub import (
-    CONFIG_NAME,
-    WEIGHTS_NAME,
-    push_folder_to_hub,
-    write_pretrained_folder,
+    PAPER_URL,
+    HubMixin,
+    _resolve_files,
+    read_config_file,
 )
 from codebrain.utils.config import JSONConfig
 
@@ -451,7 +449,13 @@ def _init_weights(module: nn.Module) -> None:
 
 
 # -------------------------------------------------------------------------------- model
-class TFDualTokenizer(nn.Module):
+class TFDualTokenizer(
+    HubMixin,
+    nn.Module,
+    library_name="codebrain",
+    paper_url=PAPER_URL,
+    tags=["eeg", "codebrain", "tokenizer", "vq-vae"],
+):
     """The CodeBrain TFDual-Tokenizer: two discrete tokens per EEG patch.
 
     Parameters
@@ -711,77 +715,46 @@ class TFDualTokenizer(nn.Module):
         )
 
     # -------------------------------------------------------------- persistence
-    def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``save_directory``.
+    # save_pretrained / push_to_hub / from_pretrained: huggingface_hub.PyTorchModelHubMixin
+    # through codebrain.models._hub.HubMixin (same folder convention as CodeBrain).
+    _card_title = "CodeBrain TFDual-Tokenizer"
+    _card_description = """
+The TFDual-Tokenizer is Stage 1 of CodeBrain (Ma et al., ICLR 2026): it turns each EEG patch
+into two discrete tokens, one from a temporal and one from a frequency codebook, by encoding
+patches with a transformer, quantising the temporal and frequency projections against two
+codebooks and reconstructing the signal, its amplitude and phase spectra. The token ids are the
+targets of the EEGSSM backbone's masked-token pretraining."""
 
-        Same convention as :meth:`codebrain.CodeBrain.save_pretrained`: each file is written
-        atomically, the old config is removed first and the new one written last (a folder with
-        a config is always complete); other files in the folder are left alone.
-
-        Parameters
-        ----------
-        save_directory : path-like
-
-        Returns
-        -------
-        Path
-        """
-        path = write_pretrained_folder(
-            save_directory,
-            self.state_dict(),
-            {"model_type": _MODEL_TYPE, **self.config.to_dict()},
-        )
-        logger.info("Saved TFDual-Tokenizer to %s", path)
-        return path
-
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        commit_message: str = "Upload TFDual-Tokenizer",
-        private: bool | None = None,
-        token: str | None = None,
-        revision: str | None = None,
-        create_pr: bool = False,
-    ) -> Any:
-        """Save the tokenizer to a temporary folder and upload it to the Hub repo ``repo_id``.
-
-        :meth:`from_pretrained` loads it back from the repo id.
-
-        Returns
-        -------
-        huggingface_hub.CommitInfo
-        """
-        return push_folder_to_hub(
-            self.save_pretrained,
-            repo_id,
-            commit_message=commit_message,
-            private=private,
-            token=token,
-            revision=revision,
-            create_pr=create_pr,
-        )
+    def get_config(self) -> dict[str, Any]:
+        """The configuration saved in ``config.json`` (``model_type`` + the config fields)."""
+        return {"model_type": _MODEL_TYPE, **self.config.to_dict()}
 
     @classmethod
-    def from_pretrained(
+    def _from_pretrained(
         cls,
-        dir_or_repo_id: str | os.PathLike,
         *,
+        model_id: str,
         revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        force_download: bool = False,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
         map_location: str | torch.device = "cpu",
+        config: dict[str, Any] | None = None,
         **overrides: Any,
     ) -> TFDualTokenizer:
-        """Load a tokenizer saved by :meth:`save_pretrained`, from a folder or the Hub.
+        """Hook of ``ModelHubMixin.from_pretrained``: a tokenizer saved by ``save_pretrained``.
 
         Parameters
         ----------
-        dir_or_repo_id : path-like or str
-            A local folder, or a Hugging Face repo id (downloaded with
-            ``huggingface_hub.snapshot_download``; respects ``HF_HUB_OFFLINE``).
-        revision : str, optional
-            Hub revision (branch, tag or commit).
+        model_id : str
+            A folder, or a Hugging Face repo id (respects ``HF_HUB_OFFLINE``).
+        revision, cache_dir, force_download, local_files_only, token
+            Passed to ``huggingface_hub.hf_hub_download`` for repo ids.
         map_location : str or torch.device
             Device of the loaded weights.
+        config : dict, optional
+            The saved ``config.json`` (given by ``from_pretrained``).
         **overrides
             Config fields to change that do not alter weight shapes (e.g. ``dropout``,
             loss weights, ``dead_code_threshold``).
@@ -791,36 +764,35 @@ class TFDualTokenizer(nn.Module):
         TFDualTokenizer
             In eval mode.
         """
-        from safetensors.torch import load_file
+        from codebrain.models.checkpoints import load_checkpoint_file
 
-        folder = Path(dir_or_repo_id)
-        if not folder.is_dir():
-            if Path(dir_or_repo_id).exists() or str(dir_or_repo_id).count("/") > 1:
-                raise FileNotFoundError(f"{str(dir_or_repo_id)!r} is not a tokenizer folder.")
-            from huggingface_hub import snapshot_download
-
-            folder = Path(
-                snapshot_download(
-                    repo_id=str(dir_or_repo_id),
-                    revision=revision,
-                    allow_patterns=[CONFIG_NAME, WEIGHTS_NAME],
-                )
+        config_path, weights_path = _resolve_files(
+            model_id,
+            cls._weight_names(),
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            token=token,
+            local_files_only=local_files_only,
+        )
+        if config_path is None:
+            raise FileNotFoundError(
+                f"{weights_path.parent} has no config.json; expected a folder written by "
+                "TFDualTokenizer.save_pretrained (an interrupted save leaves only the weights)."
             )
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
-            if not (folder / name).is_file():
-                raise FileNotFoundError(
-                    f"{folder} has no {name}; expected a folder written by "
-                    "TFDualTokenizer.save_pretrained."
-                )
-        raw = json.loads((folder / CONFIG_NAME).read_text())
-        model_type = raw.get("model_type", _MODEL_TYPE)
+        raw = dict(config) if isinstance(config, dict) else read_config_file(config_path)
+        model_type = raw.pop("model_type", _MODEL_TYPE)
         if model_type != _MODEL_TYPE:
             raise ValueError(
-                f"{folder / CONFIG_NAME} describes a {model_type!r} model, not a {_MODEL_TYPE!r}."
+                f"{config_path} describes a {model_type!r} model, not a {_MODEL_TYPE!r}."
             )
+        for key in ("braindecode_version", "codebrain_version"):
+            raw.pop(key, None)
         raw.update(overrides)
-        model = cls(TokenizerConfig.from_dict(raw))
-        state = load_file(str(folder / WEIGHTS_NAME), device=str(map_location))
-        model.load_state_dict(state)
+        try:
+            model = cls(TokenizerConfig.from_dict(raw))
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"Cannot build TFDualTokenizer from {config_path}: {err}") from err
+        model.load_state_dict(load_checkpoint_file(weights_path))
         model.to(map_location)
         return model.eval()
