@@ -9,6 +9,14 @@ synthetic motor-imagery data set written as EDF+ files is built in
 
 from __future__ import annotations
 
+from codebrain.data.bipolar import (
+    TCP_BIPOLAR_CHANNELS,
+    TCP_BIPOLAR_CHANNELS_1010,
+    TCP_BIPOLAR_PAIRS,
+    bipolar_derivations,
+    bipolar_raw,
+    tcp_bipolar_names,
+)
 from codebrain.data.io import (
     READERS,
     SUBJECT_PATTERNS,
@@ -69,6 +77,12 @@ from codebrain.data.windows import (
 )
 
 __all__ = [
+    "TCP_BIPOLAR_CHANNELS",
+    "TCP_BIPOLAR_CHANNELS_1010",
+    "TCP_BIPOLAR_PAIRS",
+    "bipolar_derivations",
+    "bipolar_raw",
+    "tcp_bipolar_names",
     "FORMAT_VERSION",
     "MANIFEST_NAME",
     "CorpusDataset",
