@@ -75,6 +75,7 @@ LOG_FIELDS = (
     "phase",
     "commit_t",
     "commit_f",
+    "contrastive",
     "used_t",
     "used_f",
     "perplexity_t",
@@ -82,7 +83,16 @@ LOG_FIELDS = (
     "grad_norm",
     "elapsed_s",
 )
-_LOSS_KEYS = ("loss", "time", "amp", "phase", "commit_t", "commit_f", "grad_norm")
+_LOSS_KEYS = (
+    "loss",
+    "time",
+    "amp",
+    "phase",
+    "commit_t",
+    "commit_f",
+    "contrastive",
+    "grad_norm",
+)
 
 
 # ------------------------------------------------------------------------------ config
@@ -527,6 +537,7 @@ def train_tokenizer(
                             terms.phase.detach().float(),
                             terms.commit_t.detach().float(),
                             terms.commit_f.detach().float(),
+                            terms.contrastive.detach().float(),
                             grad_norm.detach().float(),
                         ]
                     ),
@@ -556,6 +567,11 @@ def train_tokenizer(
     finally:
         bar.close()
 
+    if world > 1:
+        # Batch-norm statistics (TFConv) are per rank; DDP copies rank 0's at each forward.
+        # Give every rank rank 0's final ones, as in the checkpoint and the saved tokenizer.
+        for buf in model.buffers():
+            _distributed.broadcast(buf)
     finished = step >= cfg.max_steps
     model.eval()
     if finished and main:
