@@ -715,7 +715,7 @@ class TFDualTokenizer(nn.Module):
             state_dict, report = convert_upstream_tokenizer_state_dict(
                 state_dict, self, strict=strict
             )
-            logger.info("Converted the authors' tokenizer state dict: %s", report.describe())
+            logger.debug("Converted the authors' tokenizer state dict: %s", report.describe())
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     @classmethod
