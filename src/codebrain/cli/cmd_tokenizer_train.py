@@ -84,8 +84,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument(
         "--dead-code-threshold",
         type=float,
-        default=1.0,
-        help="restart codes whose EMA usage per step falls below this (0 disables)",
+        default=0.0,
+        help="restart codes whose EMA usage per step falls below this (0, the release: never)",
+    )
+    m.add_argument(
+        "--kmeans-init",
+        action="store_true",
+        help="k-means initialisation of the codebooks (off in the release; helps small runs)",
     )
     m.add_argument("--max-chans", type=int, help="channel-embedding size (default: fit data)")
     m.add_argument("--max-patches", type=int, help="patch-embedding size (default: fit data)")
@@ -134,11 +139,11 @@ def _configs(
         )
     model_cfg = TokenizerConfig(
         patch_size=args.patch_size,
-        max_chans=args.max_chans if args.max_chans is not None else max(19, n_chans),
+        max_chans=args.max_chans if args.max_chans is not None else max(128, n_chans),
         max_patches=(
             args.max_patches
             if args.max_patches is not None
-            else max(30, n_times // args.patch_size)
+            else max(60, n_times // args.patch_size)
         ),
         embed_dim=args.embed_dim,
         conv_channels=args.conv_channels,
@@ -151,6 +156,7 @@ def _configs(
         dropout=args.dropout,
         ema_decay=args.ema_decay,
         dead_code_threshold=args.dead_code_threshold,
+        kmeans_init=args.kmeans_init,
     )
     if args.bf16 and args.fp16:
         raise CLIError("--bf16 and --fp16 exclude each other.")

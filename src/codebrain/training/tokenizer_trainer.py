@@ -1,8 +1,9 @@
 """Training loop of the Stage 1 TFDual-Tokenizer (CodeBrain arXiv 2506.09110, §3.2).
 
 :func:`train_tokenizer` trains a :class:`~codebrain.models.tokenizer.TFDualTokenizer` on any
-map-style dataset of EEG windows: AdamW with linear warm-up and cosine decay, optional bf16
-autocast (FFTs and codebooks stay in float32), gradient clipping, a tqdm progress bar, a CSV and
+map-style dataset of EEG windows: AdamW with linear warm-up and cosine decay, optional bf16 or
+fp16 autocast (FFTs, task heads and codebooks stay in float32; fp16 with a gradient scaler),
+gradient clipping (``TokenizerTrainConfig.paper`` gives the authors' recipe), a tqdm progress bar, a CSV and
 a JSON-lines log (losses, learning rate, fraction of codes used and perplexity of each
 codebook over the logging interval), and atomic checkpoints every ``checkpoint_every`` steps.
 
