@@ -47,8 +47,9 @@ SIZES = {
 
 # Tokenizer widths per size (the paper-size tokenizer uses the released defaults).
 TOKENIZER_SIZES = {
-    64: dict(embed_dim=32, conv_channels=4, depth=2, num_heads=4, decoder_depth=1, code_dim=16),
-    256: dict(embed_dim=64, conv_channels=8, depth=4, num_heads=4, decoder_depth=1, code_dim=32),
+    # embed_dim = the TFConv width of 200-sample patches: 50 with 2 conv channels, 100 with 4
+    64: dict(embed_dim=50, conv_channels=2, depth=2, num_heads=5, decoder_depth=1, code_dim=16),
+    256: dict(embed_dim=100, conv_channels=4, depth=4, num_heads=4, decoder_depth=1, code_dim=32),
     4096: dict(),
 }
 

@@ -140,10 +140,10 @@ def train_tokenizer(
     model_cfg = TokenizerConfig(
         max_chans=n_chans,
         max_patches=n_times // 200,
-        embed_dim=32,
-        conv_channels=4,
+        embed_dim=50,  # the TFConv width of 200-sample patches with 2 conv channels
+        conv_channels=2,
         depth=2,
-        num_heads=4,
+        num_heads=5,
         decoder_depth=1,
         codebook_size_t=64,
         codebook_size_f=64,
@@ -151,6 +151,8 @@ def train_tokenizer(
         # Fast EMA so unused codes are restarted within a short run; with the default 0.99
         # a run of ~100 steps leaves the frequency codebook collapsed onto one or two codes.
         ema_decay=0.8,
+        kmeans_init=True,
+        dead_code_threshold=1.0,
     )
     loop_cfg = TokenizerTrainConfig(
         max_steps=steps,

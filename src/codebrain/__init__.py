@@ -1,4 +1,7 @@
-"""codebrain: the CodeBrain EEG foundation model (Ding/Ma et al., arXiv 2506.09110).
+"""codebrain: the CodeBrain EEG foundation model.
+
+J. Ma, F. Wu, Q. Lin, Y. Xing, C. Liu, Z. Jia, M. Feng, "CodeBrain: Bridging Decoupled
+Tokenizer and Multi-Scale Architecture for EEG Foundation Model", ICLR 2026, arXiv 2506.09110.
 
 Stage 1 (:class:`TFDualTokenizer`), Stage 2 (:class:`CodeBrain`, the EEGSSM backbone,
 weight-compatible with braindecode's ``CodeBrain``), a data pipeline from EEG files
@@ -15,6 +18,7 @@ from codebrain.models import (
     TokenizerConfig,
     TokenizerOutput,
     convert_upstream_state_dict,
+    convert_upstream_tokenizer_state_dict,
     load_checkpoint_file,
     to_upstream_state_dict,
 )
@@ -29,6 +33,7 @@ __all__ = [
     "TokenizerOutput",
     "__version__",
     "convert_upstream_state_dict",
+    "convert_upstream_tokenizer_state_dict",
     "load_checkpoint_file",
     "to_upstream_state_dict",
 ]

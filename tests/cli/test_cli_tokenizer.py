@@ -73,7 +73,7 @@ def test_train_and_report(tmp_path: Path, npy_corpus: Path, capsys) -> None:
     assert "tokenizer-train: 4 steps" in capsys.readouterr().out
     tok = TFDualTokenizer.from_pretrained(out / "tokenizer")
     assert tok.config.patch_size == 32 and tok.config.codebook_size_f == 16
-    assert tok.config.max_chans == 19 and tok.config.max_patches == 30  # widened defaults
+    assert tok.config.max_chans == 128 and tok.config.max_patches == 60  # the release's slots
     assert (out / "log.csv").is_file() and (out / "summary.json").is_file()
 
     report_dir = tmp_path / "report"

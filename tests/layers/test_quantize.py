@@ -80,6 +80,26 @@ def test_ema_update_math() -> None:
     assert torch.allclose(out.commit_loss, expected_commit)
 
 
+def test_norm_ema_update_math() -> None:
+    """The authors' (LaBraM's NormEMAVectorQuantizer) rule: each used code moves towards the
+    l2-normalised mean of its vectors and is re-normalised; unused codes stay."""
+    decay = 0.8
+    cb = Codebook(3, 2, decay=decay, kmeans_init=False, update="norm_ema").train()
+    embed = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    cb.embed.copy_(embed)
+    x = torch.tensor([[2.0, 0.2], [1.0, -0.1], [0.1, 3.0]])
+    out = cb(x)
+    assert out.indices.tolist() == [0, 0, 1]
+    z = F.normalize(x.double(), dim=-1)
+    means = torch.stack([F.normalize((z[0] + z[1]) / 2, dim=0), z[2], embed[2].double()])
+    expected = F.normalize(embed.double() * decay + means * (1 - decay), dim=-1)
+    assert torch.allclose(cb.embed.double(), expected, atol=1e-6)
+    assert torch.equal(cb.embed[2], embed[2])  # unused: unchanged
+    assert torch.allclose(cb.cluster_size, torch.tensor([2.0, 1.0, 0.0]) * (1 - decay))
+    with pytest.raises(ValueError, match="update"):
+        Codebook(3, 2, update="bogus")
+
+
 def test_kmeans_recovers_separated_clusters() -> None:
     g = torch.Generator().manual_seed(1)
     centres = l2norm(torch.randn(4, 6, generator=g))

@@ -91,8 +91,8 @@ def tiny_tokenizer(seed: int = 0, n_chans: int = 3, n_patches: int = 3):
     cfg = TokenizerConfig(
         max_chans=n_chans,
         max_patches=n_patches,
-        embed_dim=16,
-        conv_channels=4,
+        embed_dim=50,  # TFConv width for 200-sample patches and 2 conv channels
+        conv_channels=2,
         depth=1,
         num_heads=2,
         decoder_depth=1,

@@ -117,15 +117,19 @@ def test_pretraining_beats_random_init_on_held_out_subjects(tmp_path):
         model_config=TokenizerConfig(
             max_chans=19,
             max_patches=4,
-            embed_dim=32,
-            conv_channels=4,
+            embed_dim=50,  # TFConv width for 200-sample patches and 2 conv channels
+            conv_channels=2,
             depth=2,
-            num_heads=4,
+            num_heads=5,
             decoder_depth=1,
             codebook_size_t=64,
             codebook_size_f=64,
             code_dim=16,
             ema_decay=0.8,
+            # At this toy scale the codebooks need k-means init and dead-code restarts
+            # (both off in the release's defaults) to stay in use.
+            kmeans_init=True,
+            dead_code_threshold=1.0,
         ),
     ).model
 

@@ -232,7 +232,7 @@ def test_bad_datasets(tmp_path) -> None:
     with pytest.raises(TypeError, match="expected a float tensor"):
         train_tokenizer(_Strings(16), cfg, tmp_path / "x", model_config=_model_config())
     with pytest.raises(ValueError, match="precision"):
-        _train_config(precision="fp16")
+        _train_config(precision="fp8")  # fp16 became valid (the paper recipe)
     with pytest.raises(ValueError, match="max_steps"):
         _train_config(max_steps=0)
 
@@ -251,12 +251,13 @@ def test_default_model_config_fits_the_data(tmp_path, monkeypatch) -> None:
         raise _Stop
 
     monkeypatch.setattr(tokenizer_trainer, "TFDualTokenizer", spy)
-    ds = _Tensors(2, n_times=200 * 40)
+    ds = _Tensors(2, n_times=200 * 70)
     with pytest.raises(_Stop):
         train_tokenizer(ds, _train_config(max_steps=1, batch_size=2), tmp_path / "d")
     got = captured["config"]
     assert got.patch_size == 200 and got.codebook_size_t == 4096 and got.code_dim == 32
-    assert got.max_chans == 19 and got.max_patches == 40
+    # The release's 128 channel slots are kept; its 60 time slots widen to 70 patches.
+    assert got.max_chans == 128 and got.max_patches == 70
 
 
 def test_config_round_trip() -> None:

@@ -1,4 +1,9 @@
-"""``codebrain convert``: the authors' ``CodeBrain.pth`` → a ``save_pretrained`` folder."""
+"""``codebrain convert``: the authors' checkpoints → ``save_pretrained`` folders.
+
+``CodeBrain.pth`` (Stage 2 backbone) becomes a :class:`~codebrain.CodeBrain` folder;
+``CodeBrain_Tokenizer.pth`` (Stage 1, recognised by its key names) becomes a
+:class:`~codebrain.TFDualTokenizer` folder, its sizes read from the tensor shapes.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "codebrain/braindecode state dict, remap its keys, check them against the model "
             "built from --n-chans/--n-times/--n-outputs, and write config.json + "
             "model.safetensors. Missing or differently-shaped classification-head weights are "
-            "allowed (the head is freshly initialised)."
+            "allowed (the head is freshly initialised). The authors' tokenizer "
+            "(CodeBrain_Tokenizer.pth) is recognised by its key names and written as a "
+            "TFDualTokenizer folder (--n-chans/--n-times/--n-outputs do not apply)."
         ),
     )
     p.add_argument("checkpoint", help="input .pth / .pt / .bin / .safetensors file")
@@ -39,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ("--codebook-size-f", 4096),
     ):
         p.add_argument(flag, type=int, default=default, help=f"architecture (default {default})")
+    p.add_argument(
+        "--tokenizer-heads",
+        type=int,
+        default=10,
+        help="attention heads of a converted tokenizer (not visible in shapes; default 10)",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=run)
 
@@ -111,6 +124,24 @@ def run(args: argparse.Namespace) -> int:
         inputs=[ckpt],
         replaceable=("a model folder (save_pretrained)",),
     )
+    from codebrain import load_checkpoint_file
+    from codebrain.models.checkpoints import is_upstream_tokenizer_state_dict
+
+    state = load_checkpoint_file(args.checkpoint)
+    if is_upstream_tokenizer_state_dict(state):
+        from codebrain import TFDualTokenizer
+
+        try:
+            tok = TFDualTokenizer.from_upstream(state, num_heads=args.tokenizer_heads)
+        except ValueError as err:
+            raise CLIError(
+                f"{args.checkpoint} is not a loadable CodeBrain tokenizer: {err}"
+            ) from err
+        with atomic_replace_dir(out) as tmp:
+            tok.save_pretrained(tmp)
+        n = sum(p.numel() for p in tok.parameters())
+        print(f"Converted tokenizer {args.checkpoint} -> {out} ({n:,} parameters)")
+        return 0
     model, reset = convert_checkpoint(
         args.checkpoint,
         n_chans=args.n_chans,

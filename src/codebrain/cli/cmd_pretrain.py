@@ -64,6 +64,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fraction of the corpus recordings held out for validation (0 disables; 0.05)",
     )
     io.add_argument("--config", help="JSON file of PretrainConfig fields (flags override it)")
+    io.add_argument(
+        "--recipe",
+        choices=["codebrain", "paper"],
+        default="codebrain",
+        help=(
+            "codebrain: PretrainConfig defaults; paper: the authors' settings (10 epochs, "
+            "batch 256, AdamW lr 1e-4 wd 5e-3, cosine over 40 epochs, clip 5, Bernoulli(0.5) "
+            "masks, seed 42); --config and flags override either"
+        ),
+    )
 
     arch = p.add_argument_group("fresh backbone (ignored with --init)")
     arch.add_argument("--res-channels", type=int, default=200)
@@ -80,11 +90,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--lr", type=float)
     t.add_argument("--min-lr", type=float)
     t.add_argument("--warmup-steps", type=int)
+    t.add_argument("--schedule-steps", type=int, help="cosine length in steps (0: --steps)")
     t.add_argument("--weight-decay", type=float)
     t.add_argument("--grad-clip", type=float, help="max gradient norm (0 disables)")
     t.add_argument("--mask-ratio", type=float, help="fraction of patches masked (0.5)")
     t.add_argument(
-        "--mask-strategy", choices=["random", "channel_block", "time_block"], default=None
+        "--mask-strategy",
+        choices=["random", "channel_block", "time_block", "bernoulli"],
+        default=None,
     )
     t.add_argument("--mask-block-size", type=int, help="patches per run for time_block")
     prec = t.add_mutually_exclusive_group()
@@ -119,6 +132,7 @@ _FLAG_FIELDS = (
     "lr",
     "min_lr",
     "warmup_steps",
+    "schedule_steps",
     "weight_decay",
     "grad_clip",
     "mask_ratio",
@@ -136,20 +150,28 @@ _FLAG_FIELDS = (
 )
 
 
-def _config_from_args(args: argparse.Namespace) -> Any:
+def _config_from_args(args: argparse.Namespace, n_train: int | None = None) -> Any:
     from codebrain.training.pretrain import PretrainConfig
 
     base: dict[str, Any] = {}
+    if getattr(args, "recipe", "codebrain") == "paper":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        try:
+            base = PretrainConfig.paper(n_train or 0, world).to_dict()
+        except ValueError as err:
+            raise CLIError(f"--recipe paper: {err}") from err
     if args.config:
         path = Path(args.config)
         if not path.is_file():
             raise CLIError(f"--config {args.config!r} does not exist.")
         try:
-            base = json.loads(path.read_text())
+            json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise CLIError(f"--config {args.config!r} is not valid JSON: {err}") from err
-        base = base.get("pretrain", base)  # accept a run's config.json too
-        base.pop("resume", None)
+        loaded = json.loads(path.read_text())
+        loaded = loaded.get("pretrain", loaded)  # accept a run's config.json too
+        loaded.pop("resume", None)
+        base.update(loaded)
     for name in _FLAG_FIELDS:
         value = getattr(args, name)
         if value is not None:
@@ -223,20 +245,10 @@ def _split(corpus: Any, val_fraction: float, seed: int) -> tuple[Any, Any]:
     return Subset(corpus, np.flatnonzero(train_mask).tolist()), Subset(corpus, val_idx.tolist())
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``codebrain pretrain``; returns the exit code."""
-    import torch
-
-    from codebrain import CodeBrain
-    from codebrain.cli._common import check_run_folder
-    from codebrain.data import CorpusDataset, CorpusError
+def _check_resume(cfg: Any, out: Path) -> None:
+    """Refuse a fresh start over checkpoints, and a ``--resume`` file that does not exist."""
     from codebrain.training.checkpointing import latest_checkpoint
-    from codebrain.training.pretrain import pretrain
 
-    if int(os.environ.get("RANK", "0")) != 0:
-        logging.getLogger("codebrain").setLevel(logging.WARNING)  # one voice under torchrun
-    cfg = _config_from_args(args)
-    out = check_run_folder(args.out, command="pretrain", own_kind="a pretrain run folder")
     if cfg.resume is None and latest_checkpoint(out / "checkpoints") is not None:
         raise CLIError(
             f"{out / 'checkpoints'} already holds checkpoints; pass --resume to continue that "
@@ -244,12 +256,32 @@ def run(args: argparse.Namespace) -> int:
         )
     if cfg.resume not in (None, "auto") and not Path(cfg.resume).is_file():
         raise CLIError(f"--resume {cfg.resume!r}: no such checkpoint file.")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``codebrain pretrain``; returns the exit code."""
+    import torch
+
+    from codebrain import CodeBrain
+    from codebrain.cli._common import check_run_folder
+    from codebrain.data import CorpusDataset, CorpusError
+    from codebrain.training.pretrain import pretrain
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        logging.getLogger("codebrain").setLevel(logging.WARNING)  # one voice under torchrun
+    out = check_run_folder(args.out, command="pretrain", own_kind="a pretrain run folder")
+    if args.recipe != "paper":
+        cfg = _config_from_args(args)  # flag errors before the corpus is opened
+        _check_resume(cfg, out)
     try:
         corpus = CorpusDataset(args.corpus)
     except (CorpusError, FileNotFoundError) as err:
         raise CLIError(f"cannot open corpus {args.corpus!r}: {err}") from err
     if len(corpus) == 0:
         raise CLIError(f"corpus {args.corpus!r} holds no windows.")
+    if args.recipe == "paper":  # epochs -> steps need the training-set size
+        cfg = _config_from_args(args, len(_split(corpus, args.val_fraction, 0)[0]))
+        _check_resume(cfg, out)
     tokenizer = _load_tokenizer(args.tokenizer)
     k_t, k_f = _codebook_sizes(tokenizer)
     n_chans, n_times = corpus[0].shape

@@ -4,8 +4,8 @@ Writes into ``--out`` (built under a temporary name, then renamed into place):
 
 - ``usage.png``: code-usage histograms of the temporal and frequency codebooks (codes sorted
   by frequency), with the fraction of codes used and the perplexity;
-- ``reconstructions.png``: example patches with their reconstructions, in time (per-patch
-  normalised waveform) and in frequency (normalised amplitude spectrum);
+- ``reconstructions.png``: example patches with their reconstructions, in time (the waveform)
+  and in frequency (the per-sample z-scored amplitude spectrum, bins 0 to S/2);
 - ``cooccurrence.png``: the cross-domain co-occurrence matrix of temporal id × frequency id,
   for the most used codes of each codebook;
 - ``report.json``: the numbers behind the figures (usage, perplexity, reconstruction losses).
@@ -194,6 +194,7 @@ def write_tokenizer_report(
         flat = rng.choice(b * c * p, size=min(n_examples, b * c * p), replace=False)
         fig = Figure(figsize=(10, 2.4 * len(flat)))
         freqs = np.fft.rfftfreq(s, d=1.0 / s)  # cycles per patch
+        nf = len(freqs)  # the full-DFT targets are symmetric: bins 0 .. S/2 are shown
         for row, idx in enumerate(flat):
             bi, rem = divmod(int(idx), c * p)
             ci, pi = divmod(rem, p)
@@ -206,10 +207,10 @@ def write_tokenizer_report(
                 fontsize=8,
             )
             ax_f = fig.add_subplot(len(flat), 2, 2 * row + 2)
-            ax_f.plot(freqs, example.targets.amp[bi, ci, pi].cpu().numpy(), label="target", lw=1)
-            ax_f.plot(
-                freqs, example.recon_amp[bi, ci, pi].float().cpu().numpy(), label="recon", lw=1
-            )
+            target_amp = example.targets.amp[bi, ci, pi, :nf].cpu().numpy()
+            ax_f.plot(freqs, target_amp, label="target", lw=1)
+            recon_amp = example.recon_amp[bi, ci, pi, :nf].float().cpu().numpy()
+            ax_f.plot(freqs, recon_amp, label="recon", lw=1)
             ax_f.set_title(
                 f"amplitude spectrum (token f={int(example.ids_f[bi, ci, pi])})", fontsize=8
             )

@@ -9,11 +9,14 @@ initialisation), with dead-code restarts as in Dhariwal et al. (Jukebox):
 - inputs and codes live on the unit sphere; the nearest code in L2 is the one with the largest
   cosine similarity;
 - codes are *not* trained by the optimizer: they are exponential moving averages (decay
-  ``decay``) of the inputs assigned to them, with Laplace smoothing of the cluster sizes, and
-  are re-normalised after each update;
+  ``decay``), re-normalised after each update. Two update rules: ``update="norm_ema"``
+  (LaBraM's ``NormEMAVectorQuantizer``, which CodeBrain's release uses) moves each code towards
+  the l2-normalised mean of the vectors assigned to it in this step and leaves unused codes
+  alone; ``update="sum_ema"`` (VQ-VAE-2) keeps EMAs of cluster sizes and sums with Laplace
+  smoothing;
 - on the first training batch the codebook is initialised by spherical k-means on the batch;
-- codes whose EMA usage falls below ``threshold_ema_dead_code`` are replaced by random vectors
-  of the current batch;
+- optionally (off by default, and in CodeBrain's release), codes whose EMA usage falls below
+  ``threshold_ema_dead_code`` are replaced by random vectors of the current batch;
 - gradients pass from the quantised output to the input unchanged (straight-through), and a
   commitment loss pulls the encoder outputs towards their codes.
 
@@ -43,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codebrain.training import _distributed
+from codebrain.utils import distributed as _distributed
 
 __all__ = [
     "Codebook",
@@ -90,9 +93,9 @@ def squared_distances(x: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
     -------
     torch.Tensor, shape (N, K)
     """
-    return (
-        x.pow(2).sum(-1, keepdim=True) - 2.0 * x @ embed.t() + embed.pow(2).sum(-1)[None, :]
-    ).clamp_min_(0.0)
+    # ``|x|^2 + |e|^2 - 2 x.e`` in this order (the order of the LaBraM / CodeBrain quantiser,
+    # so near-ties resolve as theirs do); not clamped, values may be a rounding error below 0.
+    return x.pow(2).sum(-1, keepdim=True) + embed.pow(2).sum(-1) - 2.0 * (x @ embed.t())
 
 
 def nearest_code(x: torch.Tensor, embed: torch.Tensor, chunk_size: int = 8192) -> torch.Tensor:
@@ -266,6 +269,11 @@ class Codebook(nn.Module):
         start as random unit vectors (and count as initialised).
     kmeans_iters : int
         Lloyd rounds of the k-means initialisation.
+    update : {"sum_ema", "norm_ema"}
+        Codebook update rule (see the module notes). ``"norm_ema"``: ``e <- l2norm(decay * e +
+        (1 - decay) * l2norm(mean of the vectors assigned to e in this step))`` for the codes
+        used in the step, as the authors' quantiser. ``"sum_ema"``: EMA of cluster sizes and
+        sums, Laplace smoothing, ``e <- l2norm(sum / size)``.
     threshold_ema_dead_code : float
         A code whose EMA cluster size falls below this value is replaced by a random vector of
         the current batch (0 disables restarts). The EMA cluster size approximates the number
@@ -299,6 +307,7 @@ class Codebook(nn.Module):
         eps: float = 1e-5,
         kmeans_init: bool = True,
         kmeans_iters: int = 10,
+        update: str = "sum_ema",
         threshold_ema_dead_code: float = 0.0,
         all_reduce_fn: ReduceFn | None = None,
         broadcast_fn: BroadcastFn | None = None,
@@ -318,6 +327,8 @@ class Codebook(nn.Module):
             raise ValueError(
                 f"threshold_ema_dead_code must be >= 0, got {threshold_ema_dead_code}."
             )
+        if update not in ("sum_ema", "norm_ema"):
+            raise ValueError(f"update must be 'sum_ema' or 'norm_ema', got {update!r}.")
         if kmeans_iters < 0:
             raise ValueError(f"kmeans_iters must be >= 0, got {kmeans_iters}.")
         self.codebook_size = codebook_size
@@ -326,6 +337,7 @@ class Codebook(nn.Module):
         self.eps = float(eps)
         self.kmeans_init = bool(kmeans_init)
         self.kmeans_iters = int(kmeans_iters)
+        self.update = update
         self.threshold_ema_dead_code = float(threshold_ema_dead_code)
         self.all_reduce_fn: ReduceFn = all_reduce_fn or _default_all_reduce
         self.broadcast_fn: BroadcastFn = broadcast_fn or _default_broadcast
@@ -341,7 +353,7 @@ class Codebook(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"codebook_size={self.codebook_size}, dim={self.dim}, decay={self.decay}, "
-            f"kmeans_init={self.kmeans_init}, threshold_ema_dead_code="
+            f"kmeans_init={self.kmeans_init}, update={self.update!r}, threshold_ema_dead_code="
             f"{self.threshold_ema_dead_code}"
         )
 
@@ -447,18 +459,27 @@ class Codebook(nn.Module):
 
     @torch.no_grad()
     def _ema_update(self, z: torch.Tensor, idx: torch.Tensor, counts: torch.Tensor) -> None:
-        """EMA of cluster sizes and sums (all-reduced), Laplace smoothing, renormalisation,
-        then dead-code restarts. ``z`` (N, D), ``idx`` (N,), ``counts`` (K,)."""
+        """EMA update of the codes (statistics all-reduced first), then dead-code restarts.
+
+        ``z`` (N, D), ``idx`` (N,), ``counts`` (K,). ``cluster_size`` is the EMA of the
+        per-step counts under both rules.
+        """
         counts = counts.clone()
         sums = torch.zeros_like(self.embed_sum).index_add_(0, idx, z)  # (K, D)
         self.all_reduce_fn(counts)
         self.all_reduce_fn(sums)
         self.usage.add_(counts.double())
         self.cluster_size.lerp_(counts, 1.0 - self.decay)
-        self.embed_sum.lerp_(sums, 1.0 - self.decay)
-        n = self.cluster_size.sum()
-        smoothed = (self.cluster_size + self.eps) / (n + self.codebook_size * self.eps) * n
-        self.embed.copy_(l2norm(self.embed_sum / smoothed[:, None]))
+        if self.update == "norm_ema":
+            used = counts > 0  # (K,)
+            means = l2norm(sums / counts.clamp_min(1.0)[:, None])  # (K, D)
+            means = torch.where(used[:, None], means, self.embed)
+            self.embed.copy_(l2norm(self.embed * self.decay + means * (1.0 - self.decay)))
+        else:
+            self.embed_sum.lerp_(sums, 1.0 - self.decay)
+            n = self.cluster_size.sum()
+            smoothed = (self.cluster_size + self.eps) / (n + self.codebook_size * self.eps) * n
+            self.embed.copy_(l2norm(self.embed_sum / smoothed[:, None]))
         if self.threshold_ema_dead_code > 0:
             self._restart_dead_codes(z)
 

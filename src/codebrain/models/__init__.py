@@ -1,10 +1,13 @@
 """Models: CodeBrain (Stage 2 EEGSSM), the TFDual-Tokenizer (Stage 1), checkpoint conversion."""
 
 from codebrain.models.checkpoints import (
+    UPSTREAM_TOKENIZER_FILE,
     ConversionReport,
     convert_upstream_state_dict,
+    convert_upstream_tokenizer_state_dict,
     load_checkpoint_file,
     to_upstream_state_dict,
+    to_upstream_tokenizer_state_dict,
 )
 from codebrain.models.codebrain import CodeBrain
 from codebrain.models.tokenizer import (
@@ -23,7 +26,10 @@ __all__ = [
     "TokenizerLosses",
     "TokenizerOutput",
     "TokenizerTargets",
+    "UPSTREAM_TOKENIZER_FILE",
     "convert_upstream_state_dict",
+    "convert_upstream_tokenizer_state_dict",
     "load_checkpoint_file",
     "to_upstream_state_dict",
+    "to_upstream_tokenizer_state_dict",
 ]

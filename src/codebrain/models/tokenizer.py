@@ -1,59 +1,52 @@
-"""Stage 1 of CodeBrain: the TFDual-Tokenizer (arXiv 2506.09110, §3.2).
+"""Stage 1 of CodeBrain: the TFDual-Tokenizer, as the authors released it (arXiv 2506.09110, §3.2).
 
 A VQ-VAE that maps every 1 s EEG patch to two discrete tokens, one from a temporal codebook and
 one from a frequency codebook; the token ids ``(B, C, P)`` are the targets of Stage 2
-masked-token pretraining (:mod:`codebrain.training.pretrain`).
+masked-token pretraining (:mod:`codebrain.training.pretrain`). The architecture, module sizes
+and loss are those of the authors' code (``Models/modeling_tokenizer.py``,
+``Models/modeling_finetune.py``, ``Models/norm_ema_quantizer.py``), so their released
+``CodeBrain_Tokenizer.pth`` loads (:meth:`TFDualTokenizer.load_state_dict` accepts its key
+names; :func:`~codebrain.models.checkpoints.convert_upstream_tokenizer_state_dict`) and gives
+their token ids:
 
-Architecture (defaults = the released sizes where the paper gives them, LaBraM's neural
-tokenizer where it does not):
+- **TFConv** (:class:`~codebrain.layers.tfconv.TFConv`): two unshared Conv2d stacks, on the raw
+  patch and on the real part of its full S-point DFT, concatenated to ``D`` features.
+- **Encoder** (:class:`~codebrain.layers.transformer.PatchTransformer`, LaBraM's
+  ``NeuralTransformer``): class token, a channel table of ``max_chans + 1`` slots (slot 0 for
+  the class token; input channel ``i`` uses slot ``i + 1``), a time table of ``max_patches``
+  slots, pre-norm blocks with q/v biases only, a final LayerNorm on the patch tokens.
+- Two task heads (Linear–Tanh–Linear) project each patch embedding to ``code_dim``; two
+  l2-normalised EMA codebooks (:class:`~codebrain.layers.quantize.Codebook`, the authors'
+  ``NormEMAVectorQuantizer`` update, random unit init unless ``kmeans_init``, no dead-code
+  restart unless ``dead_code_threshold > 0``) pick the nearest code independently.
+- **Decoders**: a ``decoder_depth``-layer PatchTransformer per codebook, fed the codes through
+  a linear map (the authors' 1×1 convolution). The temporal head reconstructs the raw patch;
+  the frequency decoder has an amplitude and a phase head over all ``S`` DFT bins.
+- **Loss** (all weights 1 by default): ``commit_t + commit_f + MSE(time) + MSE(amplitude) +
+  MSE(phase) + NT-Xent``. Time target: the input patch itself (µV / 100 for the released model,
+  not standardised). Amplitude ``|fft(patch)|`` and phase ``angle(fft(patch))`` are each
+  z-scored per sample over all channels × patches × bins. The contrastive term is NT-Xent
+  (temperature 0.1, cosine similarity) between the flattened encoder outputs of the first and
+  the second half of the window's patches, the other windows of the batch being negatives; it
+  is computed only when gradients are enabled (the encoder then runs three times).
 
-- **TFConv** (shared encoder front end). Each patch ``(S,)`` and its DFT are processed in
-  parallel: a temporal branch of 1-D convolutions over samples (GroupNorm + GELU, as the
-  Stage 2 patch embedding) and a spectral branch of 1-D convolutions over frequency bins whose
-  two input channels are the real and imaginary parts of ``rfft(patch, norm="forward")``
-  (computed in float32). Both are flattened, projected to ``D``, concatenated and fused by a
-  linear layer.
-- Learned channel and patch-position embeddings are added, and a pre-norm Transformer encoder
-  with full attention over the ``C·P`` patches of a window gives one embedding per patch.
-- Two task heads (Linear–Tanh–Linear, as LaBraM) project each embedding into the temporal and
-  the frequency codebook spaces; each :class:`~codebrain.layers.quantize.Codebook`
-  (l2-normalised, EMA, k-means init) picks its nearest code independently.
-- The temporal decoder (Transformer over the temporal codes) reconstructs the patch waveform;
-  the frequency decoder (Transformer over the frequency codes) reconstructs the Fourier
-  amplitude and phase.
-
-Targets and losses (documented choices):
-
-- **Normalisation.** Reconstruction targets are standardised per patch (zero mean, unit
-  standard deviation over the patch's own samples, resp. frequency bins), as LaBraM — whose
-  tokenizer CodeBrain extends — does for its amplitude/phase targets. The encoder sees the
-  un-normalised input, so absolute scale still reaches the codes through the encoder, but the
-  decoders are not asked to regress scale across patches whose power differs by orders of
-  magnitude. ``target_norm="none"`` disables it.
-- **Phase.** The phase is a circular quantity: MSE on raw angles penalises ``-π`` vs ``π``. The
-  frequency decoder therefore predicts, per bin, a 2-vector regressed onto
-  ``(cos φ, sin φ)`` (MSE, averaged over bins); ``recon_phase`` is ``atan2`` of the prediction.
-  Bins are weighted equally (no amplitude weighting).
-- **Loss.** ``w_time·MSE(time) + w_amp·MSE(amp) + w_phase·MSE(cos/sin phase) +
-  w_commit·(commit_t + commit_f)``. The codebook term of the VQ objective is implemented by
-  the EMA updates of the codebooks (VQ-VAE-2), so it has no gradient term.
-
-Shape legend: B = batch, C = EEG channels, P = patches per channel, S = samples per patch,
-F = ``S // 2 + 1`` frequency bins, D = width, K = codebook size.
+Shape legend: B = batch, C = EEG channels, P = patches per channel, S = samples per patch
+(also the number of DFT bins), D = width, K = codebook size.
 
 References
 ----------
-.. [1] CodeBrain: "Towards Decoupled Interpretability and Multi-Scale Architecture for EEG
-   Foundation Model", arXiv 2506.09110, §3.2.
+.. [1] J. Ma, F. Wu, Q. Lin, Y. Xing, C. Liu, Z. Jia, M. Feng, "CodeBrain: Bridging Decoupled
+   Tokenizer and Multi-Scale Architecture for EEG Foundation Model", ICLR 2026,
+   arXiv 2506.09110, §3.2.
 .. [2] Jiang et al., "Large Brain Model for Learning Generic Representations with Tremendous
-   EEG Data in BCI" (LaBraM), ICLR 2024 — neural tokenizer.
+   EEG Data in BCI" (LaBraM), ICLR 2024 — neural tokenizer and quantiser.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
@@ -62,11 +55,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from codebrain.layers.quantize import Codebook
+from codebrain.layers.tfconv import TFConv, tfconv_out_dim
+from codebrain.layers.transformer import PatchTransformer
 from codebrain.models._hub import (
     PAPER_URL,
+    WEIGHTS_NAME,
     HubMixin,
     _resolve_files,
     read_config_file,
+)
+from codebrain.models.checkpoints import (
+    UPSTREAM_TOKENIZER_FILE,
+    convert_upstream_tokenizer_state_dict,
+    is_upstream_tokenizer_state_dict,
+    load_checkpoint_file,
 )
 from codebrain.utils.config import JSONConfig
 
@@ -76,11 +78,13 @@ __all__ = [
     "TokenizerLosses",
     "TokenizerOutput",
     "TokenizerTargets",
+    "nt_xent",
 ]
 
 logger = logging.getLogger(__name__)
 
 _MODEL_TYPE = "codebrain-tfdual-tokenizer"
+_REMOVED_TARGET_NORMS = ("patch", "none")
 
 
 # ------------------------------------------------------------------------------- config
@@ -88,51 +92,66 @@ _MODEL_TYPE = "codebrain-tfdual-tokenizer"
 class TokenizerConfig(JSONConfig):
     """Hyper-parameters of :class:`TFDualTokenizer` (JSON-serialisable).
 
+    The defaults are the authors' released configuration.
+
     Parameters
     ----------
     patch_size : int
         S, samples per patch (200 = 1 s at 200 Hz).
     max_chans : int
-        Size of the channel embedding: inputs may have up to this many channels.
+        Channels the channel table can hold; it has ``max_chans + 1`` slots (class token
+        first). 128 in the release.
     max_patches : int
-        Size of the patch-position embedding: windows may have up to this many patches.
+        Rows of the time table: windows may have up to this many patches (60 in the release).
     embed_dim : int
-        D, width of the encoder and decoders.
+        D, width of the encoder and decoders. Must equal the TFConv width
+        ``2 · (conv_channels // 2) · ((patch_size - 1) // 8 + 1)`` (200 for the release).
     conv_channels : int
-        Channels of the TFConv convolution branches.
+        Channels of the first TFConv convolution (even; 8 in the release).
+    conv_dropout : float
+        Dropout inside TFConv (0.3).
     depth : int
-        Transformer encoder layers.
+        Encoder blocks (12).
     num_heads : int
-        Attention heads (``embed_dim % num_heads == 0``).
+        Attention heads (``embed_dim % num_heads == 0``; 10).
     decoder_depth : int
-        Transformer layers of each decoder.
+        Blocks of each decoder (3).
     mlp_ratio : float
-        Hidden width of the Transformer MLPs as a multiple of ``embed_dim``.
+        Hidden width of the MLPs as a multiple of ``embed_dim`` (4).
     dropout : float
-        Dropout in the Transformer blocks.
+        Dropout inside the Transformer blocks (0).
     codebook_size_t, codebook_size_f : int
-        K of the temporal and frequency codebooks.
+        K of the temporal and frequency codebooks (4096).
     code_dim : int
-        Dimension of both codebook spaces.
+        Dimension of both codebook spaces (32).
     ema_decay : float
-        EMA decay of the codebooks.
+        EMA decay of the codebooks (0.99).
     kmeans_init : bool
-        k-means initialisation of the codebooks on the first training batch.
+        Spherical k-means initialisation of the codebooks on the first training batch
+        (the authors' CLI default is off: random unit codes).
+    codebook_update : {"norm_ema", "sum_ema"}
+        Codebook EMA rule (see :class:`~codebrain.layers.quantize.Codebook`); ``"norm_ema"``
+        is the authors'.
     dead_code_threshold : float
-        EMA usage below which a code is restarted (0 disables).
-    commitment_weight, time_weight, amp_weight, phase_weight : float
-        Loss weights.
-    target_norm : {"patch", "none"}
-        Per-patch standardisation of the reconstruction targets.
+        EMA usage below which a code is restarted (0, the release: never).
+    commitment_weight, time_weight, amp_weight, phase_weight, contrastive_weight : float
+        Loss weights (all 1).
+    contrastive_temperature : float
+        NT-Xent temperature (0.1).
+    target_norm : {"sample"}
+        Amplitude and phase targets are z-scored per sample (the authors'). The per-patch
+        normalisation of codebrain's earlier tokenizer design (``"patch"``, ``"none"``) was
+        removed with that design.
     """
 
     _ignored_keys: ClassVar[frozenset[str]] = frozenset({"model_type"})
 
     patch_size: int = 200
-    max_chans: int = 19
-    max_patches: int = 30
+    max_chans: int = 128
+    max_patches: int = 60
     embed_dim: int = 200
     conv_channels: int = 8
+    conv_dropout: float = 0.3
     depth: int = 12
     num_heads: int = 10
     decoder_depth: int = 3
@@ -142,15 +161,29 @@ class TokenizerConfig(JSONConfig):
     codebook_size_f: int = 4096
     code_dim: int = 32
     ema_decay: float = 0.99
-    kmeans_init: bool = True
-    dead_code_threshold: float = 1.0
+    kmeans_init: bool = False
+    codebook_update: Literal["norm_ema", "sum_ema"] = "norm_ema"
+    dead_code_threshold: float = 0.0
     commitment_weight: float = 1.0
     time_weight: float = 1.0
     amp_weight: float = 1.0
     phase_weight: float = 1.0
-    target_norm: Literal["patch", "none"] = "patch"
+    contrastive_weight: float = 1.0
+    contrastive_temperature: float = 0.1
+    target_norm: Literal["sample"] = "sample"
 
     def __post_init__(self) -> None:
+        if self.target_norm in _REMOVED_TARGET_NORMS:
+            raise ValueError(
+                f"TokenizerConfig.target_norm={self.target_norm!r} belongs to codebrain's "
+                "earlier tokenizer design, which was replaced by the authors' architecture; its "
+                "weights cannot be loaded into this one. Retrain with `codebrain "
+                "tokenizer-train` (or load the authors' CodeBrain_Tokenizer.pth)."
+            )
+        if self.target_norm != "sample":
+            raise ValueError(
+                f"TokenizerConfig.target_norm must be 'sample', got {self.target_norm!r}."
+            )
         for name in (
             "patch_size",
             "max_chans",
@@ -171,6 +204,17 @@ class TokenizerConfig(JSONConfig):
                 raise ValueError(f"TokenizerConfig.{name} must be >= 1, got {value}.")
         if self.patch_size < 8:
             raise ValueError(f"TokenizerConfig.patch_size must be >= 8, got {self.patch_size}.")
+        if self.conv_channels < 2 or self.conv_channels % 2:
+            raise ValueError(
+                f"TokenizerConfig.conv_channels must be even and >= 2, got {self.conv_channels}."
+            )
+        width = tfconv_out_dim(self.patch_size, self.conv_channels)
+        if self.embed_dim != width:
+            raise ValueError(
+                f"TokenizerConfig.embed_dim ({self.embed_dim}) must equal the TFConv width "
+                f"2 * (conv_channels // 2) * ((patch_size - 1) // 8 + 1) = {width} for "
+                f"patch_size={self.patch_size}, conv_channels={self.conv_channels}."
+            )
         if self.embed_dim % self.num_heads:
             raise ValueError(
                 f"TokenizerConfig.embed_dim ({self.embed_dim}) must be divisible by num_heads "
@@ -179,44 +223,55 @@ class TokenizerConfig(JSONConfig):
         for name in ("codebook_size_t", "codebook_size_f"):
             if getattr(self, name) < 2:
                 raise ValueError(f"TokenizerConfig.{name} must be >= 2, got {getattr(self, name)}.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"TokenizerConfig.dropout must be in [0, 1), got {self.dropout}.")
+        for name in ("dropout", "conv_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(
+                    f"TokenizerConfig.{name} must be in [0, 1), got {getattr(self, name)}."
+                )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"TokenizerConfig.ema_decay must be in [0, 1), got {self.ema_decay}.")
         if self.mlp_ratio <= 0:
             raise ValueError(f"TokenizerConfig.mlp_ratio must be > 0, got {self.mlp_ratio}.")
+        if self.codebook_update not in ("norm_ema", "sum_ema"):
+            raise ValueError(
+                "TokenizerConfig.codebook_update must be 'norm_ema' or 'sum_ema', got "
+                f"{self.codebook_update!r}."
+            )
+        if not self.contrastive_temperature > 0:
+            raise ValueError(
+                "TokenizerConfig.contrastive_temperature must be > 0, got "
+                f"{self.contrastive_temperature}."
+            )
         for name in (
             "dead_code_threshold",
             "commitment_weight",
             "time_weight",
             "amp_weight",
             "phase_weight",
+            "contrastive_weight",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"TokenizerConfig.{name} must be >= 0, got {getattr(self, name)}.")
-        if self.target_norm not in ("patch", "none"):
-            raise ValueError(
-                f"TokenizerConfig.target_norm must be 'patch' or 'none', got {self.target_norm!r}."
-            )
 
     @property
     def n_freqs(self) -> int:
-        """F = ``patch_size // 2 + 1``, the number of rfft bins."""
-        return self.patch_size // 2 + 1
+        """Number of DFT bins of the amplitude and phase targets (= ``patch_size``)."""
+        return self.patch_size
 
 
 # ------------------------------------------------------------------------------ outputs
 @dataclass
 class TokenizerTargets:
-    """Reconstruction targets (after the per-patch normalisation of the config).
+    """Reconstruction targets.
 
     Attributes
     ----------
     time : torch.Tensor, shape (B, C, P, S)
-    amp : torch.Tensor, shape (B, C, P, F)
-        Fourier amplitude ``|rfft(patch, norm="forward")|``.
-    phase : torch.Tensor, shape (B, C, P, F)
-        Fourier phase in ``(-π, π]`` (never normalised).
+        The input patches (float32).
+    amp : torch.Tensor, shape (B, C, P, S)
+        ``|fft(patch)|``, z-scored per sample over C × P × S.
+    phase : torch.Tensor, shape (B, C, P, S)
+        ``angle(fft(patch))``, z-scored per sample over C × P × S.
     """
 
     time: torch.Tensor
@@ -231,9 +286,11 @@ class TokenizerLosses:
     Attributes
     ----------
     time, amp, phase : torch.Tensor
-        MSE of the temporal reconstruction, the amplitude and the phase (on cos/sin).
+        MSE of the temporal, amplitude and phase reconstructions.
     commit_t, commit_f : torch.Tensor
         Commitment losses of the two codebooks.
+    contrastive : torch.Tensor
+        NT-Xent between the two halves of each window (0 without gradients or with P < 2).
     """
 
     time: torch.Tensor
@@ -241,6 +298,7 @@ class TokenizerLosses:
     phase: torch.Tensor
     commit_t: torch.Tensor
     commit_f: torch.Tensor
+    contrastive: torch.Tensor
 
     def as_dict(self) -> dict[str, torch.Tensor]:
         """``{name: scalar tensor}``."""
@@ -256,9 +314,9 @@ class TokenizerOutput:
     ids_t, ids_f : torch.Tensor of int64, shape (B, C, P)
         Temporal and frequency token ids.
     recon_time : torch.Tensor, shape (B, C, P, S)
-    recon_amp : torch.Tensor, shape (B, C, P, F)
-    recon_phase : torch.Tensor, shape (B, C, P, F)
-        Angles ``atan2(sin, cos)`` of the predicted phase vectors.
+    recon_amp : torch.Tensor, shape (B, C, P, S)
+    recon_phase : torch.Tensor, shape (B, C, P, S)
+        Predictions in the units of the targets (amplitude and phase z-scored).
     targets : TokenizerTargets
     loss : torch.Tensor, scalar
         Weighted total.
@@ -280,172 +338,60 @@ class TokenizerOutput:
     counts_f: torch.Tensor = field(repr=False)
 
 
-# ------------------------------------------------------------------------------- layers
-def _conv_out(n: int, kernel: int, stride: int, pad: int) -> int:
-    return (n + 2 * pad - kernel) // stride + 1
+# ------------------------------------------------------------------------------ helpers
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """The authors' NT-Xent loss between two views (cosine similarity, float32).
 
+    Row ``i`` of ``z1`` and row ``i`` of ``z2`` are a positive pair; every other row of
+    either view is a negative. For each of the ``2B`` anchors the logits are the positive's
+    similarity followed by the similarities to all ``2B - 1`` other rows, scaled by
+    ``1 / temperature``, and the loss is the mean cross-entropy of the first logit.
 
-class _ConvBranch(nn.Module):
-    """Three 1-D convolutions (GroupNorm + GELU) over one axis, flattened and projected.
-
-    Input ``(N, in_ch, L)`` → output ``(N, D)``.
-    """
-
-    def __init__(self, in_ch: int, length: int, channels: int, out_dim: int) -> None:
-        super().__init__()
-        kernel = max(3, (length // 4) | 1)  # odd, about a quarter of the axis
-        stride = max(1, length // 16)
-        groups = math.gcd(channels, 4)
-        self.net = nn.Sequential(
-            nn.Conv1d(in_ch, channels, kernel, stride=stride, padding=kernel // 2),
-            nn.GroupNorm(groups, channels),
-            nn.GELU(),
-            nn.Conv1d(channels, channels, 3, padding=1),
-            nn.GroupNorm(groups, channels),
-            nn.GELU(),
-            nn.Conv1d(channels, channels, 3, padding=1),
-            nn.GroupNorm(groups, channels),
-            nn.GELU(),
-        )
-        n_out = _conv_out(length, kernel, stride, kernel // 2)
-        self.proj = nn.Linear(channels * n_out, out_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.net(x).flatten(1))  # (N, ch, L') -> (N, D)
-
-
-class TFConv(nn.Module):
-    """Parallel temporal and spectral convolutions over each patch, fused to width D.
+    Notes
+    -----
+    The ``2B - 1`` "others" include the positive itself, so it enters the softmax
+    denominator twice. That is what the authors' ``NTXentLoss`` computes (its mask of
+    negatives is built with ``torch.roll`` by ``+B`` and ``-B``, which coincide on ``2B``
+    columns, and ``1 - 2 = -1`` casts to ``True``); it is reproduced so that the released
+    training objective is the one optimised here.
 
     Parameters
     ----------
-    patch_size : int
-        S.
-    channels : int
-        Convolution channels of each branch.
-    embed_dim : int
-        D.
+    z1, z2 : torch.Tensor, shape (B, ...)
+        Flattened per sample.
+    temperature : float
+
+    Returns
+    -------
+    torch.Tensor, scalar
     """
-
-    def __init__(self, patch_size: int, channels: int, embed_dim: int) -> None:
-        super().__init__()
-        n_freqs = patch_size // 2 + 1
-        self.temporal = _ConvBranch(1, patch_size, channels, embed_dim)
-        self.spectral = _ConvBranch(2, n_freqs, channels, embed_dim)
-        self.fuse = nn.Linear(2 * embed_dim, embed_dim)
-
-    def forward(self, patches: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor:
-        """Embed patches.
-
-        Parameters
-        ----------
-        patches : torch.Tensor, shape (N, S)
-        spectrum : torch.Tensor, complex, shape (N, F)
-            ``rfft(patches, norm="forward")``.
-
-        Returns
-        -------
-        torch.Tensor, shape (N, D)
-        """
-        t = self.temporal(patches[:, None, :])  # (N, D)
-        spec = torch.stack([spectrum.real, spectrum.imag], dim=1).to(t.dtype)  # (N, 2, F)
-        f = self.spectral(spec)  # (N, D)
-        return self.fuse(torch.cat([t, f], dim=-1))  # (N, D)
+    b = z1.shape[0]
+    with torch.autocast(device_type=z1.device.type, enabled=False):
+        reps = F.normalize(torch.cat([z2.reshape(b, -1), z1.reshape(b, -1)]).float(), dim=-1)
+        sim = reps @ reps.t() / temperature  # (2B, 2B)
+        n = 2 * b
+        partner = (torch.arange(n, device=sim.device) + b) % n
+        positive = sim[torch.arange(n, device=sim.device), partner]  # (2B,)
+        others = sim.masked_fill(torch.eye(n, dtype=torch.bool, device=sim.device), float("-inf"))
+        logits = torch.cat([positive[:, None], others], dim=1)  # (2B, 1 + 2B)
+        return F.cross_entropy(logits, torch.zeros(n, dtype=torch.long, device=sim.device))
 
 
-class _Attention(nn.Module):
-    """Multi-head self-attention over all tokens (SDPA): ``(B, N, D) -> (B, N, D)``."""
-
-    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-        self.dropout = dropout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, d // self.num_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, N, d/H)
-        out = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, H, N, d/H)
-        return self.proj(out.transpose(1, 2).reshape(b, n, d))
-
-
-class _Block(nn.Module):
-    """Pre-norm Transformer block: ``x + Attn(LN(x))``, ``x + MLP(LN(x))``; ``(B, N, D)``."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, dropout: float) -> None:
-        super().__init__()
-        hidden = max(1, int(round(dim * mlp_ratio)))
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = _Attention(dim, num_heads, dropout)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(
-            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim)
-        )
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.norm1(x)))
-        return x + self.drop(self.mlp(self.norm2(x)))
-
-
-class _Transformer(nn.Module):
-    """Channel/patch position embeddings + a stack of blocks + final LayerNorm.
-
-    Input and output ``(B, C, P, D)``; attention runs over all ``C·P`` tokens of a window.
-    """
-
-    def __init__(self, cfg: TokenizerConfig, depth: int) -> None:
-        super().__init__()
-        d = cfg.embed_dim
-        self.chan_embed = nn.Parameter(torch.zeros(cfg.max_chans, d))
-        self.patch_embed = nn.Parameter(torch.zeros(cfg.max_patches, d))
-        nn.init.trunc_normal_(self.chan_embed, std=0.02)
-        nn.init.trunc_normal_(self.patch_embed, std=0.02)
-        self.blocks = nn.ModuleList(
-            _Block(d, cfg.num_heads, cfg.mlp_ratio, cfg.dropout) for _ in range(depth)
-        )
-        self.norm = nn.LayerNorm(d)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, p, d = x.shape
-        x = x + self.chan_embed[:c, None, :] + self.patch_embed[None, :p, :]  # (B, C, P, D)
-        x = x.reshape(b, c * p, d)  # channel-major tokens (B, C·P, D)
-        for blk in self.blocks:
-            x = blk(x)
-        return self.norm(x).reshape(b, c, p, d)
+def _std_norm(x: torch.Tensor) -> torch.Tensor:
+    """z-score each sample over its C × P × S values (unbiased std, as the authors)."""
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.std(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) / std.clamp_min(1e-12)
 
 
 def _task_head(d_in: int, d_out: int) -> nn.Sequential:
-    """Linear-Tanh-Linear head (LaBraM): ``(..., d_in) -> (..., d_out)``."""
-    return nn.Sequential(nn.Linear(d_in, d_in), nn.Tanh(), nn.Linear(d_in, d_out))
-
-
-def _standardize(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Zero mean, unit std over the last dimension (population std, ``eps`` floor)."""
-    mean = x.mean(dim=-1, keepdim=True)
-    std = x.std(dim=-1, keepdim=True, unbiased=False)
-    return (x - mean) / (std + eps)
-
-
-def _init_weights(module: nn.Module) -> None:
-    """Xavier-uniform linear weights, zero biases, unit LayerNorm.
-
-    Xavier (gain ~1 per layer) rather than ViT's fixed std 0.02: at the small widths used for
-    EEG tokenizers a fixed 0.02 std shrinks the code signal through the decoder so much that
-    training sits on a plateau for hundreds of steps before the reconstruction depends on the
-    codes.
-    """
-    if isinstance(module, nn.Linear):
-        nn.init.xavier_uniform_(module.weight)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
+    """Linear-Tanh-Linear head: ``(..., d_in) -> (..., d_out)``; LaBraM's init."""
+    head = nn.Sequential(nn.Linear(d_in, d_in), nn.Tanh(), nn.Linear(d_in, d_out))
+    for m in head:
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+    return head
 
 
 # -------------------------------------------------------------------------------- model
@@ -467,13 +413,17 @@ class TFDualTokenizer(
     -----
     Inputs are raw windows ``(B, C, T)`` with ``T`` a multiple of ``patch_size``, or already
     cut patches ``(B, C, P, S)`` with ``S == patch_size`` (both accepted by every method),
-    in the data's amplitude unit (µV / 100 for the released models). ``C <= max_chans`` and
-    ``P <= max_patches``; channel ``i`` of the input gets channel embedding ``i``, so keep the
-    montage order fixed between training and use.
+    in the data's amplitude unit (µV / 100 for the released model). ``C <= max_chans`` and
+    ``P <= max_patches``; input channel ``i`` uses channel slot ``i + 1`` (the authors'
+    ``input_chans = range(C + 1)``), so keep the montage order fixed between training and use.
+
+    :meth:`load_state_dict` also accepts the authors' state dict (``CodeBrain_Tokenizer.pth``,
+    with or without the ``module.`` prefix); :meth:`from_upstream` builds the model from such
+    a file, and :meth:`from_pretrained` accepts a folder holding it.
 
     References
     ----------
-    .. [1] CodeBrain, arXiv 2506.09110, §3.2.
+    .. [1] Ma et al., CodeBrain, ICLR 2026, arXiv 2506.09110, §3.2.
     """
 
     def __init__(self, config: TokenizerConfig | None = None) -> None:
@@ -483,27 +433,37 @@ class TFDualTokenizer(
             raise TypeError(f"config must be a TokenizerConfig, got {type(cfg).__name__}.")
         self.config = cfg
         d = cfg.embed_dim
-        self.tfconv = TFConv(cfg.patch_size, cfg.conv_channels, d)
-        self.encoder = _Transformer(cfg, cfg.depth)
+        self.tfconv = TFConv(cfg.patch_size, cfg.conv_channels, cfg.conv_dropout)
+
+        def transformer(depth: int) -> PatchTransformer:
+            return PatchTransformer(
+                d,
+                depth,
+                cfg.num_heads,
+                mlp_ratio=cfg.mlp_ratio,
+                dropout=cfg.dropout,
+                n_chan_slots=cfg.max_chans + 1,
+                n_time_slots=cfg.max_patches,
+            )
+
+        self.encoder = transformer(cfg.depth)
         self.proj_t = _task_head(d, cfg.code_dim)
         self.proj_f = _task_head(d, cfg.code_dim)
         codebook_kw = dict(
             decay=cfg.ema_decay,
             kmeans_init=cfg.kmeans_init,
+            update=cfg.codebook_update,
             threshold_ema_dead_code=cfg.dead_code_threshold,
         )
         self.codebook_t = Codebook(cfg.codebook_size_t, cfg.code_dim, **codebook_kw)
         self.codebook_f = Codebook(cfg.codebook_size_f, cfg.code_dim, **codebook_kw)
         self.decoder_in_t = nn.Linear(cfg.code_dim, d)
         self.decoder_in_f = nn.Linear(cfg.code_dim, d)
-        self.decoder_t = _Transformer(cfg, cfg.decoder_depth)
-        self.decoder_f = _Transformer(cfg, cfg.decoder_depth)
+        self.decoder_t = transformer(cfg.decoder_depth)
+        self.decoder_f = transformer(cfg.decoder_depth)
         self.head_time = _task_head(d, cfg.patch_size)
         self.head_amp = _task_head(d, cfg.n_freqs)
-        self.head_phase = _task_head(d, 2 * cfg.n_freqs)
-        for name, module in self.named_children():
-            if not name.startswith("codebook"):
-                module.apply(_init_weights)
+        self.head_phase = _task_head(d, cfg.n_freqs)
 
     # ------------------------------------------------------------------- inputs
     def to_patches(self, x: torch.Tensor) -> torch.Tensor:
@@ -567,7 +527,7 @@ class TFDualTokenizer(
 
     @staticmethod
     def spectrum(patches: torch.Tensor) -> torch.Tensor:
-        """``rfft(patches, norm="forward")`` in float32 (autocast disabled).
+        """Full DFT ``fft(patches)`` in float32 (autocast disabled).
 
         Parameters
         ----------
@@ -575,21 +535,20 @@ class TFDualTokenizer(
 
         Returns
         -------
-        torch.Tensor, complex64, shape (..., F)
+        torch.Tensor, complex64, shape (..., S)
         """
         with torch.autocast(device_type=patches.device.type, enabled=False):
-            return torch.fft.rfft(patches.float(), dim=-1, norm="forward")
+            return torch.fft.fft(patches.float(), dim=-1)
 
     def make_targets(self, patches: torch.Tensor) -> TokenizerTargets:
-        """Reconstruction targets of ``patches`` (B, C, P, S); see the module notes."""
-        spec = self.spectrum(patches)  # (B, C, P, F)
-        time = patches.float()
-        amp = spec.abs()
-        phase = torch.angle(spec)
-        if self.config.target_norm == "patch":
-            time = _standardize(time)
-            amp = _standardize(amp)
-        return TokenizerTargets(time=time, amp=amp, phase=phase)
+        """Reconstruction targets of ``patches`` (B, C, P, S); see :class:`TokenizerTargets`."""
+        with torch.autocast(device_type=patches.device.type, enabled=False):
+            spec = self.spectrum(patches)  # (B, C, P, S)
+            return TokenizerTargets(
+                time=patches.float(),
+                amp=_std_norm(spec.abs()),
+                phase=_std_norm(torch.angle(spec)),
+            )
 
     # ------------------------------------------------------------------ encoder
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -604,12 +563,18 @@ class TFDualTokenizer(
         torch.Tensor, shape (B, C, P, D)
         """
         patches = self.to_patches(x)
-        return self._encode_patches(patches, self.spectrum(patches))
+        b, c, p, _ = patches.shape
+        return self._encode_patches(patches).reshape(b, c, p, -1)
 
-    def _encode_patches(self, patches: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
-        b, c, p, s = patches.shape
-        h = self.tfconv(patches.reshape(-1, s), spec.reshape(b * c * p, -1))  # (B·C·P, D)
-        return self.encoder(h.reshape(b, c, p, -1))  # (B, C, P, D)
+    def _encode_patches(self, patches: torch.Tensor) -> torch.Tensor:
+        """(B, C, P, S) -> encoder tokens (B, C·P, D)."""
+        return self.encoder(self.tfconv(patches), patches.shape[1])
+
+    def _project(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Task heads in float32 (autocast off, as the authors): (..., D) -> 2 × (..., code_dim)."""
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            h = h.float()
+            return self.proj_t(h), self.proj_f(h)
 
     @torch.no_grad()
     def tokenize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -623,15 +588,15 @@ class TFDualTokenizer(
         -------
         ids_t, ids_f : torch.Tensor of int64, shape (B, C, P)
         """
-        h = self.encode(x)  # (B, C, P, D)
-        return self.codebook_t.lookup(self.proj_t(h)), self.codebook_f.lookup(self.proj_f(h))
+        z_t, z_f = self._project(self.encode(x))  # (B, C, P, code_dim)
+        return self.codebook_t.lookup(z_t), self.codebook_f.lookup(z_f)
 
     # ------------------------------------------------------------------ decoder
     @torch.no_grad()
     def decode(
         self, ids_t: torch.Tensor, ids_f: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Reconstruct (normalised) waveform, amplitude and phase from token ids (no grad).
+        """Reconstruct waveform, amplitude and phase from token ids (no grad).
 
         Parameters
         ----------
@@ -640,33 +605,52 @@ class TFDualTokenizer(
         Returns
         -------
         recon_time : torch.Tensor, shape (B, C, P, S)
-        recon_amp : torch.Tensor, shape (B, C, P, F)
-        recon_phase : torch.Tensor, shape (B, C, P, F)
-            Angles in ``(-π, π]``.
+        recon_amp, recon_phase : torch.Tensor, shape (B, C, P, S)
+            In the units of the (z-scored) targets.
         """
         if ids_t.shape != ids_f.shape or ids_t.ndim != 3:
             raise ValueError(
                 f"ids_t and ids_f must both be (B, C, P); got {tuple(ids_t.shape)} and "
                 f"{tuple(ids_f.shape)}."
             )
-        time, amp, phase_vec = self._decode_codes(
-            self.codebook_t.decode(ids_t), self.codebook_f.decode(ids_f)
-        )
-        return time, amp, torch.atan2(phase_vec[..., 1], phase_vec[..., 0])
+        return self._decode_codes(self.codebook_t.decode(ids_t), self.codebook_f.decode(ids_f))
 
     def _decode_codes(
         self, q_t: torch.Tensor, q_f: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Codes (B, C, P, code_dim) → time (B, C, P, S), amp (B, C, P, F), phase vectors
-        (B, C, P, F, 2)."""
-        h_t = self.decoder_t(self.decoder_in_t(q_t))  # (B, C, P, D)
-        h_f = self.decoder_f(self.decoder_in_f(q_f))  # (B, C, P, D)
-        time = self.head_time(h_t)  # (B, C, P, S)
-        amp = self.head_amp(h_f)  # (B, C, P, F)
-        phase_vec = self.head_phase(h_f).unflatten(-1, (self.config.n_freqs, 2))  # (B,C,P,F,2)
-        return time, amp, phase_vec
+        """Codes (B, C, P, code_dim) → time, amp, phase, each (B, C, P, S)."""
+        b, c, p, _ = q_t.shape
+        h_t = self.decoder_t(self.decoder_in_t(q_t).reshape(b, c * p, -1), c)  # (B, C·P, D)
+        h_f = self.decoder_f(self.decoder_in_f(q_f).reshape(b, c * p, -1), c)
+        time = self.head_time(h_t).reshape(b, c, p, -1)
+        amp = self.head_amp(h_f).reshape(b, c, p, -1)
+        phase = self.head_phase(h_f).reshape(b, c, p, -1)
+        return time, amp, phase
 
     # ------------------------------------------------------------------ forward
+    def contrastive_loss(self, patches: torch.Tensor) -> torch.Tensor:
+        """NT-Xent between the encoder outputs of the first and the second half of each window.
+
+        The halves are patches ``[0, P//2)`` and ``[P - P//2, P)`` (the two halves of an even
+        window), each encoded on its own (time slots from 0).
+
+        Parameters
+        ----------
+        patches : torch.Tensor, shape (B, C, P, S)
+
+        Returns
+        -------
+        torch.Tensor, scalar
+            0 when ``P < 2``.
+        """
+        p = patches.shape[2]
+        half = p // 2
+        if half == 0:
+            return patches.new_zeros((), dtype=torch.float32)
+        h1 = self._encode_patches(patches[:, :, :half])  # (B, C·P/2, D)
+        h2 = self._encode_patches(patches[:, :, p - half :])
+        return nt_xent(h1, h2, self.config.contrastive_temperature)
+
     def forward(self, x: torch.Tensor) -> TokenizerOutput:
         """Encode, quantise (updating the codebooks in training mode), decode, and score.
 
@@ -680,39 +664,97 @@ class TFDualTokenizer(
         """
         cfg = self.config
         patches = self.to_patches(x)  # (B, C, P, S)
-        spec = self.spectrum(patches)  # (B, C, P, F)
+        b, c, p, _ = patches.shape
         targets = self.make_targets(patches)
-        h = self._encode_patches(patches, spec)  # (B, C, P, D)
-        vq_t = self.codebook_t(self.proj_t(h))  # quantized (B, C, P, code_dim)
-        vq_f = self.codebook_f(self.proj_f(h))
-        time, amp, phase_vec = self._decode_codes(vq_t.quantized, vq_f.quantized)
+        h = self._encode_patches(patches).reshape(b, c, p, -1)  # (B, C, P, D)
+        if torch.is_grad_enabled() and cfg.contrastive_weight > 0:
+            contrastive = self.contrastive_loss(patches)
+        else:
+            contrastive = torch.zeros((), device=patches.device)
+        z_t, z_f = self._project(h)
+        vq_t = self.codebook_t(z_t)  # quantized (B, C, P, code_dim)
+        vq_f = self.codebook_f(z_f)
+        time, amp, phase = self._decode_codes(vq_t.quantized, vq_f.quantized)
         with torch.autocast(device_type=patches.device.type, enabled=False):
-            phase_target = torch.stack([targets.phase.cos(), targets.phase.sin()], dim=-1)
             losses = TokenizerLosses(
                 time=F.mse_loss(time.float(), targets.time),
                 amp=F.mse_loss(amp.float(), targets.amp),
-                phase=F.mse_loss(phase_vec.float(), phase_target),
+                phase=F.mse_loss(phase.float(), targets.phase),
                 commit_t=vq_t.commit_loss,
                 commit_f=vq_f.commit_loss,
+                contrastive=contrastive.float(),
             )
             loss = (
-                cfg.time_weight * losses.time
+                cfg.commitment_weight * (losses.commit_t + losses.commit_f)
+                + cfg.time_weight * losses.time
                 + cfg.amp_weight * losses.amp
                 + cfg.phase_weight * losses.phase
-                + cfg.commitment_weight * (losses.commit_t + losses.commit_f)
+                + cfg.contrastive_weight * losses.contrastive
             )
         return TokenizerOutput(
             ids_t=vq_t.indices,
             ids_f=vq_f.indices,
             recon_time=time,
             recon_amp=amp,
-            recon_phase=torch.atan2(phase_vec[..., 1], phase_vec[..., 0]),
+            recon_phase=phase,
             targets=targets,
             loss=loss,
             losses=losses,
             counts_t=vq_t.counts,
             counts_f=vq_f.counts,
         )
+
+    # ------------------------------------------------------- upstream weights
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        """Load weights; the authors' key names (``CodeBrain_Tokenizer.pth``) are converted.
+
+        A state dict in the authors' naming (with or without DataParallel's ``module.``
+        prefix) goes through
+        :func:`~codebrain.models.checkpoints.convert_upstream_tokenizer_state_dict`, which
+        raises ``ValueError`` naming every missing, unexpected or mis-shaped key when
+        ``strict``. Our own state dicts load as usual.
+        """
+        if is_upstream_tokenizer_state_dict(state_dict):
+            state_dict, report = convert_upstream_tokenizer_state_dict(
+                state_dict, self, strict=strict
+            )
+            logger.debug("Converted the authors' tokenizer state dict: %s", report.describe())
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    @classmethod
+    def from_upstream(
+        cls,
+        checkpoint: str | os.PathLike | Mapping[str, torch.Tensor],
+        *,
+        map_location: str | torch.device = "cpu",
+        **overrides: Any,
+    ) -> TFDualTokenizer:
+        """Build a tokenizer from the authors' checkpoint (e.g. ``CodeBrain_Tokenizer.pth``).
+
+        The sizes (width, depth, codebooks, table slots, patch size) are read from the tensor
+        shapes; the number of heads, which shapes do not show, defaults to the release's 10.
+
+        Parameters
+        ----------
+        checkpoint : path-like or mapping
+            A ``.pth`` file (read with ``weights_only=True``; ``{"model": ...}`` containers are
+            unwrapped) or an upstream state dict.
+        map_location : str or torch.device
+        **overrides
+            Further :class:`TokenizerConfig` fields (e.g. ``num_heads``).
+
+        Returns
+        -------
+        TFDualTokenizer
+            In eval mode.
+        """
+        state = checkpoint if isinstance(checkpoint, Mapping) else load_checkpoint_file(checkpoint)
+        converted, _ = convert_upstream_tokenizer_state_dict(state)
+        model = cls(TokenizerConfig(**{**_config_from_shapes(converted), **overrides}))
+        model.load_state_dict(converted)
+        return model.to(map_location).eval()
 
     # -------------------------------------------------------------- persistence
     # save_pretrained / push_to_hub / from_pretrained: huggingface_hub.PyTorchModelHubMixin
@@ -730,6 +772,10 @@ targets of the EEGSSM backbone's masked-token pretraining."""
         return {"model_type": _MODEL_TYPE, **self.config.to_dict()}
 
     @classmethod
+    def _weight_names(cls) -> tuple[str, ...]:
+        return (WEIGHTS_NAME, UPSTREAM_TOKENIZER_FILE)
+
+    @classmethod
     def _from_pretrained(
         cls,
         *,
@@ -744,6 +790,9 @@ targets of the EEGSSM backbone's masked-token pretraining."""
         **overrides: Any,
     ) -> TFDualTokenizer:
         """Hook of ``ModelHubMixin.from_pretrained``: a tokenizer saved by ``save_pretrained``.
+
+        A folder without ``config.json`` that holds the authors' ``CodeBrain_Tokenizer.pth``
+        loads through :meth:`from_upstream`.
 
         Parameters
         ----------
@@ -775,6 +824,8 @@ targets of the EEGSSM backbone's masked-token pretraining."""
             token=token,
             local_files_only=local_files_only,
         )
+        if config_path is None and weights_path.name == UPSTREAM_TOKENIZER_FILE:
+            return cls.from_upstream(weights_path, map_location=map_location, **overrides)
         if config_path is None:
             raise FileNotFoundError(
                 f"{weights_path.parent} has no config.json; expected a folder written by "
@@ -796,3 +847,31 @@ targets of the EEGSSM backbone's masked-token pretraining."""
         model.load_state_dict(load_checkpoint_file(weights_path))
         model.to(map_location)
         return model.eval()
+
+
+def _config_from_shapes(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """TokenizerConfig fields implied by a state dict in our naming."""
+
+    def shape(key: str) -> tuple[int, ...]:
+        if key not in sd:
+            raise ValueError(f"the tokenizer state dict has no {key!r}.")
+        return tuple(sd[key].shape)
+
+    def depth(prefix: str) -> int:
+        ids = {int(k[len(prefix) :].split(".")[0]) for k in sd if k.startswith(prefix)}
+        return max(ids) + 1 if ids else 0
+
+    d = shape("encoder.cls_token")[-1]
+    return {
+        "patch_size": shape("head_time.2.weight")[0],
+        "max_chans": shape("encoder.chan_embed")[1] - 1,
+        "max_patches": shape("encoder.time_embed")[1],
+        "embed_dim": d,
+        "conv_channels": shape("tfconv.temporal.0.weight")[0],
+        "depth": depth("encoder.blocks."),
+        "decoder_depth": depth("decoder_t.blocks."),
+        "mlp_ratio": shape("encoder.blocks.0.mlp.fc1.weight")[0] / d,
+        "codebook_size_t": shape("codebook_t.embed")[0],
+        "codebook_size_f": shape("codebook_f.embed")[0],
+        "code_dim": shape("codebook_t.embed")[1],
+    }

@@ -3,11 +3,16 @@
 CodeBrain trains the EEGSSM backbone BEiT/LaBraM-style: a subset of the ``(channel, patch)``
 positions is replaced by the model's mask encoding and the model predicts, at those positions,
 the temporal and frequency token ids the frozen TFDual-Tokenizer assigns to the *unmasked*
-signal. The masking ratio is not stated in the paper's text we could check; we follow LaBraM
-(Jiang et al., ICLR 2024), on which CodeBrain's pretraining recipe is based, and default to
-masking half of the patches (``DEFAULT_MASK_RATIO = 0.5``).
+signal. The ratio 0.5 (``DEFAULT_MASK_RATIO``) is the default of the authors'
+``Pretrain/pretrain_EEGSSM.py``. Their ``generate_mask`` masks each (channel, patch) position
+independently with probability 0.5 (strategy ``"bernoulli"``, the ``paper`` recipe), so the
+number of masked positions varies between samples and can be zero; codebrain's default
+``"random"`` masks a fixed count per sample instead.
 
-Three strategies are offered:
+Four strategies are offered:
+
+``"bernoulli"``
+    Each position is masked independently with probability ``ratio`` (the authors').
 
 ``"random"``
     Each sample masks exactly ``max(1, round(ratio * C * P))`` positions chosen uniformly
@@ -18,7 +23,7 @@ Three strategies are offered:
     Whole time spans across all channels: contiguous runs of ``block_size`` patches are masked
     until ``max(1, round(ratio * P))`` patch columns are covered.
 
-Every sample gets at least one masked position. All randomness comes from an explicit
+Every sample gets at least one masked position, except under ``"bernoulli"``. All randomness comes from an explicit
 :class:`torch.Generator`; :func:`sample_keyed_masks` derives one generator per *global sample
 index* (and epoch and seed), so the masks do not depend on the batch size, on how a batch is
 split across gradient-accumulation steps, or on the number of distributed processes.
@@ -48,11 +53,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MaskStrategy = Literal["random", "channel_block", "time_block"]
-MASK_STRATEGIES: tuple[str, ...] = ("random", "channel_block", "time_block")
+MaskStrategy = Literal["random", "channel_block", "time_block", "bernoulli"]
+MASK_STRATEGIES: tuple[str, ...] = ("random", "channel_block", "time_block", "bernoulli")
 
 DEFAULT_MASK_RATIO: float = 0.5
-"""Fraction of patches masked per sample (LaBraM's value; CodeBrain follows LaBraM)."""
+"""Fraction of patches masked per sample (the default of the authors' pretraining script)."""
 
 
 def _check_mask_args(
@@ -89,6 +94,11 @@ def n_masked_per_sample(
         (each count at least one unit).
     """
     _check_mask_args(n_chans, n_patches, mask_ratio, strategy, 1)
+    if strategy == "bernoulli":
+        raise ValueError(
+            "strategy 'bernoulli' masks a random number of positions per sample (expected "
+            f"{mask_ratio * n_chans * n_patches:g}); there is no fixed count."
+        )
     if strategy == "random":
         return max(1, round(mask_ratio * n_chans * n_patches))
     if strategy == "channel_block":
@@ -105,6 +115,9 @@ def _one_mask(
     generator: torch.Generator | None,
 ) -> torch.Tensor:
     """One sample's mask ``(C, P)`` on the CPU."""
+    if strategy == "bernoulli":
+        draw = torch.rand(n_chans, n_patches, generator=generator)
+        return draw < mask_ratio
     if strategy == "random":
         n = max(1, round(mask_ratio * n_chans * n_patches))
         order = torch.randperm(n_chans * n_patches, generator=generator)

@@ -124,9 +124,10 @@ _METRIC_FIELDS = (
 class PretrainConfig(JSONConfig):
     """Hyper-parameters of a pretraining run (JSON-able; CLI flags map onto the fields).
 
-    Defaults follow LaBraM's masked-token pretraining recipe, on which CodeBrain builds
-    (AdamW, betas (0.9, 0.98), weight decay 0.05, warm-up then cosine decay, mask ratio 0.5,
-    gradient clipping 3.0).
+    Defaults are codebrain's recipe, which follows LaBraM's masked-token pretraining (AdamW,
+    betas (0.9, 0.98), weight decay 0.05 on weight matrices, warm-up then cosine decay, mask
+    ratio 0.5 with a fixed count per sample, gradient clipping 3.0). :meth:`paper` gives the
+    authors' settings (``Pretrain/pretrain_EEGSSM.py``); the README tabulates both.
 
     Parameters
     ----------
@@ -141,9 +142,15 @@ class PretrainConfig(JSONConfig):
         Peak and final learning rate (linear warm-up to ``lr``, cosine decay to ``min_lr``).
     warmup_steps : int
         Linear warm-up length in optimizer steps.
+    schedule_steps : int
+        Length of the cosine in optimizer steps (``0``: ``steps``, the cosine ends with the
+        run). The authors' schedule is 40 epochs long for a 10-epoch run.
     weight_decay : float
         AdamW decay for weight matrices; SGConv kernels and skip weights, norms, biases,
-        weight-norm magnitudes and every 0/1-d parameter get none.
+        weight-norm magnitudes and every 0/1-d parameter get none (unless
+        ``decay_all_params``).
+    decay_all_params : bool
+        Apply ``weight_decay`` to every parameter (the authors').
     betas : tuple of float
         AdamW betas.
     eps : float
@@ -193,7 +200,9 @@ class PretrainConfig(JSONConfig):
     lr: float = 5e-4
     min_lr: float = 1e-5
     warmup_steps: int = 500
+    schedule_steps: int = 0
     weight_decay: float = 0.05
+    decay_all_params: bool = False
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-8
     grad_clip: float = 3.0
@@ -220,6 +229,7 @@ class PretrainConfig(JSONConfig):
             check_int(f"PretrainConfig.{name}", getattr(self, name), minimum=1)
         for name in (
             "warmup_steps",
+            "schedule_steps",
             "val_every",
             "checkpoint_every",
             "num_workers",
@@ -244,6 +254,62 @@ class PretrainConfig(JSONConfig):
             raise ValueError(
                 f"mask_strategy must be one of {MASK_STRATEGIES}, got {self.mask_strategy!r}."
             )
+
+    @classmethod
+    def paper(cls, n_windows: int, world_size: int = 1, **overrides: Any) -> PretrainConfig:
+        """The authors' Stage 2 settings (``Pretrain/pretrain_EEGSSM.py``, ``EEGSSM_Trainer``).
+
+        10 epochs at a global batch of 256 (``steps = 10 * (n_windows // 256)``), AdamW
+        (lr 1e-4, default betas (0.9, 0.999), weight decay 5e-3 on every parameter), no warm-up,
+        a per-step cosine to 1e-5 over **40** epochs' worth of steps (so it ends near 0.87e-4),
+        gradient clipping 5, fp32, masks drawn as an independent Bernoulli(0.5) per channel ×
+        patch, seed 42.
+
+        Parameters
+        ----------
+        n_windows : int
+            Training windows (one epoch).
+        world_size : int
+            Processes; the per-process batch is ``256 // world_size``.
+        **overrides
+            Any field, applied last.
+
+        Returns
+        -------
+        PretrainConfig
+        """
+        check_int("n_windows", n_windows, minimum=1)
+        check_int("world_size", world_size, minimum=1)
+        if 256 % world_size:
+            raise ValueError(f"world_size ({world_size}) must divide the global batch of 256.")
+        batch = int(overrides.get("batch_size", 256 // world_size))
+        per_epoch = n_windows // (batch * world_size)
+        if per_epoch < 1 and "steps" not in overrides:
+            raise ValueError(
+                f"the paper recipe's global batch is {batch * world_size} windows; the corpus "
+                f"has {n_windows}."
+            )
+        per_epoch = max(1, per_epoch)
+        base = dict(
+            steps=10 * per_epoch,
+            batch_size=batch,
+            accum_steps=1,
+            lr=1e-4,
+            min_lr=1e-5,
+            warmup_steps=0,
+            schedule_steps=40 * per_epoch,
+            weight_decay=5e-3,
+            decay_all_params=True,
+            betas=(0.9, 0.999),
+            eps=1e-8,
+            grad_clip=5.0,
+            precision="fp32",
+            mask_ratio=0.5,
+            mask_strategy="bernoulli",
+            seed=42,
+        )
+        base.update(overrides)
+        return cls(**base)
 
 
 @dataclass
@@ -472,6 +538,14 @@ def _pretrain(
         for p in tokenizer.parameters():
             p.requires_grad_(False)
     groups = build_param_groups(model, cfg.weight_decay)
+    if cfg.decay_all_params:
+        groups = [
+            {
+                "params": [p for g in groups for p in g["params"]],
+                "weight_decay": cfg.weight_decay,
+                "names": [n for g in groups for n in g["names"]],
+            }
+        ]
     optimizer = torch.optim.AdamW(
         [{k: v for k, v in g.items() if k != "names"} for g in groups],
         lr=cfg.lr,
@@ -479,7 +553,8 @@ def _pretrain(
         eps=cfg.eps,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, WarmupCosine(cfg.warmup_steps, cfg.steps, cfg.min_lr / cfg.lr)
+        optimizer,
+        WarmupCosine(cfg.warmup_steps, cfg.schedule_steps or cfg.steps, cfg.min_lr / cfg.lr),
     )
     scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
 
@@ -710,7 +785,8 @@ def _pretrain(
                     float(sum(int(m.sum()) for m in masks)), dtype=torch.float64, device=device
                 )
                 all_reduce_sum(n_global)  # loss normaliser: masked positions of all ranks
-                scale = ctx.world / n_global.item()
+                # (a Bernoulli mask may leave a whole step without masked positions: loss 0)
+                scale = ctx.world / max(1.0, n_global.item())
                 t_data += time.perf_counter() - t0
                 for j, ((_, x), mask) in enumerate(zip(micro, masks, strict=True)):
                     t0 = time.perf_counter()

@@ -1,8 +1,9 @@
 """Training loop of the Stage 1 TFDual-Tokenizer (CodeBrain arXiv 2506.09110, §3.2).
 
 :func:`train_tokenizer` trains a :class:`~codebrain.models.tokenizer.TFDualTokenizer` on any
-map-style dataset of EEG windows: AdamW with linear warm-up and cosine decay, optional bf16
-autocast (FFTs and codebooks stay in float32), gradient clipping, a tqdm progress bar, a CSV and
+map-style dataset of EEG windows: AdamW with linear warm-up and cosine decay, optional bf16 or
+fp16 autocast (FFTs, task heads and codebooks stay in float32; fp16 with a gradient scaler),
+gradient clipping (``TokenizerTrainConfig.paper`` gives the authors' recipe), a tqdm progress bar, a CSV and
 a JSON-lines log (losses, learning rate, fraction of codes used and perplexity of each
 codebook over the logging interval), and atomic checkpoints every ``checkpoint_every`` steps.
 
@@ -76,6 +77,7 @@ LOG_FIELDS = (
     "phase",
     "commit_t",
     "commit_f",
+    "contrastive",
     "used_t",
     "used_f",
     "perplexity_t",
@@ -83,7 +85,16 @@ LOG_FIELDS = (
     "grad_norm",
     "elapsed_s",
 )
-_LOSS_KEYS = ("loss", "time", "amp", "phase", "commit_t", "commit_f", "grad_norm")
+_LOSS_KEYS = (
+    "loss",
+    "time",
+    "amp",
+    "phase",
+    "commit_t",
+    "commit_f",
+    "contrastive",
+    "grad_norm",
+)
 
 
 # ------------------------------------------------------------------------------ config
@@ -100,7 +111,10 @@ class TokenizerTrainConfig(JSONConfig):
     lr : float
         Peak learning rate.
     weight_decay : float
-        AdamW weight decay of matrices (biases, norms and 1-D parameters get none).
+        AdamW weight decay of matrices (biases, norms and 1-D parameters get none unless
+        ``decay_all_params``).
+    decay_all_params : bool
+        Apply ``weight_decay`` to every parameter (the authors').
     betas : tuple of float
         AdamW betas.
     warmup_steps : int
@@ -109,8 +123,10 @@ class TokenizerTrainConfig(JSONConfig):
         Final learning rate as a fraction of ``lr``.
     grad_clip : float
         Max global gradient norm (0 disables clipping).
-    precision : {"fp32", "bf16"}
-        ``"bf16"`` runs the network under bf16 autocast (CPU or CUDA).
+    precision : {"fp32", "bf16", "fp16"}
+        ``"bf16"`` runs the network under bf16 autocast (CPU or CUDA); ``"fp16"`` under fp16
+        autocast with a gradient scaler (CUDA only; the authors'). FFTs, task heads, codebooks
+        and losses stay in float32.
     checkpoint_every : int
         Steps between checkpoints (a final one is always written).
     keep_checkpoints : int
@@ -134,11 +150,12 @@ class TokenizerTrainConfig(JSONConfig):
     batch_size: int = 64
     lr: float = 5e-4
     weight_decay: float = 1e-4
+    decay_all_params: bool = False
     betas: tuple[float, float] = (0.9, 0.99)
     warmup_steps: int = 1000
     min_lr_ratio: float = 0.01
     grad_clip: float = 3.0
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     log_every: int = 50
@@ -168,10 +185,67 @@ class TokenizerTrainConfig(JSONConfig):
             raise ValueError(
                 f"TokenizerTrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}."
             )
-        if self.precision not in ("fp32", "bf16"):
+        if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(
-                f"TokenizerTrainConfig.precision must be 'fp32' or 'bf16', got {self.precision!r}."
+                "TokenizerTrainConfig.precision must be 'fp32', 'bf16' or 'fp16', got "
+                f"{self.precision!r}."
             )
+
+    @classmethod
+    def paper(cls, n_windows: int, world_size: int = 1, **overrides: Any) -> TokenizerTrainConfig:
+        """The authors' Stage 1 settings (``Pretrain/pretrain_TFDual.py``, ``TFDual_Trainer``).
+
+        20 epochs of batch 256 per process (``max_steps = 20 * (n_windows // (256 *
+        world_size))``; another ``batch_size`` override enters this and the lr rule); AdamW with default betas (0.9, 0.999) and weight decay 1e-4 on every
+        parameter; the learning rate 1e-4 scaled by ``total_batch / 128`` (6e-4 on their 3
+        GPUs); a per-step cosine to 1e-5 after one warm-up step; no gradient clipping; fp16
+        autocast with a gradient scaler; seed 42.
+
+        Parameters
+        ----------
+        n_windows : int
+            Training windows (one epoch).
+        world_size : int
+            Processes (GPUs) sharing the data.
+        **overrides
+            Any field, applied last (e.g. ``precision="fp32"`` on a CPU).
+
+        Returns
+        -------
+        TokenizerTrainConfig
+
+        Notes
+        -----
+        The authors' first step runs at lr 0 (their warm-up is ``linspace(0, lr, 1)``); here the
+        one warm-up step runs at the full rate. Their DataParallel run divides the steps per
+        epoch by the GPU count for the schedule only; the schedule here spans the steps run.
+        """
+        check_int("n_windows", n_windows, minimum=1)
+        check_int("world_size", world_size, minimum=1)
+        batch = int(overrides.get("batch_size", 256))
+        total_batch = batch * world_size
+        per_epoch = n_windows // total_batch
+        if per_epoch < 1 and "max_steps" not in overrides:
+            raise ValueError(
+                f"the paper recipe's batch is {batch} windows per process x {world_size} "
+                f"process(es) = {total_batch}; the corpus has {n_windows}."
+            )
+        lr = 1e-4 * total_batch / 128
+        base = dict(
+            max_steps=20 * max(1, per_epoch),
+            batch_size=batch,
+            lr=lr,
+            weight_decay=1e-4,
+            decay_all_params=True,
+            betas=(0.9, 0.999),
+            warmup_steps=1,
+            min_lr_ratio=min(1.0, 1e-5 / lr),
+            grad_clip=0.0,
+            precision="fp16",
+            seed=42,
+        )
+        base.update(overrides)
+        return cls(**base)
 
 
 @dataclass
@@ -362,9 +436,17 @@ def train_tokenizer(
     model.train()
     mcfg = model.config
 
-    optimizer = torch.optim.AdamW(
-        _param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas
+    if cfg.precision == "fp16" and device.type != "cuda":
+        raise ValueError(
+            f"precision 'fp16' needs a CUDA device (got {device}); use 'bf16' or 'fp32'."
+        )
+    groups = (
+        [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        if cfg.decay_all_params
+        else _param_groups(model, cfg.weight_decay)
     )
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
     scheduler = build_warmup_cosine_scheduler(
         optimizer,
         warmup_steps=cfg.warmup_steps,
@@ -390,6 +472,7 @@ def train_tokenizer(
             model=model,
             optimizer=optimizer,
             scheduler=scheduler,
+            scaler=scaler,
             rng_index=rank,
             map_location=device,
         )
@@ -443,6 +526,7 @@ def train_tokenizer(
                 model=model,
                 optimizer=optimizer,
                 scheduler=scheduler,
+                scaler=scaler,
                 rng_state=rng,
                 extra={
                     "step": step,
@@ -465,8 +549,11 @@ def train_tokenizer(
         return history_elapsed + time.perf_counter() - t_start
 
     autocast = (
-        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        if cfg.precision == "bf16"
+        torch.autocast(
+            device_type=device.type,
+            dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16,
+        )
+        if cfg.precision in ("bf16", "fp16")
         else contextlib.nullcontext()
     )
     bar = tqdm(
@@ -501,12 +588,20 @@ def train_tokenizer(
                         "lower the learning rate or check the data scale."
                     )
                 optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
+                if scaler is not None:
+                    scaler.scale(out.loss).backward()
+                    scaler.unscale_(optimizer)
+                else:
+                    out.loss.backward()
                 if cfg.grad_clip > 0:
                     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 else:
                     grad_norm = _grad_norm(model)
-                optimizer.step()
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
                 scheduler.step()
                 step += 1
                 batch_in_epoch += 1
@@ -523,6 +618,7 @@ def train_tokenizer(
                             terms.phase.detach().float(),
                             terms.commit_t.detach().float(),
                             terms.commit_f.detach().float(),
+                            terms.contrastive.detach().float(),
                             grad_norm.detach().float(),
                         ]
                     ),
@@ -552,6 +648,11 @@ def train_tokenizer(
     finally:
         bar.close()
 
+    if world > 1:
+        # Batch-norm statistics (TFConv) are per rank; DDP copies rank 0's at each forward.
+        # Give every rank rank 0's final ones, as in the checkpoint and the saved tokenizer.
+        for buf in model.buffers():
+            _distributed.broadcast(buf)
     finished = step >= cfg.max_steps
     model.eval()
     if finished and main:
