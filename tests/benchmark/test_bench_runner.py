@@ -166,7 +166,7 @@ def test_pretrain_on_train_uses_only_training_windows(eegmat_dir: Path, monkeypa
             pretrain_steps=2,
             batch_size=8,
             codebook_size=16,
-            tokenizer_width=16,
+            tokenizer_heads=2,
             tokenizer_depth=1,
         ),  # fmt: skip
         seeds="0",

@@ -39,6 +39,7 @@ from codebrain.benchmark.models import (
     settings_from_finetune_config,
 )
 from codebrain.benchmark.recipe import (
+    PATCH_SIZE,
     Recording,
     Split,
     TaskRecipe,
@@ -89,8 +90,13 @@ class PretrainOnTrain:
     tokenizer_lr, pretrain_lr : float
     codebook_size : int
         Entries of each tokenizer codebook (the backbone's token heads get the same size).
-    tokenizer_width, tokenizer_depth : int
-        Embedding width and encoder depth of the tokenizer.
+    tokenizer_conv_channels, tokenizer_depth, tokenizer_heads : int
+        First-convolution channels of the tokenizer's TFConv (its width is then
+        ``tfconv_out_dim(patch_size, tokenizer_conv_channels)``: 50 for 2 channels at 200-sample
+        patches), encoder depth and attention heads (must divide the width).
+    tokenizer_kmeans : bool
+        k-means codebook init and dead-code restarts (threshold 0.5): with a few hundred steps
+        the release's random init leaves most codes unused (``benchmarks/results/tokenizer_designs.json``).
     """
 
     tokenizer_steps: int = 400
@@ -99,11 +105,21 @@ class PretrainOnTrain:
     tokenizer_lr: float = 2e-3
     pretrain_lr: float = 5e-4
     codebook_size: int = 256
-    tokenizer_width: int = 64
+    tokenizer_conv_channels: int = 2
     tokenizer_depth: int = 2
+    tokenizer_heads: int = 5
+    tokenizer_kmeans: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("tokenizer_steps", "pretrain_steps", "batch_size", "codebook_size"):
+        for name in (
+            "tokenizer_steps",
+            "pretrain_steps",
+            "batch_size",
+            "codebook_size",
+            "tokenizer_conv_channels",
+            "tokenizer_depth",
+            "tokenizer_heads",
+        ):
             v = getattr(self, name)
             if not (isinstance(v, int) and v >= 1):
                 raise ValueError(f"PretrainOnTrain.{name} must be a positive int, got {v!r}.")
@@ -236,6 +252,7 @@ def _pretrain_on_train(
     """Stage 1 + Stage 2 on the training windows (labels unused); returns timing info."""
     import torch
 
+    from codebrain.layers.tfconv import tfconv_out_dim
     from codebrain.models.tokenizer import TokenizerConfig
     from codebrain.training.pretrain import PretrainConfig, pretrain
     from codebrain.training.tokenizer_trainer import TokenizerTrainConfig, train_tokenizer
@@ -253,18 +270,22 @@ def _pretrain_on_train(
     ds = _Unlabelled(train.x)
     batch = min(budget.batch_size, len(ds))
     t0 = time.perf_counter()
+    width = tfconv_out_dim(PATCH_SIZE, budget.tokenizer_conv_channels)
     tok_cfg = TokenizerConfig(
+        patch_size=PATCH_SIZE,
         max_chans=recipe.n_chans,
         max_patches=recipe.n_patches,
-        embed_dim=budget.tokenizer_width,
-        conv_channels=4,
+        embed_dim=width,
+        conv_channels=budget.tokenizer_conv_channels,
         depth=budget.tokenizer_depth,
-        num_heads=4,
+        num_heads=budget.tokenizer_heads,
         decoder_depth=1,
         codebook_size_t=budget.codebook_size,
         codebook_size_f=budget.codebook_size,
         code_dim=16,
         ema_decay=0.8,  # short runs: a slow EMA leaves the codebooks collapsed
+        kmeans_init=budget.tokenizer_kmeans,
+        dead_code_threshold=0.5 if budget.tokenizer_kmeans else 0.0,
     )
     loop = TokenizerTrainConfig(
         max_steps=budget.tokenizer_steps,
