@@ -255,14 +255,14 @@ def test_requires_grad_flags_restored_even_on_error():
 
 
 def test_balanced_sampling_draws_classes_equally():
-    from codebrain.training.finetune import _balanced_sampler
+    from codebrain.training.finetune import balanced_sampler
 
     y = np.array([0] * 90 + [1] * 10)
-    idx = np.array(list(_balanced_sampler(y, seed=0)))
+    idx = np.array(list(balanced_sampler(y, seed=0)))
     assert idx.size == y.size
     frac = (y[idx] == 1).mean()
     assert 0.35 < frac < 0.65  # unbalanced shuffling would give 0.10
-    again = np.array(list(_balanced_sampler(y, seed=0)))
+    again = np.array(list(balanced_sampler(y, seed=0)))
     np.testing.assert_array_equal(idx, again)
 
 

@@ -181,6 +181,8 @@ class TrainSettings:
     seed: int = 0
     device: str = "cpu"
     progress: bool = False
+    #: class-balanced batches (with replacement), as CodeBrain's fine-tuning gets them
+    balanced_sampling: bool = True
 
 
 #: Input gain for CodeBrain trained from scratch (not for pretrained weights, which expect

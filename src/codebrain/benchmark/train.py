@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from codebrain.benchmark.models import TrainSettings
 from codebrain.benchmark.recipe import TaskRecipe, TaskWindows
 from codebrain.benchmark.scoring import probabilities, task_metrics
+from codebrain.training.finetune import balanced_sampler
 
 __all__ = [
     "FitResult",
@@ -135,18 +136,21 @@ def fit_torch(
 ) -> FitResult:
     """Train ``model`` ``(B, C, T) → (B, recipe.n_outputs)`` with AdamW and a per-step cosine.
 
-    Binary tasks: one logit, ``BCEWithLogitsLoss``; multi-class: cross-entropy with the
+    Batches are class-balanced (drawn with replacement) when ``settings.balanced_sampling``
+    and labels are one per window, as CodeBrain's fine-tuning draws them. Binary tasks: one logit, ``BCEWithLogitsLoss``; multi-class: cross-entropy with the
     recipe's label smoothing. After every epoch the validation ``recipe.selection_metric`` is
     computed; the best epoch's weights are restored and scored on ``test``.
     """
     device = torch.device(settings.device)
     _seed(settings.seed)
     model.to(device)
+    balanced = settings.balanced_sampling and train.y.ndim == 1
     loader = DataLoader(
         ArrayDataset(train),
         batch_size=settings.batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(settings.seed),
+        shuffle=not balanced,
+        sampler=balanced_sampler(train.y, settings.seed) if balanced else None,
+        generator=None if balanced else torch.Generator().manual_seed(settings.seed),
     )
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)

@@ -436,8 +436,16 @@ def _loader(
     )
 
 
-def _balanced_sampler(y: np.ndarray, seed: int) -> torch.utils.data.WeightedRandomSampler:
-    """Draw ``len(y)`` indices with replacement, every present class equally likely."""
+def balanced_sampler(y: np.ndarray, seed: int) -> torch.utils.data.WeightedRandomSampler:
+    """Draw ``len(y)`` indices with replacement, every present class equally likely.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_windows,)
+        Class indices.
+    seed : int
+        Seeds the draw (the same seed gives the same batches).
+    """
     y = np.asarray(y).astype(np.int64).reshape(-1)
     counts = np.bincount(y)
     weights = 1.0 / counts[y]
@@ -751,7 +759,7 @@ def _train(
 
     optimizer = torch.optim.AdamW(_param_groups(model, head, cfg), betas=(0.9, 0.999))
     sampler = (
-        _balanced_sampler(dataset_labels(train_ds), cfg.seed) if cfg.balanced_sampling else None
+        balanced_sampler(dataset_labels(train_ds), cfg.seed) if cfg.balanced_sampling else None
     )
     loader = _loader(train_in, cfg, shuffle=True, seed=cfg.seed, sampler=sampler)
     steps_per_epoch = len(loader)
