@@ -160,3 +160,15 @@ def test_bcic2020_without_answer_sheet(bcic_root, tmp_path, caplog):
 def test_bcic2020_missing_layout_says_where(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="Training set.*osf.io"):
         get_recipe("bcic2020").find_recordings(tmp_path)
+
+
+def test_bcic2020_runner_uses_the_competition_sets(bcic_root):
+    from codebrain.benchmark.runner import load_split_windows
+
+    recipe = get_recipe("bcic2020")
+    recs = recipe.find_recordings(bcic_root)
+    split, _ = resolve_split(recipe, recs)
+    data = load_split_windows(recipe, recs, split)
+    assert [len(data[p]) for p in ("train", "val", "test")] == [18, 9, 150]
+    assert set(data["val"].recordings) == {f"Data_Sample0{s}:val" for s in (1, 2, 3)}
+    assert set(data["test"].subjects) == {"Data_Sample01", "Data_Sample02", "Data_Sample03"}

@@ -107,3 +107,16 @@ def test_seedv_too_short_recording(seedv_root, monkeypatch):
 def test_seedv_missing_layout_says_where(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="S_session_date.cnt.*bcmi.sjtu.edu.cn"):
         get_recipe("seedv").find_recordings(tmp_path)
+
+
+def test_seedv_runner_splits_windows_by_trial(seedv_root):
+    from codebrain.benchmark.runner import load_split_windows
+
+    recipe = get_recipe("seed_v")
+    recs = recipe.find_recordings(seedv_root)[:2]
+    split, _ = resolve_split(recipe, recs)
+    data = load_split_windows(recipe, recs, split)
+    # per session file: trials 0-4 -> 1+2+1+2+1 s, 5-9 -> 2+1+2+1+2 s, 10-14 -> 1+2+1+2+1 s
+    assert [len(data[p]) for p in ("train", "val", "test")] == [14, 16, 14]
+    assert set(data["val"].groups) == {f"{r.id}/trial{j:02d}" for r in recs for j in range(5, 10)}
+    assert set(data["test"].subjects) == {"1"}
