@@ -34,6 +34,11 @@ def faced_root(tmp_path_factory) -> Path:
     return root
 
 
+def test_faced_clip_labels_are_the_authors():
+    authors = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7, 7, 7, 8, 8, 8]
+    assert list(CLIP_LABELS) == authors
+
+
 def test_faced_discovery_and_authors_split(faced_root):
     recipe = get_recipe("FACED")
     recs = recipe.find_recordings(faced_root)
