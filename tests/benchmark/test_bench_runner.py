@@ -248,3 +248,64 @@ def test_sequence_head_task_runs_all_model_kinds(tmp_path: Path) -> None:
     }
     for entry in res["models"].values():
         assert set(entry["seeds"]["0"]) == {"balanced_accuracy", "cohen_kappa", "f1_weighted"}
+
+
+def test_from_scratch_codebrain_sees_microvolts_pretrained_sees_model_units(
+    eegmat_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The input gain of from-scratch CodeBrain (µV, not µV / 100) and none for loaded weights;
+    every torch model trains on class-balanced batches."""
+    import codebrain.benchmark.runner as runner
+    from codebrain.benchmark.models import SCRATCH_INPUT_GAIN
+
+    seen: dict[str, float] = {}
+    original = runner.fit_codebrain
+
+    def spy(model, recipe, train, val, test, config):
+        seen.setdefault("rms", []).append(float(np.sqrt(np.mean(train.x.astype(np.float64) ** 2))))
+        assert config.balanced_sampling
+        return original(model, recipe, train, val, test, config)
+
+    monkeypatch.setattr(runner, "fit_codebrain", spy)
+    kw = dict(models="codebrain", seeds="0", epochs=1, max_subjects=3)
+    run_benchmark("mental_arithmetic", eegmat_dir, width=8, layers=1, **kw)
+    r = get_recipe("mental_arithmetic")
+    from codebrain import CodeBrain
+
+    CodeBrain(
+        n_outputs=2, chs_info=[{"ch_name": c} for c in r.channels], n_times=1000, sfreq=200.0,
+        res_channels=8, skip_channels=8, out_channels=8, num_res_layers=1,
+    ).save_pretrained(tmp_path / "cb")  # fmt: skip
+    run_benchmark("mental_arithmetic", eegmat_dir, pretrained=tmp_path / "cb", **kw)
+    scratch, loaded = seen["rms"]
+    assert scratch == pytest.approx(SCRATCH_INPUT_GAIN * loaded, rel=1e-5)
+    assert 0.01 < loaded < 1.0  # EEG of ~10 µV in units of 100 µV
+
+
+def test_peers_train_on_class_balanced_batches(monkeypatch) -> None:
+    import codebrain.benchmark.train as train_mod
+
+    calls = []
+    original = train_mod.balanced_sampler
+
+    def spy(y, seed):
+        calls.append(np.bincount(np.asarray(y)))
+        return original(y, seed)
+
+    monkeypatch.setattr(train_mod, "balanced_sampler", spy)
+    from codebrain.benchmark.models import TrainSettings
+    from codebrain.benchmark.recipe import TaskWindows
+
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 30 + [1] * 10)
+    w = TaskWindows(
+        rng.standard_normal((40, 20, 1000)).astype(np.float32), y,
+        np.array(["s"] * 40), np.array(["r"] * 40),
+    )  # fmt: skip
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(20 * 1000, 1))
+    settings = TrainSettings(
+        epochs=1, batch_size=8, lr=1e-3, weight_decay=0.0, min_lr=1e-5, warmup_epochs=0,
+        clip_grad_norm=5.0, label_smoothing=0.0,
+    )  # fmt: skip
+    train_mod.fit_torch(model, get_recipe("mental_arithmetic"), w, w, w, settings)
+    assert len(calls) == 1 and calls[0].tolist() == [30, 10]
