@@ -309,3 +309,20 @@ def test_peers_train_on_class_balanced_batches(monkeypatch) -> None:
     )  # fmt: skip
     train_mod.fit_torch(model, get_recipe("mental_arithmetic"), w, w, w, settings)
     assert len(calls) == 1 and calls[0].tolist() == [30, 10]
+
+
+def test_cli_checks_the_output_folder_before_running(tmp_path: Path, monkeypatch, capsys) -> None:
+    import codebrain.benchmark.runner as runner
+
+    def never(*args, **kwargs):
+        raise AssertionError("the benchmark ran before --out was checked")
+
+    monkeypatch.setattr(runner, "run_benchmark", never)
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    rc = main(
+        ["-q", "benchmark", "mental_arithmetic", "--data", str(tmp_path), "--out", str(afile)]
+    )
+    assert rc != 0
+    assert "is an existing file, not a folder" in capsys.readouterr().err
+    assert afile.read_text() == "keep me"

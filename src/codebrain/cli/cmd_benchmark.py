@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         run_benchmark,
     )
     from codebrain.cli import CLIError
+    from codebrain.cli._common import check_output
 
     if args.list:
         for recipe in list_recipes():
@@ -93,11 +94,9 @@ def run(args: argparse.Namespace) -> int:
         seeds = parse_seeds(args.seeds)
     except ValueError as err:
         raise CLIError(f"{'--models' if 'model' in str(err) else '--seeds'}: {err}") from err
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise CLIError(f"--device {args.device}: CUDA is not available on this machine")
+    # --device is checked for every command in codebrain.cli.main (check_device_arg). The
+    # output folder is checked before the (long) run; write_results adds files to it.
+    out = check_output(args.out or f"benchmark_{recipe.name}", kind="dir", force=True)
     results = run_benchmark(
         recipe,
         args.data,
@@ -117,7 +116,6 @@ def run(args: argparse.Namespace) -> int:
         fold=args.fold,
         progress=not args.no_progress,
     )
-    out = args.out or f"benchmark_{recipe.name}"
     paths = write_results(results, out)
     print(f"{results['title']} ({results['split_protocol']} split)")
     print(results_table(results))
