@@ -11,6 +11,7 @@ weight-compatible with braindecode's ``CodeBrain``), a data pipeline from EEG fi
 
 from __future__ import annotations
 
+from codebrain._version import __version__
 from codebrain.models import (
     CodeBrain,
     ConversionReport,
@@ -22,8 +23,6 @@ from codebrain.models import (
     load_checkpoint_file,
     to_upstream_state_dict,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CodeBrain",

@@ -83,7 +83,7 @@ def test_folded_projection_cache_invalidation():
     x = torch.randn(1, 8, 6, dtype=torch.float64)
     with torch.no_grad():
         a = layer(x)
-        assert layer._fold_cache is not None
+        assert "folded_projection" in layer._param_cache
         layer.out_proj.weight.mul_(2.0)
         b = layer(x)
     torch.testing.assert_close(b, window_attention_reference(layer, x).detach())

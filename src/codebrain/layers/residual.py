@@ -36,46 +36,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from codebrain.layers.sgconv import SGConv, channel_linear, fast_fft_size, param_key
+from codebrain.layers._cache import ParamCache, eval_cache_enabled
+from codebrain.layers.sgconv import SGConv, channel_linear, fast_fft_size
 from codebrain.layers.window_attention import SlidingWindowAttention
 
 __all__ = ["RMSNorm", "WNConv1d", "ResidualBlock", "ResidualGroup", "weight_normed_conv1d"]
-
-
-def _eval_cache_enabled(module: nn.Module) -> bool:
-    """Caches of parameter-derived tensors are valid in eval mode without autograd (eager)."""
-    return not module.training and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
-
-
-class _CachedWeights(nn.Module):
-    """Base for modules that cache tensors derived from their parameters in eval mode.
-
-    The cache is keyed on :func:`codebrain.layers.sgconv.param_key` of the source tensors and
-    cleared by ``train()``/``eval()`` and ``.to()``/``.double()`` (``_apply``).
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._weight_cache: dict[str, tuple[tuple, tuple[torch.Tensor, ...]]] = {}
-
-    def _cached(self, name: str, sources: tuple[torch.Tensor, ...], build):  # noqa: ANN001, ANN202
-        if not _eval_cache_enabled(self):
-            return build()
-        key = param_key(*sources)
-        hit = self._weight_cache.get(name)
-        if hit is not None and hit[0] == key:
-            return hit[1]
-        value = build()
-        self._weight_cache[name] = (key, value)
-        return value
-
-    def train(self, mode: bool = True):  # noqa: D102, ANN201
-        self._weight_cache = {}
-        return super().train(mode)
-
-    def _apply(self, fn, recurse: bool = True):  # noqa: D102, ANN001, ANN202
-        self._weight_cache = {}
-        return super()._apply(fn, recurse)
 
 
 def _wn_sources(conv: nn.Conv1d) -> tuple[torch.Tensor, ...]:
@@ -110,7 +75,7 @@ def weight_normed_conv1d(in_channels: int, out_channels: int, kernel_size: int =
     return conv
 
 
-class WNConv1d(_CachedWeights):
+class WNConv1d(ParamCache):
     """Wrapper holding a weight-normalised conv as ``.conv`` (checkpoint key layout).
 
     The effective weight ``g * v / ||v||`` is cached in eval mode; 1x1 convs run as a GEMM.
@@ -129,7 +94,7 @@ class WNConv1d(_CachedWeights):
         return F.conv1d(x, weight, conv.bias, padding=conv.padding)
 
 
-class ResidualBlock(_CachedWeights):
+class ResidualBlock(ParamCache):
     """One EEGSSM block (see the module docstring for the computation).
 
     Parameters
@@ -238,7 +203,7 @@ class ResidualBlock(_CachedWeights):
         skip : torch.Tensor, shape (B, S, L)
         """
         u = self.gelu(self.conv_layer(h + x0))  # (B, 2R, L)
-        if self.attention.window_size == 1 and _eval_cache_enabled(self):
+        if self.attention.window_size == 1 and eval_cache_enabled(self):
             z = channel_linear(self.sgconv.features(u), *self._folded_output_weights())
         else:
             s = self.sgconv(u)  # (B, 2R, L)
@@ -288,7 +253,7 @@ class ResidualGroup(nn.Module):
         1.5x faster at batch 16 on CPU than one pass over the whole batch).
         """
         b = x.shape[0]
-        if b > 1 and _eval_cache_enabled(self) and len(self.residual_blocks) > 0:
+        if b > 1 and eval_cache_enabled(self) and len(self.residual_blocks) > 0:
             sg = self.residual_blocks[0].sgconv
             n_fft = fast_fft_size(2 * x.shape[-1] - 1)
             per_sample = sg.channels * sg.d_model * n_fft * x.element_size()

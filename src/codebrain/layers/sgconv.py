@@ -41,18 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from codebrain.layers._cache import ParamCache, eval_cache_enabled, param_key
+
 __all__ = ["SGConv", "fast_fft_size", "sgconv_reference", "channel_linear", "param_key"]
-
-
-def param_key(*tensors: torch.Tensor) -> tuple:
-    """Cache key for values derived from ``tensors``: version counter, storage, dtype, device.
-
-    In-place updates (optimizer steps, ``load_state_dict``, ``with torch.no_grad(): p.add_()``)
-    bump the version; ``.to()`` / ``.double()`` change the storage. Writes through ``p.data``
-    bypass the version counter: call ``model.train()`` or ``model.eval()`` after such edits
-    (both clear every cache).
-    """
-    return tuple((t._version, t.data_ptr(), t.dtype, t.device) for t in tensors)
 
 
 def channel_linear(
@@ -110,7 +101,7 @@ def _exporting() -> bool:
     return torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
 
 
-class SGConv(nn.Module):
+class SGConv(ParamCache):
     """Multi-scale global convolution layer (SGConv) as used by CodeBrain's EEGSSM blocks.
 
     Parameters
@@ -184,7 +175,6 @@ class SGConv(nn.Module):
         self.norm = nn.LayerNorm(d_model * channels) if layer_norm else nn.Identity()
         self.output_linear = nn.Linear(d_model * channels, d_model)
 
-        self._kernel_cache: tuple[tuple, torch.Tensor] | None = None
         self.reset_kernel_norm()
         self.register_load_state_dict_post_hook(_kernel_norm_after_load)
 
@@ -204,7 +194,7 @@ class SGConv(nn.Module):
         """Set ``kernel_norm`` to the L2 norm of the current kernel (call after editing kernels)."""
         self.kernel_norm.copy_(self.raw_kernel().norm(dim=-1, keepdim=True))
         self.kernel_norm_initialized.fill_(True)
-        self._kernel_cache = None
+        self.clear_param_cache()
 
     def kernel(self, seq_len: int) -> torch.Tensor:
         """Normalised kernel cut or zero-padded to ``seq_len``: ``(n_kernels, H, seq_len)``."""
@@ -221,17 +211,17 @@ class SGConv(nn.Module):
         autograd while the parameters are unchanged (see :func:`param_key`).
         """
         fft_dtype = torch.float64 if self.kernel_list[0].dtype == torch.float64 else torch.float32
-        use_cache = not self.training and not torch.is_grad_enabled()
-        use_cache = use_cache and not torch.compiler.is_compiling()
-        if use_cache:
-            key = (
-                seq_len,
-                n_fft,
-                fft_dtype,
-                param_key(*self.kernel_list, self.kernel_norm, self.multiplier, self.skip_weight),
-            )
-            if self._kernel_cache is not None and self._kernel_cache[0] == key:
-                return self._kernel_cache[1]
+        sources = (*self.kernel_list, self.kernel_norm, self.multiplier, self.skip_weight)
+        return self._cached(
+            "kernel_spectrum",
+            sources,
+            lambda: self._build_kernel_spectrum(seq_len, n_fft, fft_dtype),
+            extra_key=(seq_len, n_fft, fft_dtype),
+        )
+
+    def _build_kernel_spectrum(
+        self, seq_len: int, n_fft: int, fft_dtype: torch.dtype
+    ) -> torch.Tensor:
         with torch.autocast(self.kernel_list[0].device.type, enabled=False):
             k = self.kernel(seq_len).to(fft_dtype)  # (n_kernels, H, L)
             if self.bidirectional:
@@ -245,20 +235,8 @@ class SGConv(nn.Module):
             if _exporting():
                 # traced: (c, H, F, 2) real pairs, D added to the real part
                 spec = torch.view_as_real(torch.fft.rfft(k, n=n_fft))
-                spec = spec + torch.stack([skip, torch.zeros_like(skip)], -1)
-            else:
-                spec = torch.fft.rfft(k, n=n_fft) + skip
-        if use_cache:
-            self._kernel_cache = (key, spec)
-        return spec
-
-    def train(self, mode: bool = True) -> SGConv:  # noqa: D102
-        self._kernel_cache = None
-        return super().train(mode)
-
-    def _apply(self, fn, recurse: bool = True):  # noqa: D102, ANN001
-        self._kernel_cache = None
-        return super()._apply(fn, recurse)
+                return spec + torch.stack([skip, torch.zeros_like(skip)], -1)
+            return torch.fft.rfft(k, n=n_fft) + skip
 
     # ----------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -307,8 +285,7 @@ class SGConv(nn.Module):
         recordings' spectra in cache; results are the same.
         """
         b, h, seq_len = x.shape
-        eager_eval = not self.training and not torch.is_grad_enabled()
-        if not eager_eval or torch.compiler.is_compiling() or torch.is_autocast_enabled():
+        if not eval_cache_enabled(self) or torch.is_autocast_enabled():
             return self._activate(self.long_conv(x))
         n_fft = fast_fft_size(2 * seq_len - 1)
         per_feature = b * self.channels * n_fft * 4
@@ -344,7 +321,7 @@ class SGConv(nn.Module):
 def _kernel_norm_after_load(module: nn.Module, incompatible_keys) -> None:  # noqa: ANN001
     """A loaded state dict whose norm was never set (fresh reference model) gets it computed."""
     assert isinstance(module, SGConv)
-    module._kernel_cache = None
+    module.clear_param_cache()
     if not bool(module.kernel_norm_initialized):
         module.reset_kernel_norm()
 

@@ -30,12 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codebrain.layers.sgconv import channel_linear, param_key
+from codebrain.layers._cache import ParamCache, eval_cache_enabled
+from codebrain.layers.sgconv import channel_linear
 
 __all__ = ["SlidingWindowAttention", "window_attention_reference"]
 
 
-class SlidingWindowAttention(nn.Module):
+class SlidingWindowAttention(ParamCache):
     """Multi-head self-attention restricted to a centred window of ``window_size`` tokens.
 
     Parameters
@@ -70,7 +71,6 @@ class SlidingWindowAttention(nn.Module):
         self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim))
         self.out_proj = nn.Linear(embed_dim, embed_dim)
-        self._fold_cache: tuple[tuple, tuple[torch.Tensor, torch.Tensor]] | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -95,30 +95,16 @@ class SlidingWindowAttention(nn.Module):
                 f"folded_projection needs window_size == 1, got {self.window_size}: "
                 "wider windows are not linear in the input."
             )
-        e = self.embed_dim
         params = (self.in_proj_weight, self.in_proj_bias, self.out_proj.weight, self.out_proj.bias)
-        use_cache = not self.training and not torch.is_grad_enabled()
-        use_cache = use_cache and not torch.compiler.is_compiling()
-        if use_cache:
-            key = param_key(*params)
-            if self._fold_cache is not None and self._fold_cache[0] == key:
-                return self._fold_cache[1]
+        return self._cached("folded_projection", params, self._fold_projection)
+
+    def _fold_projection(self) -> tuple[torch.Tensor, torch.Tensor]:
+        e = self.embed_dim
         dtype = self.in_proj_weight.dtype
         w_v = self.in_proj_weight[2 * e :].double()
         b_v = self.in_proj_bias[2 * e :].double()
         w_o, b_o = self.out_proj.weight.double(), self.out_proj.bias.double()
-        folded = ((w_o @ w_v).to(dtype), (w_o @ b_v + b_o).to(dtype))
-        if use_cache:
-            self._fold_cache = (key, folded)
-        return folded
-
-    def train(self, mode: bool = True) -> SlidingWindowAttention:  # noqa: D102
-        self._fold_cache = None
-        return super().train(mode)
-
-    def _apply(self, fn, recurse: bool = True):  # noqa: D102, ANN001
-        self._fold_cache = None
-        return super()._apply(fn, recurse)
+        return (w_o @ w_v).to(dtype), (w_o @ b_v + b_o).to(dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Attend within the window, channel-major in and out.
@@ -134,8 +120,7 @@ class SlidingWindowAttention(nn.Module):
         e = self.embed_dim
         drop = self.dropout if self.training else 0.0
         if self.window_size == 1:
-            eager_eval = not self.training and not torch.is_grad_enabled()
-            if eager_eval and not torch.compiler.is_compiling():
+            if eval_cache_enabled(self):
                 return channel_linear(x, *self.folded_projection())
             w_v, b_v = self.in_proj_weight[2 * e :], self.in_proj_bias[2 * e :]
             v = channel_linear(x, w_v, b_v)  # (B, E, L)

@@ -31,6 +31,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin
 
+from codebrain._version import __version__
 from codebrain.layers.activations import activation_path
 from codebrain.models._signal import serialize_chs_info
 from codebrain.models.checkpoints import (
@@ -182,8 +183,6 @@ class HubMixin(PyTorchModelHubMixin):
 
     def _saved_config(self) -> dict[str, Any]:
         """What ``config.json`` holds: :meth:`get_config` plus the format versions."""
-        from codebrain import __version__
-
         config = self.get_config()
         if self._braindecode_layout:
             config["braindecode_version"] = BRAINDECODE_FORMAT_VERSION

@@ -1,48 +1,50 @@
 """Training: Stage 1 tokenizer training, Stage 2 masked-token pretraining, fine-tuning, metrics.
 
-Names are imported lazily (PEP 562) so that low-level modules (e.g. the codebook's
-distributed helpers) can import ``codebrain.training._distributed`` without pulling in the
-trainers, and ``import codebrain`` stays light.
+Imports point down only (``training`` -> ``models``, ``data``, ``layers``, ``utils``): the
+codebooks' distributed helpers live in :mod:`codebrain.utils.distributed`, so nothing below
+imports this package and its names are imported plainly.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from codebrain.training.finetune import (
+    FinetuneConfig,
+    FinetuneResult,
+    encode_dataset,
+    evaluate,
+    finetune,
+    load_finetuned,
+    predict,
+)
+from codebrain.training.masked_tokens import compute_token_targets, evaluate_masked_tokens
+from codebrain.training.masking import DEFAULT_MASK_RATIO, random_patch_mask
+from codebrain.training.metrics import classification_metrics, compute_metrics, regression_metrics
+from codebrain.training.pretrain import PretrainConfig, PretrainResult, pretrain
+from codebrain.training.tokenizer_trainer import (
+    TokenizerTrainConfig,
+    TokenizerTrainResult,
+    train_tokenizer,
+)
 
-_EXPORTS = {
-    "FinetuneConfig": "finetune",
-    "FinetuneResult": "finetune",
-    "encode_dataset": "finetune",
-    "evaluate": "finetune",
-    "finetune": "finetune",
-    "load_finetuned": "finetune",
-    "predict": "finetune",
-    "compute_token_targets": "masked_tokens",
-    "evaluate_masked_tokens": "masked_tokens",
-    "DEFAULT_MASK_RATIO": "masking",
-    "random_patch_mask": "masking",
-    "classification_metrics": "metrics",
-    "compute_metrics": "metrics",
-    "regression_metrics": "metrics",
-    "PretrainConfig": "pretrain",
-    "PretrainResult": "pretrain",
-    "pretrain": "pretrain",
-    "TokenizerTrainConfig": "tokenizer_trainer",
-    "TokenizerTrainResult": "tokenizer_trainer",
-    "train_tokenizer": "tokenizer_trainer",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__all__ = [
+    "DEFAULT_MASK_RATIO",
+    "FinetuneConfig",
+    "FinetuneResult",
+    "PretrainConfig",
+    "PretrainResult",
+    "TokenizerTrainConfig",
+    "TokenizerTrainResult",
+    "classification_metrics",
+    "compute_metrics",
+    "compute_token_targets",
+    "encode_dataset",
+    "evaluate",
+    "evaluate_masked_tokens",
+    "finetune",
+    "load_finetuned",
+    "predict",
+    "pretrain",
+    "random_patch_mask",
+    "regression_metrics",
+    "train_tokenizer",
+]
