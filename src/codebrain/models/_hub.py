@@ -1,26 +1,26 @@
-"""Hugging Face Hub persistence for :class:`codebrain.CodeBrain` and the TFDual-Tokenizer.
+"""Hugging Face Hub persistence for the package's models (model-agnostic).
 
-Both classes are :class:`huggingface_hub.PyTorchModelHubMixin` models: ``save_pretrained``,
-``from_pretrained`` and ``push_to_hub`` are the library's, and the two hooks it calls,
-``_save_pretrained`` and ``_from_pretrained``, are ours. A saved model is a folder with
+:class:`HubMixin` is :class:`huggingface_hub.PyTorchModelHubMixin` with our folder convention:
+``save_pretrained``, ``from_pretrained`` and ``push_to_hub`` are the library's, and the two
+hooks it calls, ``_save_pretrained`` and ``_from_pretrained``, are ours. A saved model is a
+folder with
 
 * ``model.safetensors`` -- the weights, written once;
-* ``config.json`` -- every constructor argument (JSON-able: the activation as an import path),
-  written last, plus ``braindecode_version`` (the braindecode release whose layout the folder
-  follows) and ``codebrain_version``;
+* ``config.json`` -- what :meth:`HubMixin.get_config` returns (JSON-able), written last, plus
+  the format versions of :meth:`HubMixin._format_versions` (``codebrain_version``);
 * ``README.md`` -- a model card (architecture, configuration, citation), written when the folder
   has none (a card of yours is kept).
 
 Each file is written atomically and the old config is removed first, so a folder that has a
-config always holds the weights that belong to it. The layout is the one braindecode writes,
-so CodeBrain folders move between the two libraries. Loading from a repo id goes through
-``huggingface_hub`` (cache, revisions, offline mode); the authors' ``CodeBrain.pth`` is
-recognised too.
+config always holds the weights that belong to it. Loading from a repo id goes through
+``huggingface_hub`` (cache, revisions, offline mode). A model class says what is its own
+through class attributes and hooks: ``get_config``/``from_config`` (the config), the card
+texts, ``_weight_names`` (other weight files it recognises), ``_from_weights_only`` (a folder
+without a config) and ``load_pretrained_weights`` (how a state dict is loaded).
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
@@ -32,20 +32,15 @@ import torch
 from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin
 
 from codebrain._version import __version__
-from codebrain.layers.activations import activation_path
-from codebrain.models._signal import serialize_chs_info
-from codebrain.models.checkpoints import (
-    convert_upstream_state_dict,
-    is_upstream_state_dict,
-    load_checkpoint_file,
-)
+from codebrain.models._paper import CITATION, PAPER_URL
+from codebrain.models.checkpoints import load_checkpoint_file
 from codebrain.utils.io import atomic_path, atomic_write_json
 
 __all__ = [
-    "BRAINDECODE_FORMAT_VERSION",
+    "CITATION",
     "CONFIG_NAME",
-    "CodeBrainHubMixin",
     "HubMixin",
+    "PAPER_URL",
     "WEIGHTS_NAME",
     "read_config_file",
     "write_pretrained_folder",
@@ -56,25 +51,7 @@ logger = logging.getLogger(__name__)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
-#: The braindecode release whose ``CodeBrain`` folder layout our folders follow (braindecode
-#: reads ``config.json`` files carrying this key and drops it before building the model).
-BRAINDECODE_FORMAT_VERSION = "1.8.1"
-_FALLBACK_WEIGHTS = ("pytorch_model.bin", "CodeBrain.pth")
-_FOREIGN_CONFIG_KEYS = ("braindecode_version", "codebrain_version")
-_HEAD_PREFIX = "final_layer."
 _HUB_ARGS = ("revision", "cache_dir", "force_download", "token", "local_files_only")
-
-CITATION = """@inproceedings{ma2026codebrain,
-  title     = {CodeBrain: Bridging Decoupled Tokenizer and Multi-Scale Architecture for EEG
-               Foundation Model},
-  author    = {Ma, Jingying and Wu, Feng and Lin, Qika and Xing, Yucheng and Liu, Chenyu and
-               Jia, Ziyu and Feng, Mengling},
-  booktitle = {International Conference on Learning Representations (ICLR)},
-  year      = {2026},
-  eprint    = {2506.09110},
-  archivePrefix = {arXiv}
-}"""
-PAPER_URL = "https://arxiv.org/abs/2506.09110"
 
 M = TypeVar("M", bound="HubMixin")
 
@@ -168,26 +145,35 @@ class _AtomicModelCard(ModelCard):
 class HubMixin(PyTorchModelHubMixin):
     """``PyTorchModelHubMixin`` with our save convention, model card and loading errors.
 
-    Subclasses define :meth:`get_config`, ``_from_pretrained`` and the class attributes
-    ``_card_title``/``_card_description``.
+    Subclasses define :meth:`get_config` and :meth:`from_config` (the config round trip) and
+    the card texts ``_card_title``, ``_card_description`` and ``_card_citation``; the hooks
+    :meth:`_format_versions`, :meth:`_card_rows`, :meth:`_weight_names`,
+    :meth:`_from_weights_only` and :meth:`load_pretrained_weights` have defaults.
     """
 
     _card_title: ClassVar[str] = ""
     _card_description: ClassVar[str] = ""
-    #: Whether ``config.json`` follows braindecode's layout (adds ``braindecode_version``).
-    _braindecode_layout: ClassVar[bool] = False
+    #: Markdown under the card's ``## Citation`` heading (no section when empty).
+    _card_citation: ClassVar[str] = ""
 
+    # ----------------------------------------------------------------- config
     def get_config(self) -> dict[str, Any]:  # pragma: no cover - abstract
-        """The constructor arguments, JSON-serialisable."""
+        """The configuration saved in ``config.json``, JSON-serialisable."""
         raise NotImplementedError
+
+    @classmethod
+    def from_config(cls: type[M], config: dict[str, Any]) -> M:  # pragma: no cover - abstract
+        """Build a model (fresh weights) from :meth:`get_config` output."""
+        raise NotImplementedError
+
+    @classmethod
+    def _format_versions(cls) -> dict[str, str]:
+        """Keys ``config.json`` holds besides :meth:`get_config`; dropped again on loading."""
+        return {"codebrain_version": __version__}
 
     def _saved_config(self) -> dict[str, Any]:
         """What ``config.json`` holds: :meth:`get_config` plus the format versions."""
-        config = self.get_config()
-        if self._braindecode_layout:
-            config["braindecode_version"] = BRAINDECODE_FORMAT_VERSION
-        config["codebrain_version"] = __version__
-        return config
+        return {**self.get_config(), **self._format_versions()}
 
     # ------------------------------------------------------------------- save
     def _save_pretrained(self, save_directory: Path) -> None:
@@ -278,15 +264,8 @@ class HubMixin(PyTorchModelHubMixin):
             setattr(data, key, value)
         name = type(self).__name__
         n_params = sum(p.numel() for p in self.parameters())
-        rows = "\n".join(
-            f"| `{k}` | `{json.dumps(v)}` |"
-            for k, v in self.get_config().items()
-            if k != "chs_info"
-        )
-        config = self.get_config()
-        if config.get("chs_info"):
-            chs = ", ".join(ch.get("ch_name", "?") for ch in config["chs_info"])
-            rows += f"\n| `chs_info` | {len(config['chs_info'])} channels: {chs} |"
+        library = data.library_name or "codebrain"
+        repo_url = self._hub_mixin_info.repo_url
         parts = [
             f"---\n{data.to_yaml()}\n---",
             f"# {self._card_title}",
@@ -296,25 +275,22 @@ class HubMixin(PyTorchModelHubMixin):
             f"{n_params:,} parameters.",
             "## Configuration",
             "Every constructor argument, as saved in `config.json`:\n\n"
-            "| argument | value |\n|---|---|\n" + rows,
+            "| argument | value |\n|---|---|\n" + "\n".join(self._card_rows()),
             "## Usage",
             "```python\n"
-            f"from codebrain import {name}\n\n"
+            f"from {library} import {name}\n\n"
             f'model = {name}.from_pretrained("{repo_id}")\n```',
             "Library: "
-            + (
-                f"[codebrain]({self._hub_mixin_info.repo_url})"
-                if self._hub_mixin_info.repo_url
-                else "codebrain"
-            )
-            + " (`pip install codebrain`).",
-            "## Citation",
-            "Jingying Ma, Feng Wu, Qika Lin, Yucheng Xing, Chenyu Liu, Ziyu Jia, Mengling Feng. "
-            "*CodeBrain: Bridging Decoupled Tokenizer and Multi-Scale Architecture for EEG "
-            f"Foundation Model.* ICLR 2026. [arXiv:2506.09110]({PAPER_URL}).",
-            f"```bibtex\n{CITATION}\n```",
+            + (f"[{library}]({repo_url})" if repo_url else library)
+            + f" (`pip install {library}`).",
         ]
+        if self._card_citation:
+            parts += ["## Citation", self._card_citation]
         return _AtomicModelCard("\n\n".join(p for p in parts if p) + "\n")
+
+    def _card_rows(self) -> list[str]:
+        """The card's configuration table rows, one per :meth:`get_config` entry."""
+        return [f"| `{k}` | `{json.dumps(v)}` |" for k, v in self.get_config().items()]
 
     # ------------------------------------------------------------------- load
     @classmethod
@@ -365,70 +341,8 @@ class HubMixin(PyTorchModelHubMixin):
 
     @classmethod
     def _weight_names(cls) -> tuple[str, ...]:
+        """Weight files a folder may hold, in order of preference."""
         return (WEIGHTS_NAME,)
-
-
-class CodeBrainHubMixin(HubMixin):
-    """Config and loading logic of :class:`codebrain.CodeBrain` (signal parameters, head reset)."""
-
-    _hparams: dict[str, Any]
-    _braindecode_layout = True
-
-    # ----------------------------------------------------------------- config
-    def get_config(self) -> dict[str, Any]:
-        """Every constructor argument as a JSON-serialisable dict.
-
-        Returns
-        -------
-        dict
-            Keys are the ``__init__`` parameters; the activation class is stored as its import
-            path and ``pos_kernel`` as a list. ``from_config(get_config())`` rebuilds the model
-            (without weights). ``config.json`` holds this plus ``braindecode_version`` and
-            ``codebrain_version``.
-        """
-        cfg: dict[str, Any] = {
-            "n_outputs": self._n_outputs,
-            "n_chans": self._n_chans if self._n_chans is not None else self.n_chans,
-            "chs_info": serialize_chs_info(self._chs_info),
-            "n_times": self._n_times if self._n_times is not None else self.n_times,
-            "input_window_seconds": self._input_window_seconds,
-            "sfreq": self._sfreq,
-        }
-        for key, value in self._hparams.items():
-            if key == "activation":
-                value = activation_path(value)
-            elif key == "pos_kernel":
-                value = list(value)
-            elif key == "pretrain_mode":
-                value = bool(self.pretrain_mode)
-            cfg[key] = value
-        return cfg
-
-    @classmethod
-    def from_config(cls: type[M], config: dict[str, Any]) -> M:
-        """Build a model (fresh weights) from :meth:`get_config` output or a ``config.json``.
-
-        Raises
-        ------
-        TypeError
-            The config is not a dict, or has keys that are not constructor arguments.
-        """
-        if not isinstance(config, dict):
-            raise TypeError(f"config must be a dict, got {type(config).__name__}.")
-        config = {k: v for k, v in config.items() if k not in _FOREIGN_CONFIG_KEYS}
-        params = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        unknown = sorted(set(config) - params)
-        if unknown:
-            raise TypeError(
-                f"Unknown {cls.__name__} config key(s): {unknown}; expected a subset of {sorted(params)}."
-            )
-        if isinstance(config.get("pos_kernel"), list):
-            config["pos_kernel"] = tuple(config["pos_kernel"])
-        return cls(**config)
-
-    @classmethod
-    def _weight_names(cls) -> tuple[str, ...]:
-        return (WEIGHTS_NAME, *_FALLBACK_WEIGHTS)
 
     @classmethod
     def _from_pretrained(
@@ -450,26 +364,21 @@ class CodeBrainHubMixin(HubMixin):
         Parameters
         ----------
         model_id : str
-            Folder with ``config.json`` + ``model.safetensors`` (or ``pytorch_model.bin``, or
-            the authors' ``CodeBrain.pth``), or a Hub repo id.
+            A folder holding ``config.json`` and one of :meth:`_weight_names`, or a Hub repo id.
         revision, cache_dir, force_download, local_files_only, token
             Passed to ``huggingface_hub.hf_hub_download`` for repo ids.
         map_location : str or torch.device
             Device for the loaded weights.
         strict : bool
-            Require every backbone weight to be present (the classification head may always be
-            missing or re-initialised, see below).
+            Passed to :meth:`load_pretrained_weights`.
         config : dict, optional
             The saved ``config.json`` (given by ``from_pretrained``).
         **model_kwargs
-            Constructor arguments that replace the saved config. Changing ``n_outputs`` (or
-            anything that changes the head's input size, e.g. ``n_times``) keeps the backbone
-            weights and re-initialises the classification head's affected layers.
+            Config entries that replace the saved ones.
 
         Returns
         -------
-        CodeBrain
-            In eval mode.
+        The model, in eval mode.
         """
         config_path, weights_path = _resolve_files(
             model_id,
@@ -480,15 +389,17 @@ class CodeBrainHubMixin(HubMixin):
             token=token,
             local_files_only=local_files_only,
         )
-        if config is None and config_path is not None:
-            config = read_config_file(config_path)
-        if config is None and weights_path.name == WEIGHTS_NAME and not model_kwargs:
-            raise FileNotFoundError(
-                f"{weights_path.parent} has {WEIGHTS_NAME} but no {CONFIG_NAME} (an interrupted "
-                "save_pretrained leaves exactly this): save the model again, or pass its "
-                "constructor arguments (n_chans=..., n_times=..., ...) to from_pretrained."
+        if not isinstance(config, dict):  # given by from_pretrained, or read here
+            config = read_config_file(config_path) if config_path is not None else None
+        if config is None:
+            model = cls._from_weights_only(
+                weights_path, model_kwargs, map_location=map_location, strict=strict
             )
-        merged = {**(config or {}), **model_kwargs}
+            if model is not None:
+                return model.to(map_location).eval()
+        format_keys = cls._format_versions()
+        merged = {k: v for k, v in (config or {}).items() if k not in format_keys}
+        merged.update(model_kwargs)
         source = str(config_path) if config_path is not None else "the given arguments"
         try:
             model = cls.from_config(merged)
@@ -499,6 +410,23 @@ class CodeBrainHubMixin(HubMixin):
         )
         return model.to(map_location).eval()
 
+    @classmethod
+    def _from_weights_only(
+        cls: type[M],
+        weights_path: Path,
+        model_kwargs: dict[str, Any],
+        *,
+        map_location: str | torch.device,
+        strict: bool,
+    ) -> M | None:
+        """A folder with weights but no ``config.json``: the model, or None to build it from
+        ``model_kwargs`` alone; by default refused (an interrupted save leaves such a folder).
+        """
+        raise FileNotFoundError(
+            f"{weights_path.parent} has {weights_path.name} but no {CONFIG_NAME} (an interrupted "
+            f"save_pretrained leaves exactly this): save the {cls.__name__} again."
+        )
+
     def load_pretrained_weights(
         self,
         state: Mapping[str, torch.Tensor],
@@ -506,54 +434,22 @@ class CodeBrainHubMixin(HubMixin):
         strict: bool = True,
         source: str = "the state dict",
     ) -> list[str]:
-        """Load pretrained weights, keeping the freshly built classification head where needed.
-
-        Upstream (authors') key names are converted first. Head tensors (``final_layer.*``)
-        that are absent from ``state`` or of another shape keep their fresh initialisation.
+        """Load weights read by ``from_pretrained`` (default: :meth:`load_state_dict`).
 
         Parameters
         ----------
         state : mapping of str to Tensor
-            Our, braindecode's or the authors' state dict.
         strict : bool
-            Raise when a backbone key is missing or unexpected.
         source : str
             Where ``state`` came from, for error messages.
 
         Returns
         -------
         list of str
-            The head keys left freshly initialised.
-
-        Raises
-        ------
-        ValueError
-            The weights do not fit the model (keys named in the message).
+            Keys of the model left at their fresh initialisation (none by default).
         """
-        if is_upstream_state_dict(state):
-            state, _ = convert_upstream_state_dict(state)
-        own = self.state_dict()
-        head_reset = [
-            k
-            for k in own
-            if k.startswith(_HEAD_PREFIX) and (k not in state or state[k].shape != own[k].shape)
-        ]
-        state = {k: v for k, v in state.items() if k not in head_reset}
-        _, report = convert_upstream_state_dict(
-            state, own, allow_missing=(_HEAD_PREFIX,), strict=False
-        )
-        if strict and not report.ok:
-            raise ValueError(f"Weights in {source} do not fit the model: {report.describe()}")
-        if report.shape_mismatch:
-            raise ValueError(f"Weights in {source} have the wrong shapes: {report.describe()}")
-        self.load_state_dict(state, strict=False)
-        if head_reset:
-            logger.info(
-                "Classification head re-initialised (%d tensors not in %s or of another shape).",
-                len(head_reset),
-                source,
-            )
-        return head_reset
+        self.load_state_dict(state, strict=strict)
+        return []
 
 
 def _resolve_files(

@@ -22,7 +22,8 @@ from torch import nn
 from codebrain.layers.activations import activation_path, resolve_activation
 from codebrain.layers.patch_embedding import PatchEmbedding
 from codebrain.layers.residual import ResidualGroup, WNConv1d
-from codebrain.models._hub import PAPER_URL, CodeBrainHubMixin
+from codebrain.models._codebrain_hub import CodeBrainHubMixin
+from codebrain.models._paper import PAPER_URL
 from codebrain.models._signal import EEGSignalParams, check_int_type
 from codebrain.models.checkpoints import convert_upstream_state_dict, is_upstream_state_dict
 from codebrain.utils.check import check_int

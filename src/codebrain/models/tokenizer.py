@@ -47,30 +47,27 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Literal
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from codebrain.layers.contrastive import nt_xent
 from codebrain.layers.quantize import Codebook
-from codebrain.layers.tfconv import TFConv, tfconv_out_dim
+from codebrain.layers.tfconv import TFConv
 from codebrain.layers.transformer import PatchTransformer
-from codebrain.models._hub import (
-    PAPER_URL,
-    WEIGHTS_NAME,
-    HubMixin,
-    _resolve_files,
-    read_config_file,
-)
+from codebrain.models._hub import CONFIG_NAME, WEIGHTS_NAME, HubMixin
+from codebrain.models._paper import CARD_CITATION, PAPER_URL
 from codebrain.models.checkpoints import (
     UPSTREAM_TOKENIZER_FILE,
     convert_upstream_tokenizer_state_dict,
     is_upstream_tokenizer_state_dict,
     load_checkpoint_file,
 )
-from codebrain.utils.config import JSONConfig
+from codebrain.models.tokenizer_config import TokenizerConfig
+from codebrain.models.tokenizer_outputs import TokenizerLosses, TokenizerOutput, TokenizerTargets
 
 __all__ = [
     "TFDualTokenizer",
@@ -84,299 +81,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _MODEL_TYPE = "codebrain-tfdual-tokenizer"
-_REMOVED_TARGET_NORMS = ("patch", "none")
-
-
-# ------------------------------------------------------------------------------- config
-@dataclass
-class TokenizerConfig(JSONConfig):
-    """Hyper-parameters of :class:`TFDualTokenizer` (JSON-serialisable).
-
-    The defaults are the authors' released configuration.
-
-    Parameters
-    ----------
-    patch_size : int
-        S, samples per patch (200 = 1 s at 200 Hz).
-    max_chans : int
-        Channels the channel table can hold; it has ``max_chans + 1`` slots (class token
-        first). 128 in the release.
-    max_patches : int
-        Rows of the time table: windows may have up to this many patches (60 in the release).
-    embed_dim : int
-        D, width of the encoder and decoders. Must equal the TFConv width
-        ``2 · (conv_channels // 2) · ((patch_size - 1) // 8 + 1)`` (200 for the release).
-    conv_channels : int
-        Channels of the first TFConv convolution (even; 8 in the release).
-    conv_dropout : float
-        Dropout inside TFConv (0.3).
-    depth : int
-        Encoder blocks (12).
-    num_heads : int
-        Attention heads (``embed_dim % num_heads == 0``; 10).
-    decoder_depth : int
-        Blocks of each decoder (3).
-    mlp_ratio : float
-        Hidden width of the MLPs as a multiple of ``embed_dim`` (4).
-    dropout : float
-        Dropout inside the Transformer blocks (0).
-    codebook_size_t, codebook_size_f : int
-        K of the temporal and frequency codebooks (4096).
-    code_dim : int
-        Dimension of both codebook spaces (32).
-    ema_decay : float
-        EMA decay of the codebooks (0.99).
-    kmeans_init : bool
-        Spherical k-means initialisation of the codebooks on the first training batch
-        (the authors' CLI default is off: random unit codes).
-    codebook_update : {"norm_ema", "sum_ema"}
-        Codebook EMA rule (see :class:`~codebrain.layers.quantize.Codebook`); ``"norm_ema"``
-        is the authors'.
-    dead_code_threshold : float
-        EMA usage below which a code is restarted (0, the release: never).
-    commitment_weight, time_weight, amp_weight, phase_weight, contrastive_weight : float
-        Loss weights (all 1).
-    contrastive_temperature : float
-        NT-Xent temperature (0.1).
-    target_norm : {"sample"}
-        Amplitude and phase targets are z-scored per sample (the authors'). The per-patch
-        normalisation of codebrain's earlier tokenizer design (``"patch"``, ``"none"``) was
-        removed with that design.
-    """
-
-    _ignored_keys: ClassVar[frozenset[str]] = frozenset({"model_type"})
-
-    patch_size: int = 200
-    max_chans: int = 128
-    max_patches: int = 60
-    embed_dim: int = 200
-    conv_channels: int = 8
-    conv_dropout: float = 0.3
-    depth: int = 12
-    num_heads: int = 10
-    decoder_depth: int = 3
-    mlp_ratio: float = 4.0
-    dropout: float = 0.0
-    codebook_size_t: int = 4096
-    codebook_size_f: int = 4096
-    code_dim: int = 32
-    ema_decay: float = 0.99
-    kmeans_init: bool = False
-    codebook_update: Literal["norm_ema", "sum_ema"] = "norm_ema"
-    dead_code_threshold: float = 0.0
-    commitment_weight: float = 1.0
-    time_weight: float = 1.0
-    amp_weight: float = 1.0
-    phase_weight: float = 1.0
-    contrastive_weight: float = 1.0
-    contrastive_temperature: float = 0.1
-    target_norm: Literal["sample"] = "sample"
-
-    def __post_init__(self) -> None:
-        if self.target_norm in _REMOVED_TARGET_NORMS:
-            raise ValueError(
-                f"TokenizerConfig.target_norm={self.target_norm!r} belongs to codebrain's "
-                "earlier tokenizer design, which was replaced by the authors' architecture; its "
-                "weights cannot be loaded into this one. Retrain with `codebrain "
-                "tokenizer-train` (or load the authors' CodeBrain_Tokenizer.pth)."
-            )
-        if self.target_norm != "sample":
-            raise ValueError(
-                f"TokenizerConfig.target_norm must be 'sample', got {self.target_norm!r}."
-            )
-        for name in (
-            "patch_size",
-            "max_chans",
-            "max_patches",
-            "embed_dim",
-            "conv_channels",
-            "depth",
-            "num_heads",
-            "decoder_depth",
-            "codebook_size_t",
-            "codebook_size_f",
-            "code_dim",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"TokenizerConfig.{name} must be an int, got {value!r}.")
-            if value < 1:
-                raise ValueError(f"TokenizerConfig.{name} must be >= 1, got {value}.")
-        if self.patch_size < 8:
-            raise ValueError(f"TokenizerConfig.patch_size must be >= 8, got {self.patch_size}.")
-        if self.conv_channels < 2 or self.conv_channels % 2:
-            raise ValueError(
-                f"TokenizerConfig.conv_channels must be even and >= 2, got {self.conv_channels}."
-            )
-        width = tfconv_out_dim(self.patch_size, self.conv_channels)
-        if self.embed_dim != width:
-            raise ValueError(
-                f"TokenizerConfig.embed_dim ({self.embed_dim}) must equal the TFConv width "
-                f"2 * (conv_channels // 2) * ((patch_size - 1) // 8 + 1) = {width} for "
-                f"patch_size={self.patch_size}, conv_channels={self.conv_channels}."
-            )
-        if self.embed_dim % self.num_heads:
-            raise ValueError(
-                f"TokenizerConfig.embed_dim ({self.embed_dim}) must be divisible by num_heads "
-                f"({self.num_heads})."
-            )
-        for name in ("codebook_size_t", "codebook_size_f"):
-            if getattr(self, name) < 2:
-                raise ValueError(f"TokenizerConfig.{name} must be >= 2, got {getattr(self, name)}.")
-        for name in ("dropout", "conv_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(
-                    f"TokenizerConfig.{name} must be in [0, 1), got {getattr(self, name)}."
-                )
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"TokenizerConfig.ema_decay must be in [0, 1), got {self.ema_decay}.")
-        if self.mlp_ratio <= 0:
-            raise ValueError(f"TokenizerConfig.mlp_ratio must be > 0, got {self.mlp_ratio}.")
-        if self.codebook_update not in ("norm_ema", "sum_ema"):
-            raise ValueError(
-                "TokenizerConfig.codebook_update must be 'norm_ema' or 'sum_ema', got "
-                f"{self.codebook_update!r}."
-            )
-        if not self.contrastive_temperature > 0:
-            raise ValueError(
-                "TokenizerConfig.contrastive_temperature must be > 0, got "
-                f"{self.contrastive_temperature}."
-            )
-        for name in (
-            "dead_code_threshold",
-            "commitment_weight",
-            "time_weight",
-            "amp_weight",
-            "phase_weight",
-            "contrastive_weight",
-        ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"TokenizerConfig.{name} must be >= 0, got {getattr(self, name)}.")
-
-    @property
-    def n_freqs(self) -> int:
-        """Number of DFT bins of the amplitude and phase targets (= ``patch_size``)."""
-        return self.patch_size
-
-
-# ------------------------------------------------------------------------------ outputs
-@dataclass
-class TokenizerTargets:
-    """Reconstruction targets.
-
-    Attributes
-    ----------
-    time : torch.Tensor, shape (B, C, P, S)
-        The input patches (float32).
-    amp : torch.Tensor, shape (B, C, P, S)
-        ``|fft(patch)|``, z-scored per sample over C × P × S.
-    phase : torch.Tensor, shape (B, C, P, S)
-        ``angle(fft(patch))``, z-scored per sample over C × P × S.
-    """
-
-    time: torch.Tensor
-    amp: torch.Tensor
-    phase: torch.Tensor
-
-
-@dataclass
-class TokenizerLosses:
-    """Every term of the tokenizer loss (unweighted scalars).
-
-    Attributes
-    ----------
-    time, amp, phase : torch.Tensor
-        MSE of the temporal, amplitude and phase reconstructions.
-    commit_t, commit_f : torch.Tensor
-        Commitment losses of the two codebooks.
-    contrastive : torch.Tensor
-        NT-Xent between the two halves of each window (0 without gradients or with P < 2).
-    """
-
-    time: torch.Tensor
-    amp: torch.Tensor
-    phase: torch.Tensor
-    commit_t: torch.Tensor
-    commit_f: torch.Tensor
-    contrastive: torch.Tensor
-
-    def as_dict(self) -> dict[str, torch.Tensor]:
-        """``{name: scalar tensor}``."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass
-class TokenizerOutput:
-    """Result of :meth:`TFDualTokenizer.forward`.
-
-    Attributes
-    ----------
-    ids_t, ids_f : torch.Tensor of int64, shape (B, C, P)
-        Temporal and frequency token ids.
-    recon_time : torch.Tensor, shape (B, C, P, S)
-    recon_amp : torch.Tensor, shape (B, C, P, S)
-    recon_phase : torch.Tensor, shape (B, C, P, S)
-        Predictions in the units of the targets (amplitude and phase z-scored).
-    targets : TokenizerTargets
-    loss : torch.Tensor, scalar
-        Weighted total.
-    losses : TokenizerLosses
-        Every unweighted term.
-    counts_t, counts_f : torch.Tensor, shape (K,)
-        Code usage counts of this batch.
-    """
-
-    ids_t: torch.Tensor
-    ids_f: torch.Tensor
-    recon_time: torch.Tensor
-    recon_amp: torch.Tensor
-    recon_phase: torch.Tensor
-    targets: TokenizerTargets
-    loss: torch.Tensor
-    losses: TokenizerLosses
-    counts_t: torch.Tensor = field(repr=False)
-    counts_f: torch.Tensor = field(repr=False)
 
 
 # ------------------------------------------------------------------------------ helpers
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
-    """The authors' NT-Xent loss between two views (cosine similarity, float32).
-
-    Row ``i`` of ``z1`` and row ``i`` of ``z2`` are a positive pair; every other row of
-    either view is a negative. For each of the ``2B`` anchors the logits are the positive's
-    similarity followed by the similarities to all ``2B - 1`` other rows, scaled by
-    ``1 / temperature``, and the loss is the mean cross-entropy of the first logit.
-
-    Notes
-    -----
-    The ``2B - 1`` "others" include the positive itself, so it enters the softmax
-    denominator twice. That is what the authors' ``NTXentLoss`` computes (its mask of
-    negatives is built with ``torch.roll`` by ``+B`` and ``-B``, which coincide on ``2B``
-    columns, and ``1 - 2 = -1`` casts to ``True``); it is reproduced so that the released
-    training objective is the one optimised here.
-
-    Parameters
-    ----------
-    z1, z2 : torch.Tensor, shape (B, ...)
-        Flattened per sample.
-    temperature : float
-
-    Returns
-    -------
-    torch.Tensor, scalar
-    """
-    b = z1.shape[0]
-    with torch.autocast(device_type=z1.device.type, enabled=False):
-        reps = F.normalize(torch.cat([z2.reshape(b, -1), z1.reshape(b, -1)]).float(), dim=-1)
-        sim = reps @ reps.t() / temperature  # (2B, 2B)
-        n = 2 * b
-        partner = (torch.arange(n, device=sim.device) + b) % n
-        positive = sim[torch.arange(n, device=sim.device), partner]  # (2B,)
-        others = sim.masked_fill(torch.eye(n, dtype=torch.bool, device=sim.device), float("-inf"))
-        logits = torch.cat([positive[:, None], others], dim=1)  # (2B, 1 + 2B)
-        return F.cross_entropy(logits, torch.zeros(n, dtype=torch.long, device=sim.device))
-
-
 def _std_norm(x: torch.Tensor) -> torch.Tensor:
     """z-score each sample over its C × P × S values (unbiased std, as the authors)."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
@@ -758,7 +465,8 @@ class TFDualTokenizer(
 
     # -------------------------------------------------------------- persistence
     # save_pretrained / push_to_hub / from_pretrained: huggingface_hub.PyTorchModelHubMixin
-    # through codebrain.models._hub.HubMixin (same folder convention as CodeBrain).
+    # through codebrain.models._hub.HubMixin (same folder convention as CodeBrain); the hooks
+    # below say what is the tokenizer's own.
     _card_title = "CodeBrain TFDual-Tokenizer"
     _card_description = """
 The TFDual-Tokenizer is Stage 1 of CodeBrain (Ma et al., ICLR 2026): it turns each EEG patch
@@ -766,87 +474,56 @@ into two discrete tokens, one from a temporal and one from a frequency codebook,
 patches with a transformer, quantising the temporal and frequency projections against two
 codebooks and reconstructing the signal, its amplitude and phase spectra. The token ids are the
 targets of the EEGSSM backbone's masked-token pretraining."""
+    _card_citation = CARD_CITATION
 
     def get_config(self) -> dict[str, Any]:
         """The configuration saved in ``config.json`` (``model_type`` + the config fields)."""
         return {"model_type": _MODEL_TYPE, **self.config.to_dict()}
 
     @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TFDualTokenizer:
+        """Build a tokenizer (fresh weights) from :meth:`get_config` output or a ``config.json``.
+
+        Raises
+        ------
+        TypeError
+            ``config`` is not a mapping, or a field has the wrong type.
+        ValueError
+            ``model_type`` names another model, or a field is unknown or out of range.
+        """
+        if not isinstance(config, Mapping):
+            raise TypeError(f"config must be a dict, got {type(config).__name__}.")
+        fields = dict(config)
+        model_type = fields.pop("model_type", _MODEL_TYPE)
+        if model_type != _MODEL_TYPE:
+            raise ValueError(f"the config describes a {model_type!r} model, not a {_MODEL_TYPE!r}.")
+        for key in cls._format_versions():
+            fields.pop(key, None)
+        return cls(TokenizerConfig.from_dict(fields))
+
+    @classmethod
     def _weight_names(cls) -> tuple[str, ...]:
         return (WEIGHTS_NAME, UPSTREAM_TOKENIZER_FILE)
 
     @classmethod
-    def _from_pretrained(
+    def _from_weights_only(
         cls,
+        weights_path: Path,
+        model_kwargs: dict[str, Any],
         *,
-        model_id: str,
-        revision: str | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        force_download: bool = False,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
-        map_location: str | torch.device = "cpu",
-        config: dict[str, Any] | None = None,
-        **overrides: Any,
+        map_location: str | torch.device,
+        strict: bool,
     ) -> TFDualTokenizer:
-        """Hook of ``ModelHubMixin.from_pretrained``: a tokenizer saved by ``save_pretrained``.
-
-        A folder without ``config.json`` that holds the authors' ``CodeBrain_Tokenizer.pth``
-        loads through :meth:`from_upstream`.
-
-        Parameters
-        ----------
-        model_id : str
-            A folder, or a Hugging Face repo id (respects ``HF_HUB_OFFLINE``).
-        revision, cache_dir, force_download, local_files_only, token
-            Passed to ``huggingface_hub.hf_hub_download`` for repo ids.
-        map_location : str or torch.device
-            Device of the loaded weights.
-        config : dict, optional
-            The saved ``config.json`` (given by ``from_pretrained``).
-        **overrides
-            Config fields to change that do not alter weight shapes (e.g. ``dropout``,
-            loss weights, ``dead_code_threshold``).
-
-        Returns
-        -------
-        TFDualTokenizer
-            In eval mode.
+        """A folder without ``config.json``: the authors' ``CodeBrain_Tokenizer.pth`` loads
+        through :meth:`from_upstream` (``model_kwargs`` are config fields); anything else is an
+        interrupted save.
         """
-        from codebrain.models.checkpoints import load_checkpoint_file
-
-        config_path, weights_path = _resolve_files(
-            model_id,
-            cls._weight_names(),
-            revision=revision,
-            cache_dir=cache_dir,
-            force_download=force_download,
-            token=token,
-            local_files_only=local_files_only,
-        )
-        if config_path is None and weights_path.name == UPSTREAM_TOKENIZER_FILE:
-            return cls.from_upstream(weights_path, map_location=map_location, **overrides)
-        if config_path is None:
+        if weights_path.name != UPSTREAM_TOKENIZER_FILE:
             raise FileNotFoundError(
-                f"{weights_path.parent} has no config.json; expected a folder written by "
+                f"{weights_path.parent} has no {CONFIG_NAME}; expected a folder written by "
                 "TFDualTokenizer.save_pretrained (an interrupted save leaves only the weights)."
             )
-        raw = dict(config) if isinstance(config, dict) else read_config_file(config_path)
-        model_type = raw.pop("model_type", _MODEL_TYPE)
-        if model_type != _MODEL_TYPE:
-            raise ValueError(
-                f"{config_path} describes a {model_type!r} model, not a {_MODEL_TYPE!r}."
-            )
-        for key in ("braindecode_version", "codebrain_version"):
-            raw.pop(key, None)
-        raw.update(overrides)
-        try:
-            model = cls(TokenizerConfig.from_dict(raw))
-        except (TypeError, ValueError) as err:
-            raise type(err)(f"Cannot build TFDualTokenizer from {config_path}: {err}") from err
-        model.load_state_dict(load_checkpoint_file(weights_path))
-        model.to(map_location)
-        return model.eval()
+        return cls.from_upstream(weights_path, map_location=map_location, **model_kwargs)
 
 
 def _config_from_shapes(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
