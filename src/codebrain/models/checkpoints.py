@@ -21,7 +21,7 @@ import argparse
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -75,6 +75,59 @@ class ConversionReport:
         return "; ".join(lines) if lines else "keys and shapes match"
 
 
+def _convert(
+    state_dict: Mapping[str, torch.Tensor],
+    rename: Callable[[str], str],
+    *,
+    drop: tuple[str, ...] = (),
+    transform: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+    fill: Callable[[OrderedDict[str, torch.Tensor], ConversionReport], None] | None = None,
+    reference: Mapping[str, torch.Tensor] | torch.nn.Module | None = None,
+    allow_missing: tuple[str, ...] = (),
+    strict: bool = True,
+    what: str = "checkpoint",
+) -> tuple[OrderedDict[str, torch.Tensor], ConversionReport]:
+    """Rename every key, then compare with ``reference``: the loop both converters share.
+
+    Keys (without ``module.``) in ``drop`` are left out (``report.dropped``); ``transform``
+    reshapes a value given its new key; ``fill`` adds tensors the source lacks
+    (``report.filled``). Raises ``ValueError`` when two keys collide, and (``strict``) when
+    the result does not fit ``reference`` (``what`` names the checkpoint in the message).
+    """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(
+            f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}."
+        )
+    report = ConversionReport()
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for key, value in state_dict.items():
+        if key.removeprefix("module.") in drop:
+            report.dropped.append(key)
+            continue
+        new = rename(key)
+        if new in out:
+            raise ValueError(
+                f"Checkpoint keys collide after conversion: {key!r} → {new!r} already present."
+            )
+        if new != key:
+            report.renamed[key] = new
+        out[new] = value if transform is None else transform(new, value)
+    if fill is not None:
+        fill(out, report)
+    if reference is not None:
+        ref = reference.state_dict() if isinstance(reference, torch.nn.Module) else reference
+        report.missing = [k for k in ref if k not in out and not k.startswith(allow_missing)]
+        report.unexpected = [k for k in out if k not in ref]
+        report.shape_mismatch = {
+            k: (tuple(out[k].shape), tuple(ref[k].shape))
+            for k in out
+            if k in ref and tuple(out[k].shape) != tuple(ref[k].shape)
+        }
+        if strict and not report.ok:
+            raise ValueError(f"Converted {what} does not fit the model: {report.describe()}")
+    return out, report
+
+
 def _rename_upstream_key(key: str) -> str:
     new = key.removeprefix("module.")
     new = new.replace(".S41.", ".sgconv.").replace(".sn.", ".rms_norm.")
@@ -124,33 +177,14 @@ def convert_upstream_state_dict(
     ValueError
         Two keys map to the same name, or (``strict``) the result does not fit ``reference``.
     """
-    if not isinstance(state_dict, Mapping):
-        raise TypeError(
-            f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}."
-        )
-    report = ConversionReport()
-    out: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for key, value in state_dict.items():
-        new = _rename_upstream_key(key)
-        if new in out:
-            raise ValueError(
-                f"Checkpoint keys collide after conversion: {key!r} → {new!r} already present."
-            )
-        if new != key:
-            report.renamed[key] = new
-        out[new] = value
-    if reference is not None:
-        ref = reference.state_dict() if isinstance(reference, torch.nn.Module) else reference
-        report.missing = [k for k in ref if k not in out and not k.startswith(allow_missing)]
-        report.unexpected = [k for k in out if k not in ref]
-        report.shape_mismatch = {
-            k: (tuple(out[k].shape), tuple(ref[k].shape))
-            for k in out
-            if k in ref and tuple(out[k].shape) != tuple(ref[k].shape)
-        }
-        if strict and not report.ok:
-            raise ValueError(f"Converted checkpoint does not fit the model: {report.describe()}")
-    return out, report
+    return _convert(
+        state_dict,
+        _rename_upstream_key,
+        reference=reference,
+        allow_missing=allow_missing,
+        strict=strict,
+        what="checkpoint",
+    )
 
 
 def to_upstream_state_dict(
@@ -329,28 +363,31 @@ def convert_upstream_tokenizer_state_dict(
     ValueError
         Two keys map to the same name, or (``strict``) the result does not fit ``reference``.
     """
-    if not isinstance(state_dict, Mapping):
-        raise TypeError(
-            f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}."
-        )
-    report = ConversionReport()
-    out: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for key, value in state_dict.items():
-        if key.removeprefix("module.") in _TOKENIZER_UNUSED:
-            report.dropped.append(key)
-            continue
-        new = _rename_tokenizer_key(key)
-        if new in out:
-            raise ValueError(
-                f"Checkpoint keys collide after conversion: {key!r} → {new!r} already present."
-            )
-        if new.startswith("decoder_in_") and new.endswith(".weight") and value.ndim == 4:
-            value = value.reshape(value.shape[0], value.shape[1])  # 1×1 conv → Linear
-        if new.endswith(".initted") and new.startswith("codebook_"):
-            value = (value.reshape(-1)[:1] != 0).reshape(())  # float [1.] → bool scalar
-        if new != key:
-            report.renamed[key] = new
-        out[new] = value
+    return _convert(
+        state_dict,
+        _rename_tokenizer_key,
+        drop=_TOKENIZER_UNUSED,
+        transform=_tokenizer_value,
+        fill=_fill_codebook_statistics,
+        reference=reference,
+        strict=strict,
+        what="tokenizer checkpoint",
+    )
+
+
+def _tokenizer_value(new_key: str, value: torch.Tensor) -> torch.Tensor:
+    """The authors' tensor as our module stores it (1×1 conv → Linear, ``initted`` → bool)."""
+    if new_key.startswith("decoder_in_") and new_key.endswith(".weight") and value.ndim == 4:
+        return value.reshape(value.shape[0], value.shape[1])
+    if new_key.endswith(".initted") and new_key.startswith("codebook_"):
+        return (value.reshape(-1)[:1] != 0).reshape(())  # float [1.] → bool scalar
+    return value
+
+
+def _fill_codebook_statistics(
+    out: OrderedDict[str, torch.Tensor], report: ConversionReport
+) -> None:
+    """Derive our codebook statistics that the authors' state dict has no counterpart for."""
     for book in ("codebook_t", "codebook_f"):
         embed = out.get(f"{book}.embed")
         if embed is None:
@@ -365,20 +402,6 @@ def convert_upstream_tokenizer_state_dict(
             if k not in out:
                 out[k] = v
                 report.filled.append(k)
-    if reference is not None:
-        ref = reference.state_dict() if isinstance(reference, torch.nn.Module) else reference
-        report.missing = [k for k in ref if k not in out]
-        report.unexpected = [k for k in out if k not in ref]
-        report.shape_mismatch = {
-            k: (tuple(out[k].shape), tuple(ref[k].shape))
-            for k in out
-            if k in ref and tuple(out[k].shape) != tuple(ref[k].shape)
-        }
-        if strict and not report.ok:
-            raise ValueError(
-                f"Converted tokenizer checkpoint does not fit the model: {report.describe()}"
-            )
-    return out, report
 
 
 def to_upstream_tokenizer_state_dict(
