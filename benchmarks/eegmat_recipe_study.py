@@ -53,7 +53,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from codebrain import CodeBrain
-from codebrain.training.finetune import FinetuneConfig, finetune, predict
+from codebrain.training.finetune import FinetuneConfig, finetune
+from codebrain.training.inference import predict
 from codebrain.training.metrics import compute_metrics
 from codebrain.utils.io import atomic_write_json
 
@@ -272,7 +273,7 @@ def run_eegnet(
 ) -> dict[str, Any]:
     from braindecode.models import EEGNet
 
-    from codebrain.training.finetune import _balanced_sampler
+    from codebrain.training.batching import balanced_sampler
 
     torch.manual_seed(seed)
     xtr, ytr = parts["train"]
@@ -281,7 +282,7 @@ def run_eegnet(
     loader = torch.utils.data.DataLoader(
         TensorDataset(torch.from_numpy(xtr), torch.from_numpy(ytr)),
         batch_size=64,
-        sampler=_balanced_sampler(ytr, seed),
+        sampler=balanced_sampler(ytr, seed),
     )
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * len(loader))
     lossf = nn.CrossEntropyLoss()

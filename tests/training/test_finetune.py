@@ -11,20 +11,15 @@ import torch
 from torch.utils.data import TensorDataset
 
 from codebrain import CodeBrain
+from codebrain.models.probe import LinearProbe, ProbedCodeBrain, load_finetuned, pool_features
 from codebrain.training._splits import group_kfold, group_train_val_split
 from codebrain.training.finetune import (
     FinetuneConfig,
-    LinearProbe,
-    ProbedCodeBrain,
     _class_weights,
     _param_groups,
-    encode_dataset,
-    evaluate,
     finetune,
-    load_finetuned,
-    pool_features,
-    predict,
 )
+from codebrain.training.inference import encode_dataset, evaluate, predict
 
 TINY = dict(
     n_outputs=2,
@@ -255,7 +250,7 @@ def test_requires_grad_flags_restored_even_on_error():
 
 
 def test_balanced_sampling_draws_classes_equally():
-    from codebrain.training.finetune import balanced_sampler
+    from codebrain.training.batching import balanced_sampler
 
     y = np.array([0] * 90 + [1] * 10)
     idx = np.array(list(balanced_sampler(y, seed=0)))

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from codebrain.benchmark.models import TrainSettings
 from codebrain.benchmark.recipe import TaskRecipe, TaskWindows
 from codebrain.benchmark.scoring import probabilities, task_metrics
-from codebrain.training.finetune import balanced_sampler
+from codebrain.training.batching import balanced_sampler
 
 __all__ = [
     "FitResult",

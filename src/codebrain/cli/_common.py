@@ -337,7 +337,7 @@ def load_model_and_windows(args: argparse.Namespace) -> tuple[Any, Any, dict[str
     meta : dict
         ``finetune.json`` of the model folder (``{}`` if absent).
     """
-    from codebrain.training.finetune import load_finetuned
+    from codebrain.models.probe import load_finetuned
 
     model_dir = Path(args.model)
     if not model_dir.is_dir():

@@ -126,12 +126,9 @@ def run_demo(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from codebrain.data.synthetic import write_synthetic_dataset
     from codebrain.data.windows import load_windows
     from codebrain.models.codebrain import CodeBrain
-    from codebrain.training.finetune import (
-        FinetuneConfig,
-        finetune,
-        load_finetuned,
-        predict,
-    )
+    from codebrain.models.probe import load_finetuned
+    from codebrain.training.finetune import FinetuneConfig, finetune
+    from codebrain.training.inference import predict
     from codebrain.training.metrics import compute_metrics, softmax
     from codebrain.training.plots import plot_confusion_matrix, plot_learning_curves
     from codebrain.utils.io import atomic_write_json

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain embed``."""
     from codebrain.cli._common import check_output, check_outputs_finite, load_model_and_windows
-    from codebrain.training.finetune import encode_dataset
+    from codebrain.training.inference import encode_dataset
     from codebrain.utils.io import atomic_open
 
     out = check_output(

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         labelled_subset,
         load_model_and_windows,
     )
-    from codebrain.training.finetune import predict
+    from codebrain.training.inference import predict
     from codebrain.training.metrics import compute_metrics
     from codebrain.training.plots import plot_confusion_matrix
     from codebrain.utils.io import atomic_write_json

@@ -154,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     )
     from codebrain.data.windows import load_windows_npz
     from codebrain.training._splits import group_kfold, group_train_val_split
-    from codebrain.training.finetune import evaluate, finetune
+    from codebrain.training.finetune import finetune
+    from codebrain.training.inference import evaluate
     from codebrain.training.plots import plot_confusion_matrix, plot_learning_curves
     from codebrain.utils.io import atomic_replace_dir, atomic_write_json
 

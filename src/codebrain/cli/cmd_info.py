@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``codebrain info``."""
     from codebrain.cli import CLIError
     from codebrain.models.codebrain import CodeBrain
-    from codebrain.training.finetune import load_finetuned
+    from codebrain.models.probe import load_finetuned
 
     overrides = {
         k: v

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain predict``."""
     from codebrain.cli._common import check_output, check_outputs_finite, load_model_and_windows
-    from codebrain.training.finetune import predict
+    from codebrain.training.inference import predict
     from codebrain.training.metrics import softmax
     from codebrain.utils.io import atomic_open
 

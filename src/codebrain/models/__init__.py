@@ -1,4 +1,5 @@
-"""Models: CodeBrain (Stage 2 EEGSSM), the TFDual-Tokenizer (Stage 1), checkpoint conversion."""
+"""Models: CodeBrain (Stage 2 EEGSSM), its linear-probe variant, the TFDual-Tokenizer (Stage 1),
+checkpoint conversion."""
 
 from codebrain.models.checkpoints import (
     UPSTREAM_TOKENIZER_FILE,
@@ -10,6 +11,7 @@ from codebrain.models.checkpoints import (
     to_upstream_tokenizer_state_dict,
 )
 from codebrain.models.codebrain import CodeBrain
+from codebrain.models.probe import LinearProbe, ProbedCodeBrain, load_finetuned
 from codebrain.models.tokenizer import (
     TFDualTokenizer,
     TokenizerConfig,
@@ -21,6 +23,8 @@ from codebrain.models.tokenizer import (
 __all__ = [
     "CodeBrain",
     "ConversionReport",
+    "LinearProbe",
+    "ProbedCodeBrain",
     "TFDualTokenizer",
     "TokenizerConfig",
     "TokenizerLosses",
@@ -30,6 +34,7 @@ __all__ = [
     "convert_upstream_state_dict",
     "convert_upstream_tokenizer_state_dict",
     "load_checkpoint_file",
+    "load_finetuned",
     "to_upstream_state_dict",
     "to_upstream_tokenizer_state_dict",
 ]

@@ -7,15 +7,9 @@ imports this package and its names are imported plainly.
 
 from __future__ import annotations
 
-from codebrain.training.finetune import (
-    FinetuneConfig,
-    FinetuneResult,
-    encode_dataset,
-    evaluate,
-    finetune,
-    load_finetuned,
-    predict,
-)
+from codebrain.models.probe import load_finetuned
+from codebrain.training.finetune import FinetuneConfig, FinetuneResult, finetune
+from codebrain.training.inference import encode_dataset, evaluate, predict
 from codebrain.training.masked_tokens import compute_token_targets, evaluate_masked_tokens
 from codebrain.training.masking import DEFAULT_MASK_RATIO, random_patch_mask
 from codebrain.training.metrics import classification_metrics, compute_metrics, regression_metrics

@@ -28,16 +28,12 @@ Shape legend: B = batch, C = channels, T = samples, P = patches, D = feature wid
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
-import os
 import random
 import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -46,11 +42,28 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from codebrain.models.codebrain import CodeBrain
+
+# Moved to their own modules; re-exported here so that ``from codebrain.training.finetune
+# import X`` keeps working.
+from codebrain.models.probe import (
+    PROBE_CONFIG,
+    PROBE_WEIGHTS,
+    LinearProbe,
+    Pooling,
+    ProbedCodeBrain,
+    load_finetuned,
+    pool_features,
+)
+from codebrain.models.probe import pooled_dim as _pooled_dim
+from codebrain.training.batching import balanced_sampler, dataset_labels, make_loader, subset
+from codebrain.training.batching import batch_xy as _xy
+from codebrain.training.inference import encode_dataset, evaluate, predict
+from codebrain.training.inference import encode_features as _encode
+from codebrain.training.inference import progress_bar as _progress
 from codebrain.training.metrics import PRIMARY_METRIC, compute_metrics
 from codebrain.utils.check import check_int
 from codebrain.utils.config import JSONConfig
 from codebrain.utils.device import resolve_device
-from codebrain.utils.io import atomic_path, atomic_write_json
 
 __all__ = [
     "FinetuneConfig",
@@ -63,14 +76,16 @@ __all__ = [
     "encode_dataset",
     "load_finetuned",
     "dataset_labels",
+    "pool_features",
+    "subset",
+    "balanced_sampler",
+    "PROBE_CONFIG",
+    "PROBE_WEIGHTS",
 ]
 
 logger = logging.getLogger(__name__)
 
 Mode = Literal["full", "linear", "mlp"]
-Pooling = Literal["mean_patches", "mean", "flatten"]
-PROBE_WEIGHTS = "linear_probe.safetensors"
-PROBE_CONFIG = "linear_probe.json"
 _MINIMISE = ("loss", "rmse")
 _TOKEN_HEADS = ("lm_head_t.", "lm_head_f.")  # pretraining heads: never fine-tuned
 
@@ -196,149 +211,6 @@ class FinetuneConfig(JSONConfig):
         return PRIMARY_METRIC[self.task] if self.monitor == "auto" else self.monitor
 
 
-# ---------------------------------------------------------------------- probe modules
-def pool_features(features: torch.Tensor, pooling: Pooling) -> torch.Tensor:
-    """Pool per-patch features for a linear probe.
-
-    Parameters
-    ----------
-    features : torch.Tensor, shape (B, C, P, D)
-    pooling : {"mean_patches", "mean", "flatten"}
-
-    Returns
-    -------
-    torch.Tensor
-        ``(B, C·D)``, ``(B, D)`` or ``(B, C·P·D)``.
-    """
-    if features.ndim != 4:
-        raise ValueError(f"features must have shape (B, C, P, D), got {tuple(features.shape)}.")
-    if pooling == "mean_patches":
-        return features.mean(dim=2).flatten(1)
-    if pooling == "mean":
-        return features.mean(dim=(1, 2))
-    if pooling == "flatten":
-        return features.flatten(1)
-    raise ValueError(f"pooling must be 'mean_patches', 'mean' or 'flatten', got {pooling!r}.")
-
-
-def _pooled_dim(model: CodeBrain, pooling: Pooling) -> int:
-    c, p, d = model.n_chans, model.n_patches, model.out_channels
-    return {"mean_patches": c * d, "mean": d, "flatten": c * p * d}[pooling]
-
-
-class LinearProbe(nn.Module):
-    """One ``Linear`` on pooled CodeBrain features.
-
-    Parameters
-    ----------
-    in_features : int
-        Size of the pooled feature vector (see :func:`pool_features`).
-    n_outputs : int
-    pooling : {"mean_patches", "mean", "flatten"}
-    """
-
-    def __init__(self, in_features: int, n_outputs: int, pooling: Pooling = "mean_patches"):
-        super().__init__()
-        if pooling not in ("mean_patches", "mean", "flatten"):
-            raise ValueError(
-                f"pooling must be 'mean_patches', 'mean' or 'flatten', got {pooling!r}."
-            )
-        self.pooling = pooling
-        self.linear = nn.Linear(in_features, n_outputs)
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        """``(B, in_features) -> (B, n_outputs)`` on already pooled features."""
-        return self.linear(pooled)
-
-    def config(self) -> dict[str, Any]:
-        """JSON-able constructor arguments."""
-        return {
-            "in_features": self.linear.in_features,
-            "n_outputs": self.linear.out_features,
-            "pooling": self.pooling,
-        }
-
-
-class ProbedCodeBrain(nn.Module):
-    """A CodeBrain backbone with a :class:`LinearProbe` as its classifier.
-
-    ``classify``/``forward`` ignore ``backbone.final_layer``. Saved as a ``save_pretrained``
-    folder of the backbone plus ``linear_probe.safetensors`` and ``linear_probe.json``.
-
-    Parameters
-    ----------
-    backbone : CodeBrain
-    probe : LinearProbe
-    """
-
-    def __init__(self, backbone: CodeBrain, probe: LinearProbe) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.probe = probe
-
-    n_chans = property(lambda self: self.backbone.n_chans)
-    n_times = property(lambda self: self.backbone.n_times)
-    n_outputs = property(lambda self: self.probe.linear.out_features)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, T) -> (B, C, P, D)`` backbone features."""
-        return self.backbone.encode(x)
-
-    def classify(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, T) -> (B, n_outputs)``."""
-        return self.probe(pool_features(self.backbone.encode(x), self.probe.pooling))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Same as :meth:`classify`."""
-        return self.classify(x)
-
-    def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
-        """Write the probe files, then the backbone's ``config.json`` + weights."""
-        from safetensors.torch import save_file
-
-        save_directory = Path(save_directory)
-        save_directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.probe.state_dict().items()}
-        with atomic_path(save_directory / PROBE_WEIGHTS) as tmp:
-            save_file(state, tmp)
-        atomic_write_json(save_directory / PROBE_CONFIG, self.probe.config())
-        return self.backbone.save_pretrained(save_directory)
-
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike) -> ProbedCodeBrain:
-        """Load a folder written by :meth:`save_pretrained`."""
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        try:
-            cfg = json.loads((path / PROBE_CONFIG).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path / PROBE_CONFIG} is not valid JSON: {err}") from err
-        probe = LinearProbe(**cfg)
-        probe.load_state_dict(load_file(path / PROBE_WEIGHTS))
-        return cls(CodeBrain.from_pretrained(path), probe)
-
-
-def load_finetuned(path: str | os.PathLike) -> CodeBrain | ProbedCodeBrain:
-    """Load a fine-tuned model folder: a :class:`ProbedCodeBrain` if it holds a linear probe,
-    else a :class:`~codebrain.CodeBrain`.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``path`` is not a folder with a ``config.json``.
-    """
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"{str(path)!r} is not a model folder (no config.json); expected the output of "
-            "'codebrain finetune' or save_pretrained()."
-        )
-    if (path / PROBE_CONFIG).is_file():
-        return ProbedCodeBrain.from_pretrained(path)
-    return CodeBrain.from_pretrained(path)
-
-
 # ------------------------------------------------------------------------- results
 @dataclass
 class FinetuneResult:
@@ -396,26 +268,6 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
     return resolve_device(device)
 
 
-def _xy(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(batch, list | tuple) or len(batch) < 2:
-        raise TypeError("Dataset items must be (x, y) pairs: x (n_chans, n_times), y a label.")
-    return batch[0], batch[1]
-
-
-def dataset_labels(dataset: Dataset) -> np.ndarray:
-    """All labels of a dataset of ``(x, y)`` items, shape (n_samples,).
-
-    Uses a ``y`` / ``labels`` array attribute when present, else reads every item.
-    """
-    for attr in ("y", "labels"):
-        val = getattr(dataset, attr, None)
-        if val is not None and not callable(val):
-            arr = np.asarray(val)
-            if arr.ndim >= 1 and arr.shape[0] == len(dataset):
-                return arr.reshape(len(dataset), *arr.shape[1:])
-    return np.asarray([np.asarray(_xy(dataset[i])[1]) for i in range(len(dataset))])
-
-
 def _loader(
     dataset: Dataset,
     cfg: FinetuneConfig,
@@ -424,156 +276,14 @@ def _loader(
     seed: int,
     sampler: torch.utils.data.Sampler | None = None,
 ) -> DataLoader:
-    gen = torch.Generator().manual_seed(seed)
-    return DataLoader(
+    return make_loader(
         dataset,
         batch_size=cfg.batch_size,
-        shuffle=shuffle if sampler is None else False,
-        sampler=sampler,
         num_workers=cfg.num_workers,
-        generator=gen,
-        drop_last=False,
+        shuffle=shuffle,
+        seed=seed,
+        sampler=sampler,
     )
-
-
-def balanced_sampler(y: np.ndarray, seed: int) -> torch.utils.data.WeightedRandomSampler:
-    """Draw ``len(y)`` indices with replacement, every present class equally likely.
-
-    Parameters
-    ----------
-    y : np.ndarray, shape (n_windows,)
-        Class indices.
-    seed : int
-        Seeds the draw (the same seed gives the same batches).
-    """
-    y = np.asarray(y).astype(np.int64).reshape(-1)
-    counts = np.bincount(y)
-    weights = 1.0 / counts[y]
-    return torch.utils.data.WeightedRandomSampler(
-        torch.as_tensor(weights, dtype=torch.double),
-        num_samples=int(y.size),
-        replacement=True,
-        generator=torch.Generator().manual_seed(seed),
-    )
-
-
-def _progress(iterable: Any, *, enabled: bool, **kwargs: Any) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, disable=not enabled, dynamic_ncols=True, **kwargs)
-
-
-@torch.no_grad()
-def encode_dataset(
-    model: CodeBrain | ProbedCodeBrain,
-    dataset: Dataset,
-    *,
-    pooling: Pooling | None = None,
-    batch_size: int = 64,
-    device: str = "cpu",
-    progress: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Backbone features of every window (eval mode, no gradients).
-
-    Parameters
-    ----------
-    model : CodeBrain or ProbedCodeBrain
-    dataset : Dataset of (x (C, T), y)
-    pooling : {"mean_patches", "mean", "flatten"} or None
-        ``None`` keeps ``(N, C, P, D)``.
-    batch_size : int
-    device : str
-    progress : bool
-
-    Returns
-    -------
-    features : ndarray of float32, shape (N, C, P, D) or pooled
-    labels : ndarray, shape (N,)
-    """
-    feats, labels = _encode(model, dataset, pooling, batch_size, _resolve_device(device), progress)
-    return feats.numpy(), labels.numpy()
-
-
-def _encode(
-    model: nn.Module,
-    dataset: Dataset,
-    pooling: Pooling | None,
-    batch_size: int,
-    device: torch.device,
-    progress: bool,
-    desc: str = "encode",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    was_training = model.training
-    model.eval()
-    feats, labels = [], []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    with torch.no_grad():
-        for batch in _progress(loader, enabled=progress, desc=desc, leave=False):
-            x, y = _xy(batch)
-            f = model.encode(x.to(device=device, dtype=torch.float32))
-            if pooling is not None:
-                f = pool_features(f, pooling)
-            feats.append(f.cpu())
-            labels.append(torch.as_tensor(y))
-    model.train(was_training)
-    if not feats:
-        raise ValueError("The dataset is empty: no windows to encode.")
-    return torch.cat(feats), torch.cat(labels)
-
-
-@torch.no_grad()
-def predict(
-    model: nn.Module,
-    dataset: Dataset,
-    *,
-    batch_size: int = 64,
-    device: str = "cpu",
-    progress: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Model outputs for every window of ``dataset`` (eval mode).
-
-    Parameters
-    ----------
-    model : CodeBrain or ProbedCodeBrain (anything with ``classify``) or any ``nn.Module``
-    dataset : Dataset of (x (C, T), y)
-
-    Returns
-    -------
-    outputs : ndarray of float32, shape (N, n_outputs)
-        Logits (classification) or predictions (regression).
-    labels : ndarray, shape (N,)
-    """
-    dev = _resolve_device(device)
-    model.to(dev)
-    was_training = model.training
-    model.eval()
-    fn = getattr(model, "classify", model)
-    outs, labels = [], []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    for batch in _progress(loader, enabled=progress, desc="predict", leave=False):
-        x, y = _xy(batch)
-        outs.append(fn(x.to(device=dev, dtype=torch.float32)).float().cpu())
-        labels.append(torch.as_tensor(y))
-    model.train(was_training)
-    if not outs:
-        raise ValueError("The dataset is empty: no windows to predict.")
-    return torch.cat(outs).numpy(), torch.cat(labels).numpy()
-
-
-def evaluate(
-    model: nn.Module,
-    dataset: Dataset,
-    *,
-    task: Literal["classification", "regression"] = "classification",
-    batch_size: int = 64,
-    device: str = "cpu",
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Metrics of ``model`` on ``dataset`` (see :func:`codebrain.training.metrics.compute_metrics`)."""
-    outputs, labels = predict(
-        model, dataset, batch_size=batch_size, device=device, progress=progress
-    )
-    return compute_metrics(labels, outputs, task)
 
 
 def _class_weights(cfg: FinetuneConfig, y: np.ndarray, n_outputs: int) -> torch.Tensor | None:
@@ -900,14 +610,3 @@ def _validate(
     loss = float(_loss(criterion.cpu(), out, y, cfg.task))
     criterion.to(device)
     return loss, compute_metrics(y.numpy(), out.numpy(), cfg.task)
-
-
-def subset(dataset: Dataset, indices: Sequence[int]) -> Dataset:
-    """``torch.utils.data.Subset`` that keeps a ``y`` array for :func:`dataset_labels`."""
-    from torch.utils.data import Subset
-
-    sub = Subset(dataset, list(map(int, indices)))
-    labels = getattr(dataset, "y", None)
-    if labels is not None and not callable(labels):
-        sub.y = np.asarray(labels)[np.asarray(indices, dtype=np.int64)]  # type: ignore[attr-defined]
-    return sub
