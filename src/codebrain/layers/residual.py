@@ -43,6 +43,10 @@ from codebrain.layers.window_attention import SlidingWindowAttention
 __all__ = ["RMSNorm", "WNConv1d", "ResidualBlock", "ResidualGroup", "weight_normed_conv1d"]
 
 
+WN_GAIN = "parametrizations.weight.original0"
+"""Name, inside a weight-normed conv, of its gain ``g`` (no weight decay, see ``no_weight_decay``)."""
+
+
 def _wn_sources(conv: nn.Conv1d) -> tuple[torch.Tensor, ...]:
     """Parameters a weight-normed conv's effective weight and bias depend on."""
     p = conv.parametrizations.weight
@@ -59,6 +63,10 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.eps = eps
         self.scale = nn.Parameter(torch.ones(1, dim, 1))
+
+    def no_weight_decay(self) -> set[str]:
+        """Names exempt from weight decay (rule in :mod:`codebrain.training.optim`): the scale."""
+        return {"scale"}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, D, L) -> (B, D, L)``."""
@@ -84,6 +92,10 @@ class WNConv1d(ParamCache):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1) -> None:
         super().__init__()
         self.conv = weight_normed_conv1d(in_channels, out_channels, kernel_size)
+
+    def no_weight_decay(self) -> set[str]:
+        """Names exempt from weight decay (rule in :mod:`codebrain.training.optim`): the gain."""
+        return {f"conv.{WN_GAIN}"}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C_in, L) -> (B, C_out, L)``."""
@@ -149,6 +161,14 @@ class ResidualBlock(ParamCache):
         )
         self.res_conv = weight_normed_conv1d(res_channels, res_channels, 1)
         self.skip_conv = weight_normed_conv1d(res_channels, skip_channels, 1)
+
+    def no_weight_decay(self) -> set[str]:
+        """Names exempt from weight decay: the gains of ``res_conv`` and ``skip_conv``.
+
+        ``conv_layer``, ``rms_norm`` and ``sgconv`` declare their own; the rule is in
+        :mod:`codebrain.training.optim`.
+        """
+        return {f"res_conv.{WN_GAIN}", f"skip_conv.{WN_GAIN}"}
 
     def _res_skip_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``res_conv`` and ``skip_conv`` stacked: weight ``(R + S, R)``, bias ``(R + S,)``."""

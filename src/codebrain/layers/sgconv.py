@@ -178,6 +178,13 @@ class SGConv(ParamCache):
         self.reset_kernel_norm()
         self.register_load_state_dict_post_hook(_kernel_norm_after_load)
 
+    def no_weight_decay(self) -> set[str]:
+        """Names exempt from weight decay: the kernels ``kernel_list.N`` and ``skip_weight``.
+
+        The rule is in :mod:`codebrain.training.optim`.
+        """
+        return {"skip_weight", *(f"kernel_list.{i}" for i in range(len(self.kernel_list)))}
+
     # ------------------------------------------------------------------ kernel
     def raw_kernel(self) -> torch.Tensor:
         """Unnormalised multi-scale kernel, shape ``(n_kernels, H, kernel_len)``."""

@@ -17,7 +17,8 @@ Three modes, chosen by :attr:`FinetuneConfig.mode`:
     probe stays independent of the window length; ``"flatten"`` (``C·P·D`` inputs, like the
     MLP head) and ``"mean"`` (``D`` inputs) are available.
 
-Optimisation: AdamW (no weight decay on biases, norms and SGConv kernels), linear warm-up then
+Optimisation: AdamW (no weight decay on norms, biases, weight-norm gains, SGConv kernels and
+skip weights: :mod:`codebrain.training.optim`), linear warm-up then
 cosine decay per step, gradient-norm clipping, class weights (``"balanced"`` or explicit), early
 stopping on a validation set with restore of the best epoch, and seeds that make a run exactly
 reproducible on a given machine.
@@ -31,7 +32,6 @@ import copy
 import logging
 import math
 import random
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -61,6 +61,7 @@ from codebrain.training.inference import encode_dataset, evaluate, predict
 from codebrain.training.inference import encode_features as _encode
 from codebrain.training.inference import progress_bar as _progress
 from codebrain.training.metrics import PRIMARY_METRIC, compute_metrics
+from codebrain.training.optim import layer_decay_lr, merge_param_groups, param_groups
 from codebrain.utils.check import check_int
 from codebrain.utils.config import JSONConfig
 from codebrain.utils.device import resolve_device
@@ -113,7 +114,8 @@ class FinetuneConfig(JSONConfig):
         ``backbone_lr * layer_decay ** (N - i)``; the patch embedding and ``init_conv``
         ``layer_decay ** (N + 1)``; ``final_conv``/``norm`` ``backbone_lr``. 1.0 disables.
     weight_decay : float
-        AdamW weight decay (not applied to biases, norms and SGConv kernels).
+        AdamW weight decay (not applied to norms, biases, gains, SGConv kernels and skip
+        weights; see :mod:`codebrain.training.optim`).
     warmup_epochs : float
         Linear warm-up length in epochs (fractions allowed).
     min_lr_ratio : float
@@ -322,36 +324,23 @@ def _check_labels(y: np.ndarray, cfg: FinetuneConfig, n_outputs: int, what: str)
         raise ValueError(f"Regression needs a model with n_outputs=1, got {n_outputs}.")
 
 
-_BLOCK_RE = re.compile(r"^residual_layer\.residual_blocks\.(\d+)\.")
-
-
 def _param_groups(model: CodeBrain, head: nn.Module, cfg: FinetuneConfig) -> list[dict]:
-    """AdamW groups: head at ``lr``; backbone at ``backbone_lr`` with layer-wise decay."""
-    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    """AdamW groups: head at ``lr``; backbone at ``backbone_lr`` with layer-wise decay.
 
-    def add(p: nn.Parameter, lr: float, name: str) -> None:
-        hint = getattr(p, "_optim", {}) or {}
-        no_decay = p.ndim < 2 or name.endswith(".bias") or "norm" in name or "kernel_list" in name
-        wd = float(hint.get("weight_decay", 0.0 if no_decay else cfg.weight_decay))
-        groups.setdefault((lr, wd), []).append(p)
-
-    head_ids = {id(p) for p in head.parameters()}
-    for name, p in head.named_parameters():
-        add(p, cfg.lr, name)
+    The weight-decay rule is :func:`codebrain.training.optim.param_groups`'s; the head's groups
+    come first (``param_groups[0]["lr"]`` is the head's learning rate).
+    """
+    groups = param_groups(head, cfg.weight_decay, lr=cfg.lr)
     if cfg.mode == "full":
         n = len(model.residual_layer.residual_blocks)
-        for name, p in model.named_parameters():
-            if id(p) in head_ids or not p.requires_grad or name.startswith(_TOKEN_HEADS):
-                continue
-            m = _BLOCK_RE.match(name)
-            if m:
-                depth = int(m.group(1)) + 1
-            elif name.startswith(("patch_embedding.", "init_conv.")):
-                depth = 0
-            else:
-                depth = n + 1
-            add(p, cfg.backbone_lr * cfg.layer_decay ** (n + 1 - depth), name)
-    return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
+        head_ids = {id(p) for p in head.parameters()}
+        groups += param_groups(
+            model,
+            cfg.weight_decay,
+            lr=lambda name: layer_decay_lr(name, cfg.backbone_lr, cfg.layer_decay, n),
+            exclude=lambda name, p: id(p) in head_ids or name.startswith(_TOKEN_HEADS),
+        )
+    return [{k: v for k, v in g.items() if k != "names"} for g in merge_param_groups(groups)]
 
 
 def _improved(value: float | None, best: float | None, key: str) -> bool:

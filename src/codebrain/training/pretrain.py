@@ -83,6 +83,7 @@ from codebrain.training.masking import (
     MASK_STRATEGIES,
     sample_keyed_masks,
 )
+from codebrain.training.optim import param_groups
 from codebrain.utils.check import check_int
 from codebrain.utils.config import JSONConfig
 from codebrain.utils.io import atomic_write_json
@@ -363,52 +364,18 @@ class PretrainResult:
 
 # ---------------------------------------------------------------------------- pieces
 def build_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW parameter groups: decay weight matrices only.
+    """AdamW parameter groups: :func:`codebrain.training.optim.param_groups` of ``model``.
 
-    No weight decay for SGConv parameters (multi-scale kernels ``kernel_list.N`` and the skip
-    weight ``D``), normalisation layers, biases, weight-norm magnitudes (``original0``) and any
-    parameter with fewer than 2 dimensions; a parameter may also carry an explicit hint
-    ``p._optim = {"weight_decay": 0.0}``. Frozen parameters are left out.
+    No weight decay for norms, biases, weight-norm gains, SGConv kernels and skip weights
+    (the one rule of :mod:`codebrain.training.optim`). Frozen parameters are left out.
 
     Returns
     -------
     list of dict
         ``[{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]``
-        with a ``"names"`` list in each group (ignored by the optimizer).
+        with a ``"names"`` list in each group (drop it before building the optimizer).
     """
-    decay, no_decay, names_d, names_nd = [], [], [], []
-    seen: set[int] = set()
-    for mname, module in model.named_modules():
-        owner = type(module).__name__.lower()
-        for pname, p in module.named_parameters(recurse=False):
-            if not p.requires_grad or id(p) in seen:
-                continue
-            seen.add(id(p))
-            full = f"{mname}.{pname}" if mname else pname
-            hint = getattr(p, "_optim", None) or {}
-            skip = (
-                hint.get("weight_decay", None) == 0.0
-                or p.ndim < 2
-                or pname.endswith("bias")
-                or pname == "original0"
-                or "norm" in owner
-                or owner == "sgconv"
-                or "kernel_list" in full
-            )
-            (no_decay if skip else decay).append(p)
-            (names_nd if skip else names_d).append(full)
-    logger.info(
-        "AdamW groups: %d tensors (%d values) with weight decay %.3g, %d tensors (%d values) without.",
-        len(decay),
-        sum(p.numel() for p in decay),
-        weight_decay,
-        len(no_decay),
-        sum(p.numel() for p in no_decay),
-    )
-    return [
-        {"params": decay, "weight_decay": weight_decay, "names": names_d},
-        {"params": no_decay, "weight_decay": 0.0, "names": names_nd},
-    ]
+    return param_groups(model, weight_decay)
 
 
 # ------------------------------------------------------------------------------ main

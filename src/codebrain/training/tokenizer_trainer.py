@@ -58,6 +58,7 @@ from codebrain.training.checkpointing import (
     save_checkpoint,
     unwrap_model,
 )
+from codebrain.training.optim import param_groups
 from codebrain.utils.check import check_int
 from codebrain.utils.config import JSONConfig
 from codebrain.utils.device import resolve_device
@@ -290,15 +291,9 @@ def _resolve_device(name: str | None) -> torch.device:
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    decay, no_decay = [], []
-    for _, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
-        if not p.requires_grad:
-            continue
-        (decay if p.ndim >= 2 else no_decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    """:func:`codebrain.training.optim.param_groups` by parameter name, without ``names``."""
+    groups = param_groups(model, weight_decay, sort_by_name=True)
+    return [{k: v for k, v in g.items() if k != "names"} for g in groups]
 
 
 # ------------------------------------------------------------------------------ logging
