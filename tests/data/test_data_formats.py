@@ -28,7 +28,7 @@ from codebrain.data import (
     recording_ids,
     write_synthetic_dataset,
 )
-from codebrain.data.io import _labels_for, read_label_table
+from codebrain.data.labels import _labels_for, read_label_table
 
 REPO = Path(__file__).resolve().parents[2]
 

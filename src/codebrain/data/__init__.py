@@ -17,18 +17,16 @@ from codebrain.data.bipolar import (
     bipolar_raw,
     tcp_bipolar_names,
 )
-from codebrain.data.io import (
-    READERS,
-    SUBJECT_PATTERNS,
-    RecordingError,
-    find_bids_recordings,
-    list_recordings,
-    read_label_table,
-    read_raw,
-    recording_id,
-    recording_ids,
-    subject_id,
+from codebrain.data.corpus_format import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    CorpusError,
+    CorpusLockedError,
+    file_sha256,
 )
+from codebrain.data.datasets import CorpusDataset, NpyWindows, WindowDataset
+from codebrain.data.io import READERS, RecordingError, read_raw
+from codebrain.data.labels import read_label_table
 from codebrain.data.montage import (
     CHANNEL_ALIASES,
     DEFAULT_CHANNELS,
@@ -37,6 +35,7 @@ from codebrain.data.montage import (
     pick_target_channels,
     standard_montage,
 )
+from codebrain.data.pipeline import load_windows
 from codebrain.data.preprocess import (
     NONFINITE_ANNOTATION,
     VOLTS_TO_MODEL_UNITS,
@@ -44,16 +43,14 @@ from codebrain.data.preprocess import (
     find_flat_channels,
     preprocess_raw,
 )
-from codebrain.data.store import (
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    CorpusDataset,
-    CorpusError,
-    CorpusLockedError,
-    CorpusSummary,
-    build_corpus,
-    file_sha256,
+from codebrain.data.recordings import (
+    find_bids_recordings,
+    list_recordings,
+    recording_id,
+    recording_ids,
 )
+from codebrain.data.store import CorpusSummary, build_corpus
+from codebrain.data.subjects import SUBJECT_PATTERNS, subject_id
 from codebrain.data.synthetic import (
     MI_CLASSES,
     SYNTHETIC_CHANNELS,
@@ -61,18 +58,14 @@ from codebrain.data.synthetic import (
     write_synthetic_dataset,
 )
 from codebrain.data.tueg import TUEG_MONTAGES, build_tueg_corpus, tueg_config, tueg_recordings
+from codebrain.data.window_files import load_windows_npz, save_windows_npz
 from codebrain.data.windows import (
-    NpyWindows,
-    WindowDataset,
     Windows,
     event_windows,
     fixed_length_windows,
-    load_windows,
-    load_windows_npz,
     make_event_id,
     no_window_reason,
     reject_by_amplitude,
-    save_windows_npz,
     windows_from_raw,
 )
 

@@ -24,10 +24,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from codebrain.data.io import list_recordings
+from codebrain.data.corpus_format import CorpusError
 from codebrain.data.montage import DEFAULT_CHANNELS
 from codebrain.data.preprocess import PreprocessConfig
-from codebrain.data.store import CorpusError, CorpusSummary, build_corpus
+from codebrain.data.recordings import list_recordings
+from codebrain.data.store import CorpusSummary, build_corpus
 
 __all__ = ["TUEG_MONTAGES", "tueg_config", "tueg_recordings", "build_tueg_corpus"]
 

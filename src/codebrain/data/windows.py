@@ -1,52 +1,60 @@
 """Cut preprocessed recordings into windows: fixed-length or event-locked, with labels.
 
-:class:`WindowDataset` holds the windows in memory as a torch map-style ``Dataset`` returning
-``(x, y)``: ``x`` float32 ``(n_chans, n_times)`` in model units (µV / 100), ``y`` a
-``torch.long`` class index (or float32 for regression targets, -1 for unlabelled windows).
-Per-window metadata (``recording_ids``, ``subject_ids``, ``onsets``) are numpy arrays, so
-subject- or recording-wise splits are one boolean mask away. :func:`save_windows_npz` /
-:func:`load_windows_npz` store them in one ``.npz`` (the ``codebrain prepare -o`` format);
-:class:`NpyWindows` reads unlabelled windows from plain ``.npy`` arrays, memory-mapped.
+:func:`windows_from_raw` cuts one recording already run through
+:func:`~codebrain.data.preprocess.preprocess_raw` into :class:`Windows`: ``data`` float32
+``(n_windows, n_chans, n_times)`` in model units (µV / 100), ``labels`` (class indices, float
+targets, or -1 for unlabelled windows) and ``onsets``; windows overlapping a non-finite stretch
+or failing the amplitude criteria are dropped and counted. :func:`fixed_length_windows`,
+:func:`event_windows` and :func:`reject_by_amplitude` are its array-level steps.
+
+The rest of the windows API lives in its own modules and is re-exported here, where it used
+to live: the files → windows pipeline :func:`~codebrain.data.pipeline.load_windows`, the
+dataset classes :class:`~codebrain.data.datasets.WindowDataset` and
+:class:`~codebrain.data.datasets.NpyWindows`, and the ``.npz`` format
+(:func:`~codebrain.data.window_files.save_windows_npz`,
+:func:`~codebrain.data.window_files.load_windows_npz`).
 
 Shape legend: ``n_windows`` windows, ``n_chans`` channels, ``n_times`` samples per window.
 """
 
 from __future__ import annotations
 
-import json
+import importlib
 import logging
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import mne
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from codebrain.data.io import RecordingError, read_raw, recording_ids, subject_id
-from codebrain.data.preprocess import NONFINITE_ANNOTATION, PreprocessConfig, preprocess_raw
+from codebrain.data.io import RecordingError
+from codebrain.data.preprocess import NONFINITE_ANNOTATION, PreprocessConfig
 from codebrain.utils.check import check_option
-from codebrain.utils.io import atomic_open
+
+# Names that moved out of this module → their module. Imported on first access (PEP 562):
+# the pipeline imports this module, so importing it here eagerly would be circular.
+_MOVED = {
+    "WindowDataset": "codebrain.data.datasets",
+    "NpyWindows": "codebrain.data.datasets",
+    "load_windows": "codebrain.data.pipeline",
+    "save_windows_npz": "codebrain.data.window_files",
+    "load_windows_npz": "codebrain.data.window_files",
+}
 
 __all__ = [
     "Windows",
-    "WindowDataset",
     "fixed_length_windows",
     "event_windows",
     "reject_by_amplitude",
     "make_event_id",
     "windows_from_raw",
     "no_window_reason",
-    "load_windows",
-    "save_windows_npz",
-    "load_windows_npz",
-    "NpyWindows",
+    *_MOVED,
 ]
 
 logger = logging.getLogger(__name__)
+
 
 #: Annotation descriptions never used as labels (MNE's bad-segment and edge markers).
 _IGNORED_PREFIXES = ("BAD", "EDGE")
@@ -399,463 +407,13 @@ def _label_by_cover(
     return labels, keep
 
 
-def _table_event_id(labels: Mapping[str, mne.Annotations], recordings: Sequence[Any]) -> dict:
-    """Classes of a label table for fixed windows (sorted names), after checking it applies."""
-    from codebrain.data.io import recording_id
-
-    present = {recording_id(p) for p in recordings}
-    named = set(labels)
-    if not named & present:
-        raise ValueError(
-            f"The label table names none of the {len(present)} recordings: it lists "
-            f"{sorted(named)[:5]}, the recordings are {sorted(present)[:5]} (the 'recording' "
-            "column must hold file names without extension)."
-        )
-    descriptions = [d for ann in labels.values() for d in ann.description]
-    event_id = make_event_id(descriptions)
-    if not event_id:
-        raise ValueError("The label table has no usable label (only BAD/EDGE rows).")
-    missing = sorted(present - named)
-    if missing:
-        logger.warning(
-            "The label table does not name %d recording(s) (e.g. %s); their windows are labelled "
-            "by their own annotations when those match the table's classes %s, else dropped.",
-            len(missing),
-            ", ".join(missing[:3]),
-            sorted(event_id),
-        )
-    return event_id
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        value = getattr(importlib.import_module(_MOVED[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _numeric_event_id(descriptions: Iterable[str]) -> dict[str, float]:
-    """Map numeric annotation descriptions to float targets (others are not labels)."""
-    event_id = {}
-    for desc in set(descriptions):
-        try:
-            event_id[desc] = float(desc)
-        except ValueError:
-            continue
-    if not event_id:
-        raise ValueError(
-            "regression=True needs numeric annotation descriptions (e.g. '3.5'); none found."
-        )
-    return event_id
-
-
-class WindowDataset(Dataset):
-    """In-memory windows with labels and per-window metadata.
-
-    Parameters
-    ----------
-    data : np.ndarray, shape (n_windows, n_chans, n_times)
-        Windows in model units (stored as float32).
-    labels : np.ndarray, shape (n_windows,)
-        int class indices (→ ``torch.long``), float targets (→ ``torch.float32``), or -1.
-    recording_ids, subject_ids : sequence of str, length n_windows
-    onsets : np.ndarray, shape (n_windows,)
-        Window start in seconds within its recording.
-    ch_names : sequence of str
-        Channel names, length n_chans.
-    sfreq : float
-        Sampling rate in Hz.
-    classes : sequence of str | None
-        Class names, index = label (None for regression/unlabelled).
-
-    Attributes
-    ----------
-    recording_ids, subject_ids : np.ndarray of str, shape (n_windows,)
-    onsets : np.ndarray of float, shape (n_windows,)
-    """
-
-    def __init__(
-        self,
-        data: np.ndarray,
-        labels: np.ndarray,
-        recording_ids: Sequence[str],
-        subject_ids: Sequence[str],
-        onsets: np.ndarray,
-        ch_names: Sequence[str],
-        sfreq: float,
-        classes: Sequence[str] | None = None,
-    ) -> None:
-        data = np.asarray(data, dtype=np.float32)
-        if data.ndim != 3:
-            raise ValueError(f"data must be (n_windows, n_chans, n_times), got shape {data.shape}.")
-        n = data.shape[0]
-        labels = np.asarray(labels)
-        arrays = {
-            "labels": labels,
-            "recording_ids": np.asarray(recording_ids, dtype=str),
-            "subject_ids": np.asarray(subject_ids, dtype=str),
-            "onsets": np.asarray(onsets, dtype=np.float64),
-        }
-        for name, arr in arrays.items():
-            if arr.shape != (n,):
-                raise ValueError(f"{name} must have shape ({n},) to match data, got {arr.shape}.")
-        if data.shape[1] != len(ch_names):
-            raise ValueError(f"data has {data.shape[1]} channels but ch_names has {len(ch_names)}.")
-        self.data = data
-        self.labels = labels
-        self.recording_ids = arrays["recording_ids"]
-        self.subject_ids = arrays["subject_ids"]
-        self.onsets = arrays["onsets"]
-        self.ch_names = list(ch_names)
-        self.sfreq = float(sfreq)
-        self.classes = list(classes) if classes is not None else None
-
-    @property
-    def n_chans(self) -> int:
-        """Number of channels."""
-        return self.data.shape[1]
-
-    @property
-    def n_times(self) -> int:
-        """Samples per window."""
-        return self.data.shape[2]
-
-    def __len__(self) -> int:
-        return self.data.shape[0]
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Window ``index`` as ``(x (n_chans, n_times) float32, y long|float32)``."""
-        x = torch.from_numpy(self.data[index])
-        label = self.labels[index]
-        if np.issubdtype(self.labels.dtype, np.floating):
-            y = torch.tensor(float(label), dtype=torch.float32)
-        else:
-            y = torch.tensor(int(label), dtype=torch.long)
-        return x, y
-
-    def subset(self, indices: np.ndarray | Sequence[int]) -> WindowDataset:
-        """A new dataset with the windows at ``indices`` (int indices or a boolean mask)."""
-        idx = np.asarray(indices)
-        if idx.dtype == bool:
-            idx = np.flatnonzero(idx)
-        return WindowDataset(
-            self.data[idx],
-            self.labels[idx],
-            self.recording_ids[idx],
-            self.subject_ids[idx],
-            self.onsets[idx],
-            self.ch_names,
-            self.sfreq,
-            self.classes,
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"WindowDataset(n_windows={len(self)}, n_chans={self.n_chans}, n_times={self.n_times}, "
-            f"sfreq={self.sfreq}, subjects={len(set(self.subject_ids.tolist()))}, "
-            f"classes={self.classes})"
-        )
-
-
-def load_windows(
-    paths: str | os.PathLike | Iterable[Any],
-    config: PreprocessConfig | None = None,
-    *,
-    mode: Literal["fixed", "events"] = "fixed",
-    event_id: Mapping[str, int | float] | None = None,
-    tmin: float = 0.0,
-    labels: str | os.PathLike | Mapping[str, mne.Annotations] | None = None,
-    targets: Mapping[str, int | float] | None = None,
-    regression: bool = False,
-    on_error: Literal["raise", "skip"] = "raise",
-    subject_pattern: str | None = None,
-    verbose: bool | str | int | None = None,
-) -> WindowDataset:
-    """Read → map channels → preprocess → cut windows, for files and folders.
-
-    Parameters
-    ----------
-    paths : path-like | iterable
-        Recordings and/or folders (see :func:`codebrain.data.list_recordings`).
-    config : PreprocessConfig | None
-        Preprocessing and window settings (default ``PreprocessConfig()``).
-    mode : {"fixed", "events"}
-        Fixed-length or event-locked windows (see :func:`windows_from_raw`).
-    event_id : mapping of str to int | float | None
-        Annotation description → label. With ``mode="events"`` and None, every annotation
-        description (BAD/EDGE markers excepted) becomes a class, sorted by name.
-    tmin : float
-        Event-locked window start relative to the onset (seconds).
-    labels : path-like | mapping of str to mne.Annotations | None
-        A label table (CSV ``recording, onset, duration, label``, see
-        :func:`codebrain.data.read_label_table`) or its parsed form; replaces the annotations
-        of the recordings it names. With fixed windows and no ``event_id`` its labels are the
-        classes (sorted by name) and each window takes the label of the row covering its
-        centre; windows no row covers are dropped. A table that names none of the recordings,
-        or whose rows cover no window, is an error saying so.
-    targets : mapping of str to int | float | None
-        Recording id → label for every window of that recording (fixed mode).
-    regression : bool
-        With ``event_id=None``, read annotation descriptions as numbers (float targets,
-        e.g. a label table whose ``label`` column holds scores) instead of class names.
-    on_error : {"raise", "skip"}
-        A recording that cannot be read or processed raises, or is logged and skipped.
-    subject_pattern : str | None
-        Subject-id rule (a regex with a group, or a preset name), see
-        :func:`codebrain.data.subject_id`; checked against every recording before any is read.
-    verbose : bool | str | int | None
-        Passed to MNE.
-
-    Returns
-    -------
-    WindowDataset
-
-    Raises
-    ------
-    ValueError
-        No recordings found, none could be processed, or none gave a window (the message
-        says why for each: too short, every window rejected, no matching event). Recordings
-        that give no window among others are left out with a logged warning naming them.
-    """
-    from codebrain.data.io import _labels_for, list_recordings, read_label_table
-
-    config = config or PreprocessConfig()
-    check_option("on_error", on_error, ("raise", "skip"))
-    if labels is not None and not isinstance(labels, Mapping):
-        labels = read_label_table(labels)
-    recordings = list_recordings(paths)
-    if not recordings:
-        raise ValueError(f"No EEG recordings found in {paths!r}.")
-    if subject_pattern is not None:  # validate before working: a bad rule fails at once
-        for path in recordings:
-            subject_id(path, pattern=subject_pattern)
-    table_classes = labels is not None and mode == "fixed" and event_id is None and not regression
-    if table_classes:
-        event_id = _table_event_id(labels, recordings)
-
-    # Windows are cut recording by recording so only one continuous recording is in memory.
-    # Without an event_id, class names found in each recording get provisional local
-    # indices, remapped to the global (sorted) mapping at the end.
-    auto_classes = event_id is None and mode == "events" and not regression
-    chunks, y, local_names, recs, subs, onsets = [], [], [], [], [], []
-    n_rejected = 0
-    empty: dict[str, str] = {}  # recording → why it gave no window
-    for path, rec in zip(recordings, recording_ids(recordings), strict=True):
-        try:
-            raw = read_raw(path, verbose=verbose)
-            table = _labels_for(labels, path, rec)
-            if table is not None:
-                # Table onsets count from the first sample; with an orig_time MNE counts
-                # from the measurement date, which lies first_time earlier.
-                orig_time = raw.annotations.orig_time
-                shift = raw.first_time if orig_time is not None else 0.0
-                raw.set_annotations(
-                    mne.Annotations(
-                        table.onset + shift,
-                        table.duration,
-                        table.description,
-                        orig_time=orig_time,
-                    ),
-                    verbose=verbose,
-                )
-            raw = preprocess_raw(raw, config, copy=False, verbose=verbose)
-        except ValueError as err:  # RecordingError is a ValueError
-            if on_error == "raise":
-                raise
-            logger.warning("Skipping %s: %s", path, err)
-            continue
-        if auto_classes:
-            local_id = make_event_id(raw.annotations.description)
-        elif event_id is None and regression:
-            local_id = _numeric_event_id(raw.annotations.description)
-        else:
-            local_id = event_id
-        win = windows_from_raw(
-            raw,
-            config,
-            mode=mode,
-            event_id=local_id,
-            tmin=tmin,
-            target=(targets or {}).get(rec),
-        )
-        n_rejected += win.n_rejected
-        if len(win.onsets) == 0:
-            empty[str(path)] = no_window_reason(raw, config, win, mode)
-        chunks.append(win.data)
-        y.append(win.labels)
-        local_names.append(list(local_id or {}))
-        recs += [rec] * len(win.onsets)
-        subs += [subject_id(path, raw, pattern=subject_pattern)] * len(win.onsets)
-        onsets.append(win.onsets)
-        del raw
-    if not chunks:
-        raise ValueError(f"No recording in {paths!r} could be processed.")
-    if table_classes and not sum(len(c) for c in chunks):
-        raise ValueError(
-            "The label table labels no fixed window: a window takes the label of the table row "
-            "covering its centre, and no row covers a window centre (rows shorter than the "
-            "window, or onsets past the end?). Use --windows events for event-locked labels."
-        )
-    if len(empty) == len(chunks):
-        reasons = "; ".join(f"{p}: {r}" for p, r in empty.items())
-        raise ValueError(f"No window could be cut: {reasons}.")
-    if empty:
-        logger.warning(
-            "%d of %d recording(s) gave no window and were left out: %s",
-            len(empty),
-            len(chunks),
-            "; ".join(f"{p} ({r})" for p, r in empty.items()),
-        )
-    if auto_classes:
-        event_id = make_event_id(name for names in local_names for name in names)
-        y = [
-            np.array([event_id[names[i]] for i in labels_], dtype=np.int64)
-            for names, labels_ in zip(local_names, y, strict=True)
-        ]
-    classes = None
-    if event_id and all(isinstance(v, int) for v in event_id.values()):
-        classes = [name for name, _ in sorted(event_id.items(), key=lambda kv: kv[1])]
-    data = np.concatenate(chunks)
-    logger.info(
-        "Loaded %d window(s) from %d recording(s); %d rejected by amplitude.",
-        data.shape[0],
-        len(chunks),
-        n_rejected,
-    )
-    return WindowDataset(
-        data,
-        np.concatenate(y),
-        recs,
-        subs,
-        np.concatenate(onsets),
-        list(config.channels),
-        config.sfreq,
-        classes,
-    )
-
-
-# ------------------------------------------------------------------------ files
-def save_windows_npz(
-    ds: WindowDataset, path: str | os.PathLike, preprocess: PreprocessConfig | None = None
-) -> Path:
-    """Write windows (and the preprocessing that made them) to one ``.npz``, atomically.
-
-    The format of ``codebrain prepare -o``; read back with :func:`load_windows_npz`.
-
-    Parameters
-    ----------
-    ds : WindowDataset
-        Data ``(N, C, T)`` float32, labels, recording/subject ids, onsets, channel names,
-        sampling rate and class names.
-    path : path-like
-        Output file.
-    preprocess : PreprocessConfig, optional
-        Stored as JSON so consumers can check or repeat the preprocessing.
-
-    Returns
-    -------
-    Path
-    """
-    path = Path(path)
-    arrays = {
-        "data": np.asarray(ds.data, dtype=np.float32),
-        "labels": np.asarray(ds.labels),
-        "recording_ids": np.asarray(ds.recording_ids, dtype=str),
-        "subject_ids": np.asarray(ds.subject_ids, dtype=str),
-        "onsets": np.asarray(ds.onsets, dtype=np.float64),
-        "ch_names": np.asarray(ds.ch_names, dtype=str),
-        "sfreq": np.asarray(ds.sfreq, dtype=np.float64),
-        "classes": np.asarray(ds.classes if ds.classes is not None else [], dtype=str),
-        "has_classes": np.asarray(ds.classes is not None),
-        "preprocess": np.asarray(preprocess.to_json() if preprocess is not None else ""),
-    }
-    with atomic_open(path, "wb") as f:
-        np.savez(f, **arrays)
-    return path
-
-
-def load_windows_npz(path: str | os.PathLike) -> tuple[WindowDataset, dict[str, Any] | None]:
-    """Read a windows ``.npz`` written by :func:`save_windows_npz` (``codebrain prepare -o``).
-
-    Parameters
-    ----------
-    path : path-like
-
-    Returns
-    -------
-    ds : WindowDataset
-    preprocess : dict or None
-        The stored preprocessing settings.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"windows file {path} not found.")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            fields = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as err:
-        raise ValueError(f"{path} is not a readable windows .npz: {err}") from err
-    needed = {"data", "labels", "recording_ids", "subject_ids", "onsets", "ch_names", "sfreq"}
-    missing = sorted(needed - set(fields))
-    if missing:
-        raise ValueError(
-            f"{path} lacks {missing}; expected a windows file written by 'codebrain prepare'."
-        )
-    has_classes = bool(fields.get("has_classes", np.asarray(False)))
-    classes = [str(c) for c in fields["classes"]] if has_classes else None
-    ds = WindowDataset(
-        fields["data"],
-        fields["labels"],
-        fields["recording_ids"],
-        fields["subject_ids"],
-        fields["onsets"],
-        [str(c) for c in fields["ch_names"]],
-        float(fields["sfreq"]),
-        classes,
-    )
-    pre = str(fields.get("preprocess", np.asarray("")))
-    return ds, (json.loads(pre) if pre else None)
-
-
-class NpyWindows(Dataset):
-    """Windows from ``.npy`` files, each ``(n_windows, n_chans, n_times)``, memory-mapped.
-
-    Parameters
-    ----------
-    paths : list of path-like
-        Files in order; their windows are concatenated. All must share ``(n_chans, n_times)``.
-
-    Notes
-    -----
-    ``__getitem__(i)`` returns a float32 tensor ``(n_chans, n_times)``.
-    """
-
-    def __init__(self, paths: list[str | os.PathLike]) -> None:
-        if not paths:
-            raise ValueError("NpyWindows needs at least one .npy file.")
-        self.paths = [Path(p) for p in paths]
-        self._arrays: list[np.ndarray] | None = None
-        shapes = []
-        counts = []
-        for p in self.paths:
-            arr = np.load(p, mmap_mode="r", allow_pickle=False)
-            if arr.ndim != 3:
-                raise ValueError(
-                    f"{p} holds an array of shape {arr.shape}; expected (n_windows, n_chans, "
-                    "n_times)."
-                )
-            shapes.append(arr.shape[1:])
-            counts.append(arr.shape[0])
-        if len(set(shapes)) != 1:
-            raise ValueError(
-                f"the .npy files disagree on (n_chans, n_times): "
-                f"{sorted({tuple(s) for s in shapes})}."
-            )
-        self.n_chans, self.n_times = (int(v) for v in shapes[0])
-        self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-
-    def __len__(self) -> int:
-        return int(self._offsets[-1])
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"index {i} out of range for {len(self)} windows.")
-        i = i % len(self)
-        if self._arrays is None:  # opened lazily so DataLoader workers map their own copies
-            self._arrays = [np.load(p, mmap_mode="r", allow_pickle=False) for p in self.paths]
-        f = int(np.searchsorted(self._offsets, i, side="right") - 1)
-        x = np.asarray(self._arrays[f][i - self._offsets[f]], dtype=np.float32)
-        return torch.from_numpy(x.copy())
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MOVED))
