@@ -1,9 +1,11 @@
 """Downstream benchmark: the paper's tasks under the authors' protocol, peers side by side.
 
-:class:`TaskRecipe` declares one dataset's protocol (:mod:`codebrain.benchmark.recipe`);
+:class:`TaskRecipe` declares one dataset's protocol (:mod:`codebrain.benchmark.recipe`, with
+its preprocessing steps, hook types and splits in :mod:`~codebrain.benchmark.preprocessing`,
+:mod:`~codebrain.benchmark.hooks` and :mod:`~codebrain.benchmark.split`);
 :mod:`codebrain.benchmark.signal` has the building blocks of the per-dataset hooks; the
 recipes themselves live in :mod:`codebrain.benchmark.tasks` and are looked up by name with
-:func:`get_recipe` / :func:`list_recipes`. :func:`run_benchmark` runs models on a task and
+:func:`get_recipe` / :func:`list_recipes` (:mod:`codebrain.benchmark.registry`). :func:`run_benchmark` runs models on a task and
 :func:`write_results` writes its report; :func:`codebrain_training_settings` is the one place
 that decides how CodeBrain is fine-tuned in the benchmark. The training side is imported
 lazily (PEP 562), so declaring recipes does not import torch.
@@ -14,27 +16,23 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from codebrain.benchmark.hooks import Recording, TaskWindows
+from codebrain.benchmark.preprocessing import (
+    BandPass,
+    CommonAverage,
+    Notch,
+    PreprocessStep,
+    Resample,
+)
 from codebrain.benchmark.recipe import (
     BINARY_METRICS,
     MULTICLASS_METRICS,
     PATCH_SIZE,
-    BandPass,
-    CommonAverage,
     DatasetNotFoundError,
     FinetuneRecipe,
-    Notch,
-    PreprocessStep,
-    Recording,
-    Resample,
-    Split,
     TaskRecipe,
-    TaskWindows,
-    fallback_split,
-    get_recipe,
-    list_recipes,
-    register_recipe,
-    resolve_split,
 )
+from codebrain.benchmark.registry import get_recipe, list_recipes, register_recipe
 from codebrain.benchmark.signal import (
     apply_preprocessing,
     event_windows,
@@ -43,6 +41,7 @@ from codebrain.benchmark.signal import (
     pick_channels,
     read_channels,
 )
+from codebrain.benchmark.split import Split, fallback_split, resolve_split
 
 _LAZY = {
     "AuthorsHead": "models",

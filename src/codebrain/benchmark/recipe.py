@@ -3,11 +3,12 @@
 A :class:`TaskRecipe` states everything the benchmark needs to reproduce a downstream protocol
 of CodeBrain (arXiv 2506.09110) or CBraMod: classes, channels and their order (monopolar names
 or bipolar pairs ``"FP1-F7"``), preprocessing in the authors' order (:class:`Resample`,
-:class:`BandPass`, :class:`Notch`, :class:`CommonAverage`), sampling rate, window length and
-stride, amplitude scale, the subject-id rule, the authors' split (explicit subject ids, or a
-rule computed from the recordings found), metrics and the model-selection metric, the head,
-the fine-tuning recipe (:class:`FinetuneRecipe`), the expected local layout and where the
-dataset is obtained, and two per-dataset hooks:
+:class:`BandPass`, :class:`Notch`, :class:`CommonAverage`, in
+:mod:`codebrain.benchmark.preprocessing`), sampling rate, window length and stride, amplitude
+scale, the subject-id rule, the authors' split (explicit subject ids, or a rule computed from
+the recordings found; :mod:`codebrain.benchmark.split`), metrics and the model-selection
+metric, the head, the fine-tuning recipe (:class:`FinetuneRecipe`), the expected local layout
+and where the dataset is obtained, and two per-dataset hooks (:mod:`codebrain.benchmark.hooks`):
 
 ``find(root) -> list[Recording]``
     Lists the recordings of a local copy of the dataset (one :class:`Recording` per unit that
@@ -21,9 +22,8 @@ The helpers in :mod:`codebrain.benchmark.signal` (channel picking with bipolar p
 each hook a few lines long whatever the layout (EDF + annotations, file-name labels,
 ``.mat``/``.pkl``/``.cnt`` files).
 
-Recipes are registered by name (:func:`register_recipe`); the modules of
-:mod:`codebrain.benchmark.tasks` are imported on first look-up, so a new task is a new module
-there that defines ``RECIPES = (...)`` and nothing else has to change.
+Recipes are registered by name (:mod:`codebrain.benchmark.registry`). The names this module
+used to define before they moved to their own modules are re-exported here.
 
 Shape legend: ``n_windows`` windows, ``n_chans`` channels, ``n_times`` samples.
 """
@@ -31,15 +31,41 @@ Shape legend: ``n_windows`` windows, ``n_chans`` channels, ``n_times`` samples.
 from __future__ import annotations
 
 import importlib
-import logging
-import pkgutil
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from codebrain.benchmark.hooks import (
+    DownloadHook,
+    FindHook,
+    LoadHook,
+    Recording,
+    SplitRule,
+    TaskWindows,
+)
+from codebrain.benchmark.preprocessing import (
+    BandPass,
+    CommonAverage,
+    Notch,
+    PreprocessStep,
+    Resample,
+)
+from codebrain.benchmark.split import (
+    Split,
+    _natural_key,
+    fallback_split,
+    resolve_split,
+)
+
+# The registry imports this module, so its names are re-exported lazily (PEP 562).
+_MOVED = {
+    "register_recipe": "codebrain.benchmark.registry",
+    "get_recipe": "codebrain.benchmark.registry",
+    "list_recipes": "codebrain.benchmark.registry",
+}
 
 __all__ = [
     "PATCH_SIZE",
@@ -56,14 +82,11 @@ __all__ = [
     "TaskWindows",
     "TaskRecipe",
     "DatasetNotFoundError",
-    "register_recipe",
-    "get_recipe",
-    "list_recipes",
     "fallback_split",
     "resolve_split",
+    *_MOVED,
 ]
 
-logger = logging.getLogger(__name__)
 
 #: Samples per patch of the released model (1 s at 200 Hz).
 PATCH_SIZE: int = 200
@@ -80,129 +103,6 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 class DatasetNotFoundError(FileNotFoundError):
     """A local copy of a dataset is missing or incomplete; the message says what layout is
     expected and where the dataset is obtained."""
-
-
-# --------------------------------------------------------------------------------------------
-# Preprocessing steps (applied in order by TaskRecipe.prepare; implemented in .signal)
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Resample:
-    """Resample to ``sfreq`` Hz.
-
-    Parameters
-    ----------
-    sfreq : float
-        Target rate in Hz.
-    method : {"mne", "scipy"}
-        ``"mne"``: ``mne.filter.resample`` (what ``raw.resample`` does, FFT with padding;
-        CBraMod's TUEG/TUAB/TUEV/PhysioNet scripts). ``"scipy"``: ``scipy.signal.resample`` to
-        ``round(n_times * sfreq / old)`` samples (FFT without padding; CBraMod's CHB-MIT,
-        FACED, SHU-MI, BCIC-IV-2a loaders).
-    """
-
-    sfreq: float = 200.0
-    method: Literal["mne", "scipy"] = "mne"
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.sfreq, int | float) and self.sfreq > 0):
-            raise ValueError(f"Resample.sfreq must be a positive number, got {self.sfreq!r}.")
-        if self.method not in ("mne", "scipy"):
-            raise ValueError(f"Resample.method must be 'mne' or 'scipy', got {self.method!r}.")
-
-    def describe(self) -> str:
-        """One-line human description."""
-        return f"resample to {self.sfreq:g} Hz ({self.method})"
-
-
-@dataclass(frozen=True)
-class BandPass:
-    """Band-pass (or high-/low-pass with one edge None) filter.
-
-    Parameters
-    ----------
-    l_freq, h_freq : float | None
-        Edges in Hz; None disables that edge (``BandPass(0.3, None)`` is a high-pass).
-    method : {"fir", "butter"}
-        ``"fir"``: MNE's default zero-phase FIR (``raw.filter``). ``"butter"``: a
-        Butterworth IIR of ``order`` from SciPy, applied causally (``lfilter``) when
-        ``causal`` else forward-backward (``filtfilt``).
-    order : int
-        Butterworth order (``method="butter"`` only).
-    causal : bool
-        Causal ``lfilter`` instead of ``filtfilt`` (``method="butter"`` only).
-    """
-
-    l_freq: float | None
-    h_freq: float | None
-    method: Literal["fir", "butter"] = "fir"
-    order: int = 5
-    causal: bool = False
-
-    def __post_init__(self) -> None:
-        if self.l_freq is None and self.h_freq is None:
-            raise ValueError("BandPass needs l_freq or h_freq (both are None).")
-        for name in ("l_freq", "h_freq"):
-            v = getattr(self, name)
-            if v is not None and not (isinstance(v, int | float) and v > 0):
-                raise ValueError(f"BandPass.{name} must be a positive number or None, got {v!r}.")
-        if self.l_freq is not None and self.h_freq is not None and self.l_freq >= self.h_freq:
-            raise ValueError(
-                f"BandPass needs l_freq < h_freq, got {self.l_freq!r} >= {self.h_freq!r}."
-            )
-        if self.method not in ("fir", "butter"):
-            raise ValueError(f"BandPass.method must be 'fir' or 'butter', got {self.method!r}.")
-        if not (isinstance(self.order, int) and self.order >= 1):
-            raise ValueError(f"BandPass.order must be a positive int, got {self.order!r}.")
-
-    def describe(self) -> str:
-        """One-line human description."""
-        lo = "" if self.l_freq is None else f"{self.l_freq:g}"
-        hi = "" if self.h_freq is None else f"{self.h_freq:g}"
-        how = "FIR" if self.method == "fir" else f"Butterworth order {self.order}"
-        if self.method == "butter":
-            how += ", causal" if self.causal else ", zero-phase"
-        return f"band-pass {lo}-{hi} Hz ({how})"
-
-
-@dataclass(frozen=True)
-class Notch:
-    """Notch one frequency (MNE ``notch_filter``; the authors notch the mains only, no
-    harmonics).
-
-    Parameters
-    ----------
-    freq : float
-        Frequency in Hz (50 or 60).
-    """
-
-    freq: float
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.freq, int | float) and self.freq > 0):
-            raise ValueError(f"Notch.freq must be a positive number, got {self.freq!r}.")
-
-    def describe(self) -> str:
-        """One-line human description."""
-        return f"notch {self.freq:g} Hz"
-
-
-@dataclass(frozen=True)
-class CommonAverage:
-    """Subtract the mean over channels at every sample (average reference)."""
-
-    def describe(self) -> str:
-        """One-line human description."""
-        return "common average reference"
-
-
-PreprocessStep = Resample | BandPass | Notch | CommonAverage
-
-
-# --------------------------------------------------------------------------------------------
-# Fine-tuning recipe, split, recordings, windows
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -259,232 +159,6 @@ class FinetuneRecipe:
             v = getattr(self, name)
             if not (isinstance(v, int | float) and 0 <= v < 1):
                 raise ValueError(f"FinetuneRecipe.{name} must be in [0, 1), got {v!r}.")
-
-
-@dataclass(frozen=True)
-class Split:
-    """A train/validation/test assignment of group ids (subject ids unless ``unit`` says).
-
-    Parameters
-    ----------
-    train, val, test : tuple of str
-        Group ids as the dataset names them (e.g. ``"Subject00"``, ``"S001"``, ``"chb01"``).
-    unit : {"subject", "recording", "trial"}
-        What the ids are. The authors split by subject except SEED-V (by trial); a fallback
-        split of a one-subject copy splits by recording.
-    """
-
-    train: tuple[str, ...]
-    val: tuple[str, ...]
-    test: tuple[str, ...]
-    unit: Literal["subject", "recording", "trial"] = "subject"
-
-    def __post_init__(self) -> None:
-        for part in ("train", "val", "test"):
-            ids = getattr(self, part)
-            if isinstance(ids, str) or not isinstance(ids, Iterable):
-                raise TypeError(f"Split.{part} must be a tuple of ids, got {ids!r}.")
-            ids = tuple(str(i) for i in ids)
-            object.__setattr__(self, part, ids)
-            if not ids:
-                raise ValueError(f"Split.{part} is empty; every part needs at least one id.")
-            if len(set(ids)) != len(ids):
-                raise ValueError(f"Split.{part} lists an id twice: {ids}.")
-        overlap = (
-            (set(self.train) & set(self.val))
-            | (set(self.train) & set(self.test))
-            | (set(self.val) & set(self.test))
-        )
-        if overlap:
-            raise ValueError(f"Split parts overlap on {sorted(overlap)}; they must be disjoint.")
-        if self.unit not in ("subject", "recording", "trial"):
-            raise ValueError(
-                f"Split.unit must be 'subject', 'recording' or 'trial', got {self.unit!r}."
-            )
-
-    @property
-    def ids(self) -> tuple[str, ...]:
-        """All ids, train then val then test."""
-        return self.train + self.val + self.test
-
-    def part_of(self, group: str) -> str | None:
-        """``"train"``, ``"val"``, ``"test"`` or None for an id the split does not list."""
-        for part in ("train", "val", "test"):
-            if group in getattr(self, part):
-                return part
-        return None
-
-    def as_dict(self) -> dict[str, list[str]]:
-        """``{"train": [...], "val": [...], "test": [...]}`` (JSON-able)."""
-        return {"train": list(self.train), "val": list(self.val), "test": list(self.test)}
-
-
-@dataclass(frozen=True)
-class Recording:
-    """One unit a recipe's ``load`` hook reads.
-
-    Parameters
-    ----------
-    path : Path
-        The file (or folder) holding the recording.
-    subject : str
-        Subject id as the dataset names it.
-    label : int | str | None
-        The label source for this recording: a class index or name when the whole file has
-        one label (file-name suffix), None when labels come from inside the file or from
-        ``meta`` (annotations, label files).
-    key : str
-        Identifies the recording inside a container holding several (a ``.mat`` field, a
-        session index); ``""`` when the file is the recording.
-    meta : Mapping
-        Anything else ``load`` needs (companion label file, session, run number ...);
-        ``"stratum"`` groups recordings of one kind for the by-recording fallback split.
-    """
-
-    path: Path
-    subject: str
-    label: int | str | None = None
-    key: str = ""
-    meta: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", Path(self.path))
-        if not isinstance(self.subject, str) or not self.subject:
-            raise ValueError(f"Recording.subject must be a non-empty str, got {self.subject!r}.")
-
-    @property
-    def id(self) -> str:
-        """Unique name: the file name without extension, plus ``:key`` when set."""
-        name = self.path.name
-        for ext in (".fif.gz",):
-            if name.lower().endswith(ext):
-                name = name[: -len(ext)]
-                break
-        else:
-            name = self.path.stem if self.path.suffix else name
-        return f"{name}:{self.key}" if self.key else name
-
-
-@dataclass
-class TaskWindows:
-    """Windows of one or more recordings, in model units.
-
-    Parameters
-    ----------
-    x : np.ndarray
-        ``(n_windows, n_chans, n_times)`` float32, model units.
-    y : np.ndarray
-        ``(n_windows,)`` int64 class indices into the recipe's ``classes``; for sequence tasks
-        (``recipe.sequence_length = S > 1``, the ISRUC sequence head) ``(n_windows, S)``: one
-        label per epoch, with ``x`` ``(n_windows, n_chans, S * recipe.n_times)`` (the S epochs
-        one after the other).
-    subjects : np.ndarray
-        ``(n_windows,)`` subject id of every window (str).
-    recordings : np.ndarray
-        ``(n_windows,)`` recording id of every window (str).
-    groups : np.ndarray | None
-        ``(n_windows,)`` split-unit id of every window when the split is not by subject
-        (SEED-V trials); None means ``subjects``.
-    """
-
-    x: np.ndarray
-    y: np.ndarray
-    subjects: np.ndarray
-    recordings: np.ndarray
-    groups: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        self.x = np.asarray(self.x)
-        if self.x.ndim != 3:
-            raise ValueError(
-                f"TaskWindows.x must be (n_windows, n_chans, n_times), got shape {self.x.shape}."
-            )
-        if self.x.dtype != np.float32:
-            self.x = self.x.astype(np.float32)
-        n = len(self.x)
-        y = np.asarray(self.y, dtype=np.int64)
-        self.y = y if y.ndim == 2 else y.reshape(-1)
-        self.subjects = _str_array(self.subjects, n)
-        self.recordings = _str_array(self.recordings, n)
-        if self.groups is not None:
-            self.groups = _str_array(self.groups, n)
-        for name in ("y", "subjects", "recordings") + (
-            ("groups",) if self.groups is not None else ()
-        ):
-            if len(getattr(self, name)) != n:
-                raise ValueError(
-                    f"TaskWindows.{name} has {len(getattr(self, name))} entries for {n} windows."
-                )
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    @property
-    def group_ids(self) -> np.ndarray:
-        """Split-unit id per window (``groups``, else ``subjects``)."""
-        return self.groups if self.groups is not None else self.subjects
-
-    def ids_for(self, unit: str) -> np.ndarray:
-        """Per-window ids in the unit of a :class:`Split` (``"subject"``, ``"recording"``,
-        ``"trial"``)."""
-        if unit == "recording":
-            return self.recordings
-        if unit == "trial":
-            if self.groups is None:
-                raise ValueError("A split by trial needs TaskWindows.groups (trial ids).")
-            return self.groups
-        return self.subjects
-
-    def select(self, mask: np.ndarray) -> TaskWindows:
-        """The windows where ``mask`` (bool or index array) selects."""
-        return TaskWindows(
-            self.x[mask],
-            self.y[mask],
-            self.subjects[mask],
-            self.recordings[mask],
-            None if self.groups is None else self.groups[mask],
-        )
-
-    @classmethod
-    def empty(cls, n_chans: int, n_times: int) -> TaskWindows:
-        """No windows, of the given shape."""
-        return cls(np.zeros((0, n_chans, n_times), np.float32), [], [], [])
-
-    @classmethod
-    def concat(cls, parts: Sequence[TaskWindows]) -> TaskWindows:
-        """Concatenate windows of several recordings (they must share channels and length)."""
-        parts = [p for p in parts if len(p)]
-        if not parts:
-            raise ValueError("No windows to concatenate (every recording gave none).")
-        shapes = {p.x.shape[1:] for p in parts}
-        if len(shapes) != 1:
-            raise ValueError(f"Recordings give windows of different shapes: {sorted(shapes)}.")
-        with_groups = [p.groups is not None for p in parts]
-        if any(with_groups) and not all(with_groups):
-            raise ValueError("Some recordings set TaskWindows.groups and others do not.")
-        return cls(
-            np.concatenate([p.x for p in parts]),
-            np.concatenate([p.y for p in parts]),
-            np.concatenate([p.subjects for p in parts]),
-            np.concatenate([p.recordings for p in parts]),
-            np.concatenate([p.groups for p in parts]) if all(with_groups) else None,
-        )
-
-
-def _str_array(values: Any, n: int) -> np.ndarray:
-    if isinstance(values, str):
-        return np.full(n, values, dtype=object)
-    return np.asarray([str(v) for v in values], dtype=object)
-
-
-# --------------------------------------------------------------------------------------------
-# The recipe
-# --------------------------------------------------------------------------------------------
-
-FindHook = Callable[[Path], list[Recording]]
-LoadHook = Callable[["TaskRecipe", Recording], TaskWindows]
-SplitRule = Callable[[Sequence[Recording], int], Split | None]
-DownloadHook = Callable[["TaskRecipe", Path], None]
 
 
 @dataclass(frozen=True)
@@ -850,219 +524,13 @@ class TaskRecipe:
         return "\n".join(lines)
 
 
-def _natural_key(text: str) -> tuple:
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        value = getattr(importlib.import_module(_MOVED[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# --------------------------------------------------------------------------------------------
-# Registry
-# --------------------------------------------------------------------------------------------
-
-_REGISTRY: dict[str, TaskRecipe] = {}
-_ALIASES: dict[str, str] = {}
-_LOADED = False
-
-
-def _normal(name: str) -> str:
-    return re.sub(r"[\s\-.]+", "_", name.strip().lower())
-
-
-def register_recipe(recipe: TaskRecipe, *, replace: bool = False) -> TaskRecipe:
-    """Add ``recipe`` to the registry (its name and aliases become look-up keys).
-
-    Parameters
-    ----------
-    recipe : TaskRecipe
-    replace : bool
-        Allow replacing a recipe of the same name.
-
-    Returns
-    -------
-    TaskRecipe
-        ``recipe``.
-    """
-    if not isinstance(recipe, TaskRecipe):
-        raise TypeError(f"register_recipe needs a TaskRecipe, got {type(recipe).__name__}.")
-    keys = [recipe.name, *(_normal(a) for a in recipe.aliases)]
-    for key in keys:
-        owner = _ALIASES.get(key)
-        if owner is not None and owner != recipe.name and not replace:
-            raise ValueError(f"Task name {key!r} is already used by recipe {owner!r}.")
-    if recipe.name in _REGISTRY and not replace and _REGISTRY[recipe.name] is not recipe:
-        raise ValueError(f"A recipe named {recipe.name!r} is already registered.")
-    _REGISTRY[recipe.name] = recipe
-    for key in keys:
-        _ALIASES[key] = recipe.name
-    return recipe
-
-
-def _load_tasks() -> None:
-    """Import every module of :mod:`codebrain.benchmark.tasks` and register its ``RECIPES``."""
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    import codebrain.benchmark.tasks as tasks
-
-    for info in sorted(pkgutil.iter_modules(tasks.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{tasks.__name__}.{info.name}")
-        for recipe in getattr(module, "RECIPES", ()):
-            if _REGISTRY.get(recipe.name) is not recipe:
-                register_recipe(recipe)
-
-
-def get_recipe(name: str | TaskRecipe) -> TaskRecipe:
-    """The registered recipe called ``name`` (case, ``-`` and spaces ignored; aliases work).
-
-    Raises
-    ------
-    KeyError
-        Unknown name; the message lists the known tasks.
-    """
-    if isinstance(name, TaskRecipe):
-        return name
-    _load_tasks()
-    key = _ALIASES.get(_normal(str(name)))
-    if key is None:
-        raise KeyError(
-            f"Unknown benchmark task {name!r}; known tasks: {', '.join(sorted(_REGISTRY))}."
-        )
-    return _REGISTRY[key]
-
-
-def list_recipes() -> list[TaskRecipe]:
-    """All registered recipes, sorted by name."""
-    _load_tasks()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
-
-
-def fallback_split(
-    groups: Sequence[str], fractions: tuple[float, float, float], unit: str = "subject"
-) -> Split:
-    """Deterministic split of ``groups`` in natural-sort order, in contiguous blocks.
-
-    Like the authors' "sorted files" splits: the first ``fractions[0]`` of the sorted ids
-    train, the next ``fractions[1]`` validate, the rest test; each part gets at least one id.
-
-    Raises
-    ------
-    ValueError
-        Fewer than three distinct ids.
-    """
-    ids = sorted({str(g) for g in groups}, key=_natural_key)
-    n = len(ids)
-    if n < 3:
-        raise ValueError(
-            f"A {unit}-wise split needs at least 3 distinct {unit}s, found {n}: {ids}."
-        )
-    n_val = max(1, round(n * fractions[1]))
-    n_test = max(1, round(n * fractions[2]))
-    n_train = n - n_val - n_test
-    if n_train < 1:
-        n_train, n_val, n_test = n - 2, 1, 1
-    return Split(
-        tuple(ids[:n_train]),
-        tuple(ids[n_train : n_train + n_val]),
-        tuple(ids[n_train + n_val :]),
-        unit=unit,  # type: ignore[arg-type]
-    )
-
-
-def resolve_split(
-    recipe: TaskRecipe, recordings: Sequence[Recording], *, fold: int = 0
-) -> tuple[Split, str]:
-    """The split to use for ``recordings`` and its protocol (``"authors"`` or ``"fallback"``).
-
-    The authors' split is used exactly when every subject it lists is present (explicit
-    ``split``), or when ``split_rule`` returns one; otherwise a deterministic subject-wise
-    split of the subjects present (:func:`fallback_split`, marked ``"fallback"``, with a
-    warning). A copy with fewer than three subjects falls back to a split by recording, with a
-    warning that windows of one subject then sit in several parts.
-
-    Parameters
-    ----------
-    recipe : TaskRecipe
-    recordings : sequence of Recording
-        What ``find`` returned.
-    fold : int
-        Fold index for recipes with ``n_folds > 1``.
-
-    Returns
-    -------
-    (Split, str)
-    """
-    if not (isinstance(fold, int) and 0 <= fold < recipe.n_folds):
-        raise ValueError(
-            f"{recipe.title}: fold must be an int in [0, {recipe.n_folds}), got {fold!r}."
-        )
-    subjects = sorted({r.subject for r in recordings}, key=_natural_key)
-    if recipe.split is not None:
-        if recipe.split.unit != "subject":
-            return recipe.split, "authors"
-        missing = [s for s in recipe.split.ids if s not in subjects]
-        if not missing:
-            return recipe.split, "authors"
-        reason = (
-            f"{len(missing)} of the {len(recipe.split.ids)} subjects of the authors' split are "
-            f"absent (e.g. {', '.join(missing[:4])})"
-        )
-    elif recipe.split_rule is not None:
-        split = recipe.split_rule(list(recordings), fold)
-        if split is not None:
-            return split, "authors"
-        reason = "the recordings found are not the full dataset the authors' split rule needs"
-    else:
-        reason = "the recipe has no authors' split"
-    if len(subjects) >= 3:
-        split = fallback_split(subjects, recipe.fallback_fractions)
-        logger.warning(
-            "%s: %s; using a deterministic subject-wise fallback split of the %d subjects "
-            "present (%d/%d/%d), marked 'fallback'.",
-            recipe.title,
-            reason,
-            len(subjects),
-            len(split.train),
-            len(split.val),
-            len(split.test),
-        )
-        return split, "fallback"
-    split = _recording_split(recordings, recipe.fallback_fractions)
-    logger.warning(
-        "%s: %s, and only %d subject(s) are present (%s): falling back to a split by "
-        "RECORDING (%d/%d/%d); one subject's recordings sit in several parts, so the scores "
-        "are within-subject, not cross-subject.",
-        recipe.title,
-        reason,
-        len(subjects),
-        ", ".join(subjects),
-        len(split.train),
-        len(split.val),
-        len(split.test),
-    )
-    return split, "fallback"
-
-
-def _recording_split(
-    recordings: Sequence[Recording], fractions: tuple[float, float, float]
-) -> Split:
-    """Split recordings (one-subject copies), stratum by stratum when every stratum allows.
-
-    A recording's stratum is ``meta["stratum"]`` (else its ``label``): recordings of different
-    kinds (PhysioNet's fist runs vs fist/feet runs) are split separately so that every part
-    holds every kind.
-    """
-    strata: dict[str, list[str]] = {}
-    for r in recordings:
-        key = str(r.meta.get("stratum", r.label))
-        strata.setdefault(key, []).append(r.id)
-    if len(strata) > 1 and all(len(ids) >= 3 for ids in strata.values()):
-        parts = [fallback_split(ids, fractions, "recording") for ids in strata.values()]
-        return Split(
-            tuple(i for p in parts for i in p.train),
-            tuple(i for p in parts for i in p.val),
-            tuple(i for p in parts for i in p.test),
-            unit="recording",
-        )
-    return fallback_split([r.id for r in recordings], fractions, "recording")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MOVED))

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from codebrain.benchmark.hooks import Recording, TaskWindows
 from codebrain.benchmark.models import (
     MODEL_NAMES,
     PEERS,
@@ -38,15 +39,9 @@ from codebrain.benchmark.models import (
     peer_settings,
     settings_from_finetune_config,
 )
-from codebrain.benchmark.recipe import (
-    PATCH_SIZE,
-    Recording,
-    Split,
-    TaskRecipe,
-    TaskWindows,
-    get_recipe,
-    resolve_split,
-)
+from codebrain.benchmark.recipe import PATCH_SIZE, TaskRecipe
+from codebrain.benchmark.registry import get_recipe
+from codebrain.benchmark.split import Split, resolve_split
 from codebrain.benchmark.train import (
     FitResult,
     epoch_windows,

@@ -25,16 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from codebrain.benchmark.recipe import (
+from codebrain.benchmark.hooks import Recording
+from codebrain.benchmark.preprocessing import (
     BandPass,
     CommonAverage,
-    DatasetNotFoundError,
     Notch,
     PreprocessStep,
-    Recording,
     Resample,
-    TaskRecipe,
 )
+from codebrain.benchmark.recipe import DatasetNotFoundError, TaskRecipe
 
 __all__ = [
     "apply_preprocessing",

@@ -1,5 +1,6 @@
 """Helpers shared by the task modules: safe pickle reading, EDF files under other extensions,
-``.mat`` reading, and splits given as a per-recording assignment.
+``.mat`` reading, the end of a ``find`` hook that skips files lacking their labels, and splits
+given as a per-recording assignment.
 
 Shape legend: ``n_chans`` channels, ``n_times`` samples.
 """
@@ -14,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from codebrain.benchmark.recipe import DatasetNotFoundError, Recording, Split
+from codebrain.benchmark.hooks import Recording
+from codebrain.benchmark.recipe import DatasetNotFoundError
+from codebrain.benchmark.split import Split
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +113,40 @@ def mat_key(mat: Mapping[str, Any], key: str, path: str | Path) -> Any:
         keys = sorted(k for k in mat if not k.startswith("__"))
         raise ValueError(f"{path}: no variable {key!r} in the .mat file (it has {keys}).")
     return mat[key]
+
+
+def kept_recordings(
+    found: list[Recording], skipped: Sequence[str], *, skip_warning: str, not_found: str
+) -> list[Recording]:
+    """The end of a ``find`` hook: warn about the files it skipped, fail when none is left.
+
+    Parameters
+    ----------
+    found : list of Recording
+        The recordings with everything they need (a label file, seizure times, ...).
+    skipped : sequence of str
+        Names of the files left out because they lack it.
+    skip_warning : str
+        The warning about them: a ``%``-format with one ``%d`` (their number), to which
+        ``": "`` and the first five names are appended.
+    not_found : str
+        The message of the :class:`DatasetNotFoundError` raised when ``found`` is empty.
+
+    Returns
+    -------
+    list of Recording
+        ``found``.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        No recording was kept.
+    """
+    if skipped:
+        logger.warning(skip_warning + ": %s", len(skipped), ", ".join(skipped[:5]))
+    if not found:
+        raise DatasetNotFoundError(not_found)
+    return found
 
 
 def split_from_assignment(recordings: Sequence[Recording], part_of: Mapping[str, str]) -> Split:

@@ -27,14 +27,10 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from codebrain.benchmark.recipe import (
-    DatasetNotFoundError,
-    Recording,
-    Resample,
-    Split,
-    TaskRecipe,
-    TaskWindows,
-)
+from codebrain.benchmark.hooks import Recording, TaskWindows
+from codebrain.benchmark.preprocessing import Resample
+from codebrain.benchmark.recipe import DatasetNotFoundError, TaskRecipe
+from codebrain.benchmark.split import Split
 from codebrain.benchmark.tasks._common import load_mat, mat_key
 
 __all__ = ["CHANNELS", "CLASSES", "RECIPE", "RECIPES", "read_answer_sheet"]

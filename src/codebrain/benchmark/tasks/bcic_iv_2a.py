@@ -16,16 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from codebrain.benchmark.recipe import (
-    BandPass,
-    CommonAverage,
-    Recording,
-    Resample,
-    Split,
-    TaskRecipe,
-    TaskWindows,
-)
+from codebrain.benchmark.hooks import Recording, TaskWindows
+from codebrain.benchmark.preprocessing import BandPass, CommonAverage, Resample
+from codebrain.benchmark.recipe import TaskRecipe
 from codebrain.benchmark.signal import apply_preprocessing, glob_recordings
+from codebrain.benchmark.split import Split
 
 _FILE_RE = re.compile(r"^(A0[1-9])([TE])\.mat$")
 N_EEG = 22

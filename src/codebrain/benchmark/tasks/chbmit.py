@@ -30,14 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from codebrain.benchmark.recipe import (
-    DatasetNotFoundError,
-    Recording,
-    Resample,
-    Split,
-    TaskRecipe,
-    TaskWindows,
-)
+from codebrain.benchmark.hooks import Recording, TaskWindows
+from codebrain.benchmark.preprocessing import Resample
+from codebrain.benchmark.recipe import DatasetNotFoundError, TaskRecipe
+from codebrain.benchmark.split import Split
+from codebrain.benchmark.tasks._common import kept_recordings
 from codebrain.data.bipolar import bipolar_derivations
 
 __all__ = ["CHANNELS", "RECIPE", "RECIPES", "read_chbmit_summary", "seizure_windows"]
@@ -170,19 +167,14 @@ def _find(root: Path) -> list[Recording]:
                 meta={"seizures": tuple(seizures), "stratum": int(bool(seizures))},
             )
         )
-    if unlisted:
-        logger.warning(
-            "CHB-MIT: %d .edf file(s) are not in their patient's summary and are skipped "
-            "(no seizure times): %s",
-            len(unlisted),
-            ", ".join(unlisted[:5]),
-        )
-    if not out:
-        raise DatasetNotFoundError(
-            f"{RECIPE.title}: no chbNN/chbNN_MM.edf files under {root}. Expected layout: "
-            f"{_LAYOUT} Obtain the dataset from {_SOURCE}."
-        )
-    return out
+    return kept_recordings(
+        out,
+        unlisted,
+        skip_warning="CHB-MIT: %d .edf file(s) are not in their patient's summary and are "
+        "skipped (no seizure times)",
+        not_found=f"{RECIPE.title}: no chbNN/chbNN_MM.edf files under {root}. Expected layout: "
+        f"{_LAYOUT} Obtain the dataset from {_SOURCE}.",
+    )
 
 
 def _load(recipe: TaskRecipe, rec: Recording) -> TaskWindows:

@@ -23,8 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from codebrain.benchmark.recipe import Recording, Resample, Split, TaskRecipe, TaskWindows
+from codebrain.benchmark.hooks import Recording, TaskWindows
+from codebrain.benchmark.preprocessing import Resample
+from codebrain.benchmark.recipe import TaskRecipe
 from codebrain.benchmark.signal import fixed_windows, glob_recordings
+from codebrain.benchmark.split import Split
 from codebrain.benchmark.tasks._common import load_array_pickle
 
 __all__ = ["CHANNELS", "CLASSES", "CLIP_LABELS", "RECIPE", "RECIPES"]

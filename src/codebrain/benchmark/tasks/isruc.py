@@ -29,18 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from codebrain.benchmark.recipe import (
-    BandPass,
-    DatasetNotFoundError,
-    Notch,
-    Recording,
-    Resample,
-    Split,
-    TaskRecipe,
-    TaskWindows,
-)
+from codebrain.benchmark.hooks import Recording, TaskWindows
+from codebrain.benchmark.preprocessing import BandPass, Notch, Resample
+from codebrain.benchmark.recipe import TaskRecipe
 from codebrain.benchmark.signal import pick_channels
-from codebrain.benchmark.tasks._common import load_mat, mat_key, read_edf_raw
+from codebrain.benchmark.split import Split
+from codebrain.benchmark.tasks._common import kept_recordings, load_mat, mat_key, read_edf_raw
 
 __all__ = [
     "CHANNELS",
@@ -156,18 +150,14 @@ def _s1_find(root: Path) -> list[Recording]:
             no_labels.append(f.name)
             continue
         out.append(Recording(f, ISRUC_S1.subject_of(f, root), meta={"labels": labels}))
-    if no_labels:
-        logger.warning(
-            "ISRUC-S1: %d .rec file(s) have no scorer-1 label file N_1.txt and are skipped: %s",
-            len(no_labels),
-            ", ".join(no_labels[:5]),
-        )
-    if not out:
-        raise DatasetNotFoundError(
-            f"{ISRUC_S1.title}: no N/N.rec + N/N_1.txt pairs under {root}. Expected layout: "
-            f"{_S1_LAYOUT} Obtain the dataset from {_SOURCE}."
-        )
-    return out
+    return kept_recordings(
+        out,
+        no_labels,
+        skip_warning="ISRUC-S1: %d .rec file(s) have no scorer-1 label file N_1.txt and are "
+        "skipped",
+        not_found=f"{ISRUC_S1.title}: no N/N.rec + N/N_1.txt pairs under {root}. Expected "
+        f"layout: {_S1_LAYOUT} Obtain the dataset from {_SOURCE}.",
+    )
 
 
 def _s1_load(recipe: TaskRecipe, rec: Recording) -> TaskWindows:
@@ -232,18 +222,14 @@ def _s3_find(root: Path) -> list[Recording]:
             no_labels.append(f.name)
             continue
         out.append(Recording(f, ISRUC_S3.subject_of(f, root), meta={"labels": labels}))
-    if no_labels:
-        logger.warning(
-            "ISRUC-S3: %d subject file(s) have no RawData/N/N_1.txt labels and are skipped: %s",
-            len(no_labels),
-            ", ".join(no_labels[:5]),
-        )
-    if not out:
-        raise DatasetNotFoundError(
-            f"{ISRUC_S3.title}: no ExtractedChannels/subjectN.mat with RawData/N/N_1.txt "
-            f"under {root}. Expected layout: {_S3_LAYOUT} Obtain the dataset from {_SOURCE}."
-        )
-    return out
+    return kept_recordings(
+        out,
+        no_labels,
+        skip_warning="ISRUC-S3: %d subject file(s) have no RawData/N/N_1.txt labels and are "
+        "skipped",
+        not_found=f"{ISRUC_S3.title}: no ExtractedChannels/subjectN.mat with RawData/N/N_1.txt "
+        f"under {root}. Expected layout: {_S3_LAYOUT} Obtain the dataset from {_SOURCE}.",
+    )
 
 
 def _s3_load(recipe: TaskRecipe, rec: Recording) -> TaskWindows:

@@ -13,15 +13,11 @@ import logging
 import re
 from pathlib import Path
 
-from codebrain.benchmark.recipe import (
-    DatasetNotFoundError,
-    Recording,
-    Resample,
-    Split,
-    TaskRecipe,
-    TaskWindows,
-)
+from codebrain.benchmark.hooks import Recording, TaskWindows
+from codebrain.benchmark.preprocessing import Resample
+from codebrain.benchmark.recipe import DatasetNotFoundError, TaskRecipe
 from codebrain.benchmark.signal import fixed_windows, glob_recordings, read_channels
+from codebrain.benchmark.split import Split
 
 logger = logging.getLogger(__name__)
 

@@ -15,17 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from codebrain.benchmark.recipe import (
-    BandPass,
-    CommonAverage,
-    Notch,
-    Recording,
-    Resample,
-    Split,
-    TaskRecipe,
-    TaskWindows,
-)
+from codebrain.benchmark.hooks import Recording, TaskWindows
+from codebrain.benchmark.preprocessing import BandPass, CommonAverage, Notch, Resample
+from codebrain.benchmark.recipe import TaskRecipe
 from codebrain.benchmark.signal import event_windows, glob_recordings, read_channels
+from codebrain.benchmark.split import Split
 
 IMAGERY_RUNS = (4, 6, 8, 10, 12, 14)
 _FISTS_RUNS = (4, 8, 12)  # left vs right fist; the others: both fists vs both feet

@@ -23,15 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from codebrain.benchmark.recipe import (
-    BandPass,
-    Recording,
-    Resample,
-    Split,
-    TaskRecipe,
-    TaskWindows,
-)
+from codebrain.benchmark.hooks import Recording, TaskWindows
+from codebrain.benchmark.preprocessing import BandPass, Resample
+from codebrain.benchmark.recipe import TaskRecipe
 from codebrain.benchmark.signal import fixed_windows, glob_recordings, pick_channels
+from codebrain.benchmark.split import Split
 
 __all__ = [
     "CHANNELS",

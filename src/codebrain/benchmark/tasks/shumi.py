@@ -19,8 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from codebrain.benchmark.recipe import Recording, Resample, Split, TaskRecipe, TaskWindows
+from codebrain.benchmark.hooks import Recording, TaskWindows
+from codebrain.benchmark.preprocessing import Resample
+from codebrain.benchmark.recipe import TaskRecipe
 from codebrain.benchmark.signal import glob_recordings
+from codebrain.benchmark.split import Split
 from codebrain.benchmark.tasks._common import load_mat, mat_key
 
 __all__ = ["CHANNELS", "RECIPE", "RECIPES"]

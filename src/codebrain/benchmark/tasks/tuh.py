@@ -32,18 +32,16 @@ from pathlib import Path
 
 import numpy as np
 
-from codebrain.benchmark.recipe import (
-    BandPass,
-    DatasetNotFoundError,
-    Notch,
-    Recording,
-    Resample,
-    Split,
-    TaskRecipe,
-    TaskWindows,
-)
+from codebrain.benchmark.hooks import Recording, TaskWindows
+from codebrain.benchmark.preprocessing import BandPass, Notch, Resample
+from codebrain.benchmark.recipe import DatasetNotFoundError, TaskRecipe
 from codebrain.benchmark.signal import fixed_windows
-from codebrain.benchmark.tasks._common import first_fraction, split_from_assignment
+from codebrain.benchmark.split import Split
+from codebrain.benchmark.tasks._common import (
+    first_fraction,
+    kept_recordings,
+    split_from_assignment,
+)
 from codebrain.data.bipolar import TCP_BIPOLAR_CHANNELS, bipolar_derivations
 
 __all__ = ["TUAB", "TUEV", "TUEV_CLASSES", "read_tuev_events", "RECIPES"]
@@ -238,18 +236,13 @@ def _tuev_find(root: Path) -> list[Recording]:
             out.append(
                 Recording(f, TUEV.subject_of(f, base), meta={"set": set_name, "rec": rec_file})
             )
-    if no_rec:
-        logger.warning(
-            "TUEV: %d .edf file(s) have no .rec event file beside them and are skipped: %s",
-            len(no_rec),
-            ", ".join(no_rec[:5]),
-        )
-    if not out:
-        raise DatasetNotFoundError(
-            f"{TUEV.title}: no .edf + .rec pairs under {base}/{{train,eval}}. Expected layout: "
-            f"{_TUEV_LAYOUT} Obtain the dataset from {TUH_SOURCE}."
-        )
-    return out
+    return kept_recordings(
+        out,
+        no_rec,
+        skip_warning="TUEV: %d .edf file(s) have no .rec event file beside them and are skipped",
+        not_found=f"{TUEV.title}: no .edf + .rec pairs under {base}/{{train,eval}}. Expected "
+        f"layout: {_TUEV_LAYOUT} Obtain the dataset from {TUH_SOURCE}.",
+    )
 
 
 def _tuev_split(recordings: Sequence[Recording], fold: int) -> Split | None:
