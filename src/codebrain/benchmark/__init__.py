@@ -49,7 +49,7 @@ _LAZY = {
     "PEERS": "models",
     "codebrain_training_settings": "models",
     "DEFAULT_MODELS": "runner",
-    "PretrainOnTrain": "runner",
+    "PretrainOnTrain": "pretrain_on_train",
     "run_benchmark": "runner",
     "write_results": "report",
     "results_table": "report",
