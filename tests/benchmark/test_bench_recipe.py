@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -212,3 +213,21 @@ def test_task_windows_concat_and_select() -> None:
         TaskWindows.concat([a, TaskWindows(np.zeros((1, 2, 4)), [0], "s", "r")])
     with pytest.raises(ValueError, match="entries for"):
         TaskWindows(np.zeros((2, 1, 4)), [0], "s", "r")
+
+
+def test_kept_recordings_warns_about_skipped_files_and_fails_when_none_is_left(caplog) -> None:
+    from codebrain.benchmark.tasks._common import kept_recordings
+
+    rec = Recording(Path("a.edf"), "s1")
+    names = [f"f{i}.edf" for i in range(7)]
+    with caplog.at_level(logging.WARNING):
+        kept = kept_recordings(
+            [rec], names, skip_warning="X: %d file(s) lack labels and are skipped", not_found="-"
+        )
+        assert kept == [rec]
+        assert kept_recordings([rec], [], skip_warning="X: %d", not_found="-") == [rec]
+    assert caplog.messages == [
+        "X: 7 file(s) lack labels and are skipped: f0.edf, f1.edf, f2.edf, f3.edf, f4.edf"
+    ]
+    with pytest.raises(DatasetNotFoundError, match="^nothing under root$"):
+        kept_recordings([], names[:1], skip_warning="X: %d skipped", not_found="nothing under root")

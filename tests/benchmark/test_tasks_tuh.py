@@ -162,7 +162,10 @@ def test_tuev_discovery_split_and_windows(tuev_root, caplog):
     recipe = get_recipe("TUEV")
     with caplog.at_level(logging.WARNING):
         recs = recipe.find_recordings(tuev_root)
-    assert "no .rec" in caplog.text
+    assert (
+        "TUEV: 1 .edf file(s) have no .rec event file beside them and are skipped: "
+        "aaaaaaar_00000002.edf"
+    ) in caplog.messages
     assert len(recs) == 7 and recs[0].subject == "aaaaaaar"
     split, protocol = resolve_split(recipe, recs)
     assert protocol == "authors"
