@@ -165,7 +165,9 @@ def test_ctrl_c_stops_the_pool_promptly(tmp_path: Path, synthetic_edfs: list[Pat
         proc.kill()
         proc.wait()
     assert b"KeyboardInterrupt" in err, err.decode()
-    assert elapsed < 5.0, elapsed
+    # prompt = well before the 40 queued files are done (the checks below); the bound leaves
+    # room for a loaded 2-core CI machine, where 5 s was flaky
+    assert elapsed < 15.0, elapsed
     assert _marked_pids(marker) == []  # no worker left behind
     manifest = json.loads((out / "manifest.json").read_text())
     listed = {e["shard"] for e in manifest["recordings"]}
@@ -195,7 +197,7 @@ def test_kill_9_leaves_no_worker_writing(tmp_path: Path, synthetic_edfs: list[Pa
         _wait_for(lambda: _journal_lines(out) >= 1)
         proc.kill()
         proc.wait()
-        _wait_for(lambda: _marked_pids(marker) == [], timeout=3.0)
+        _wait_for(lambda: _marked_pids(marker) == [], timeout=10.0)  # 3 s flaked under load
     finally:
         proc.kill()
     files = sorted(p.name for p in (out / "shards").iterdir())
