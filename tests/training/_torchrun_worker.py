@@ -1,7 +1,8 @@
-"""Worker of the torchrun tests: tiny pretraining that resumes by itself (``resume='auto'``).
+"""Worker of the torchrun tests: tiny pretraining with the default ``resume=None``.
 
-Run as ``torchrun ... _torchrun_worker.py OUT STEPS``; rank 0 saves the final weights to
-``OUT/weights.pt``. A relaunched group (``--max-restarts``) continues from the newest checkpoint.
+Run as ``torchrun ... _torchrun_worker.py OUT STEPS BATCH CHECKPOINT_EVERY``; rank 0 saves the
+final weights to ``OUT/weights.pt``. A group that torchrun relaunched (``--max-restarts``,
+``TORCHELASTIC_RESTART_COUNT > 0``) continues from the newest checkpoint by itself.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ def main(out: str, steps: int, batch_size: int, checkpoint_every: int) -> None:
         steps=steps,
         batch_size=batch_size,
         checkpoint_every=checkpoint_every,
-        resume="auto",
     )
     pretrain(model, _FixedTargetTokenizer(), WindowsDataset(16), None, cfg, out)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -155,6 +155,21 @@ def test_fresh_run_refuses_existing_checkpoints(tmp_path):
         _run(tmp_path / "r", steps=2, resume=str(tmp_path / "nope.pt"))
 
 
+def test_a_group_relaunched_by_torchrun_resumes_by_itself(tmp_path, monkeypatch, caplog):
+    """``TORCHELASTIC_RESTART_COUNT > 0`` (torchrun's relaunch) turns ``resume=None`` into auto."""
+    straight, _ = _run(tmp_path / "straight", steps=4, schedule_steps=4)
+    _run(tmp_path / "r", steps=2, schedule_steps=4)  # "killed" after its step-2 checkpoint
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    with caplog.at_level("WARNING", logger="codebrain.training"):
+        relaunched, result = _run(tmp_path / "r", steps=4, schedule_steps=4)
+    assert "torchrun relaunched the group (restart 1)" in caplog.text
+    assert result.resumed_from.endswith("ckpt_00000002.pt")
+    assert all(torch.equal(relaunched[k], straight[k]) for k in straight)
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "one")
+    with pytest.raises(ValueError, match="TORCHELASTIC_RESTART_COUNT='one': expected a whole"):
+        _run(tmp_path / "r", steps=4)
+
+
 def test_resume_over_a_different_dataset_warns(tmp_path, caplog):
     _run(tmp_path / "r", steps=2, checkpoint_every=2)
     cfg = PretrainConfig(**{**CFG, "steps": 4, "resume": "auto"})

@@ -246,10 +246,15 @@ def _split(corpus: Any, val_fraction: float, seed: int) -> tuple[Any, Any]:
 
 
 def _check_resume(cfg: Any, out: Path) -> None:
-    """Refuse a fresh start over checkpoints, and a ``--resume`` file that does not exist."""
+    """Refuse a fresh start over checkpoints, and a ``--resume`` file that does not exist.
+
+    A group that torchrun relaunched (``--max-restarts``) resumes without ``--resume``.
+    """
+    from codebrain.training._distributed import elastic_restart_count
     from codebrain.training.checkpointing import latest_checkpoint
 
-    if cfg.resume is None and latest_checkpoint(out / "checkpoints") is not None:
+    relaunched = elastic_restart_count() > 0
+    if cfg.resume is None and not relaunched and latest_checkpoint(out / "checkpoints"):
         raise CLIError(
             f"{out / 'checkpoints'} already holds checkpoints; pass --resume to continue that "
             "run or choose another --out."

@@ -49,6 +49,7 @@ from codebrain.training._distributed import (
     DistContext,
     all_reduce_sum,
     barrier,
+    elastic_restart_count,
     setup_distributed,
 )
 from codebrain.training._loop import (
@@ -424,10 +425,20 @@ def pretrain(
     -----
     Under ``torchrun`` (``WORLD_SIZE > 1``) the process group is initialised from the
     environment (``env://``; NCCL for GPUs, gloo for CPUs) and destroyed at the end; an
-    existing default group is used as is.
+    existing default group is used as is. A group that torchrun relaunched after a failure
+    (``--max-restarts``, ``TORCHELASTIC_RESTART_COUNT > 0``) continues the run it replaces:
+    ``resume=None`` then means ``"auto"``.
     """
     cfg = config if config is not None else PretrainConfig()
     out_dir = Path(out_dir)
+    if cfg.resume is None and elastic_restart_count() > 0:
+        logger.warning(
+            "torchrun relaunched the group (restart %d): resuming from the newest checkpoint "
+            "in %s.",
+            elastic_restart_count(),
+            out_dir / "checkpoints",
+        )
+        cfg = dataclasses.replace(cfg, resume="auto")
     ctx = setup_distributed(cfg.device)
     # Training freezes the parameters outside the objective; give the caller back the model
     # with its own requires_grad flags whatever happens.
