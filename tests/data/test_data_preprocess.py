@@ -41,7 +41,7 @@ def test_config_json_roundtrip() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"sfreq": 0}, "sfreq must be > 0"),
+        ({"sfreq": 0}, "sfreq must be a finite number > 0"),
         ({"l_freq": 40.0, "h_freq": 30.0}, "l_freq"),
         ({"on_flat": "ignore-it"}, "on_flat"),
         ({"stride_seconds": -1.0}, "stride_seconds"),
@@ -51,6 +51,86 @@ def test_config_json_roundtrip() -> None:
 def test_config_validation(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         PreprocessConfig(**kwargs)
+
+
+INF, NAN = float("inf"), float("nan")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"sfreq": -200}, ValueError, r"^sfreq must be a finite number > 0 and <= 100000 \(Hz\)"),
+        ({"sfreq": 1e9}, ValueError, r"^sfreq must be .*<= 100000 \(Hz\), got 1000000000.0\.$"),
+        ({"sfreq": NAN}, ValueError, "sfreq must be a finite number"),
+        ({"sfreq": "200"}, TypeError, r"^sfreq must be a number, got str '200'\.$"),
+        ({"sfreq": True}, TypeError, "sfreq must be a number, got bool"),
+        ({"window_seconds": INF}, ValueError, r"^window_seconds must be a finite number > 0 \(s\)"),
+        ({"window_seconds": 0}, ValueError, "window_seconds must be a finite number > 0"),
+        (
+            {"window_seconds": 1e6},
+            ValueError,
+            "window_seconds must be between 1 and 16777216 samples",
+        ),
+        ({"window_seconds": 1e-4}, ValueError, "window_seconds must be between 1 and"),
+        ({"stride_seconds": INF}, ValueError, r"stride_seconds \(or None\) must be a finite"),
+        ({"stride_seconds": "1"}, TypeError, "stride_seconds"),
+        ({"notch_freq": 0}, ValueError, r"^notch_freq \(or None\) must be a finite number > 0"),
+        ({"notch_freq": -50}, ValueError, "notch_freq"),
+        ({"notch_freq": INF}, ValueError, "notch_freq"),
+        ({"l_freq": -0.5}, ValueError, r"^l_freq \(or None\) must be a finite number >= 0 \(Hz\)"),
+        ({"l_freq": 40.0, "h_freq": 40.0}, ValueError, r"^l_freq must be below h_freq \(40.0\)"),
+        ({"l_freq": 120.0, "h_freq": None}, ValueError, "l_freq must be below the Nyquist"),
+        ({"h_freq": 0}, ValueError, r"^h_freq \(or None\) must be a finite number > 0"),
+        ({"h_freq": NAN}, ValueError, "h_freq"),
+        ({"scale": 0}, ValueError, r"^scale must be a finite number > 0"),
+        ({"scale": INF}, ValueError, "scale"),
+        ({"trim_seconds": -1}, ValueError, r"^trim_seconds must be a finite number >= 0"),
+        ({"min_duration_seconds": INF}, ValueError, "min_duration_seconds"),
+        ({"flat_threshold_uv": -0.1}, ValueError, "flat_threshold_uv must be a finite number >= 0"),
+        (
+            {"reject_abs_uv": 0},
+            ValueError,
+            r"^reject_abs_uv \(or None\) must be a finite number > 0 \(µV\)",
+        ),
+        ({"reject_peak_to_peak_uv": INF}, ValueError, "reject_peak_to_peak_uv"),
+        ({"resample_first": "yes"}, TypeError, r"^resample_first must be a bool, got str 'yes'\.$"),
+        (
+            {"channels": "Fp1,Fp2"},
+            TypeError,
+            "channels must be a sequence of channel names, got str",
+        ),
+        (
+            {"channels": ("Fp1", 3)},
+            TypeError,
+            r"^channels\[1\] must be a channel name \(str\), got int",
+        ),
+        ({"channels": ()}, ValueError, "channels must be at least one channel"),
+        (
+            {"channels": ("Fp1", "FP1")},
+            ValueError,
+            r"channels must be distinct names \(\['FP1'\] repeat",
+        ),
+        (
+            {"on_missing": "zeros"},
+            ValueError,
+            r"^on_missing must be one of \('raise', 'interpolate'\)",
+        ),
+        ({"on_nonfinite": "repair"}, ValueError, "on_nonfinite must be one of"),
+    ],
+)
+def test_every_field_is_checked_at_construction(kwargs: dict, error: type, match: str) -> None:
+    """One line naming the field and what was expected, TypeError or ValueError (issue 14)."""
+    with pytest.raises(error, match=match) as info:
+        PreprocessConfig(**kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_edge_values_that_are_allowed() -> None:
+    assert PreprocessConfig(l_freq=0, h_freq=None, notch_freq=None).l_freq == 0  # 0: no high-pass
+    assert PreprocessConfig(sfreq=100_000, window_seconds=1.0).n_times == 100_000
+    assert PreprocessConfig(h_freq=150.0).h_freq == 150.0  # above Nyquist: skipped, logged
+    assert PreprocessConfig(channels=["fp1", "fp2"]).channels == ("FP1", "FP2")
+    assert PreprocessConfig(sfreq=256, trim_seconds=0, flat_threshold_uv=0).sfreq == 256
 
 
 def test_from_dict_unknown_field() -> None:

@@ -209,7 +209,34 @@ def preprocess_config_from_args(args: argparse.Namespace, base: dict[str, Any] |
             cfg[key] = getattr(args, flag)
     if "channels" in cfg:
         cfg["channels"] = tuple(cfg["channels"])
-    return PreprocessConfig(**cfg)
+    try:
+        return PreprocessConfig(**cfg)
+    except (TypeError, ValueError) as err:
+        raise CLIError(_name_the_flag(str(err), args)) from err
+
+
+#: PreprocessConfig fields set by a preprocessing flag (argparse dest, flag).
+_PREPROCESS_FLAGS = {
+    "window_seconds": ("window_seconds", "--window-seconds"),
+    "stride_seconds": ("stride_seconds", "--stride-seconds"),
+    "sfreq": ("sfreq", "--sfreq"),
+    "l_freq": ("l_freq", "--l-freq"),
+    "h_freq": ("h_freq", "--h-freq"),
+    "notch_freq": ("notch", "--notch"),
+    "reject_peak_to_peak_uv": ("reject_uv", "--reject-uv"),
+    "reject_abs_uv": ("reject_abs_uv", "--reject-abs-uv"),
+    "channels": ("channels", "--channels"),
+}
+
+
+def _name_the_flag(message: str, args: argparse.Namespace) -> str:
+    """``message`` of a PreprocessConfig check, with the field it names spelt as the flag given."""
+    field = message.split(" ", 1)[0].split("[", 1)[0]
+    dest, flag = _PREPROCESS_FLAGS.get(field, (None, None))
+    if dest is None or getattr(args, dest, None) is None:
+        return message  # a stored setting, not a flag: keep the field's name
+    rest = message[len(field) :].removeprefix(" (or None)")
+    return f"{flag}{rest}"
 
 
 def split_list(text: str | None) -> list[str] | None:

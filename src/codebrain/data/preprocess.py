@@ -34,7 +34,7 @@ from codebrain.data.montage import (
     parse_channel_map,
     pick_target_channels,
 )
-from codebrain.utils.check import check_option
+from codebrain.utils.check import check_number, check_option, check_type, check_value
 from codebrain.utils.config import JSONConfig
 
 __all__ = [
@@ -44,6 +44,8 @@ __all__ = [
     "VOLTS_TO_MODEL_UNITS",
     "NONFINITE_ANNOTATION",
     "NONFINITE_MARGIN_S",
+    "MAX_SFREQ",
+    "MAX_WINDOW_SAMPLES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,13 @@ NONFINITE_ANNOTATION = "BAD_nonfinite"
 #: Seconds dropped on each side of a non-finite sample (``on_nonfinite="drop"``): samples next
 #: to a dropout are rarely trustworthy, and it keeps every marked stretch at least 1 s long.
 NONFINITE_MARGIN_S = 0.5
+#: Largest output sampling rate accepted (Hz). A judgment call: scalp EEG is recorded at up to
+#: a few kHz and the model runs at 200 Hz; 100 kHz leaves room for any amplifier while
+#: ``sfreq=1e9`` (a typo) fails at once instead of in the allocator.
+MAX_SFREQ: float = 100_000.0
+#: Largest window accepted, in samples (``window_seconds * sfreq``): 2**24, about 23 h at
+#: 200 Hz (the released model uses 30 s). Also a judgment call, against ``inf``-like typos.
+MAX_WINDOW_SAMPLES: int = 2**24
 
 
 @dataclass
@@ -128,32 +137,59 @@ class PreprocessConfig(JSONConfig):
     reject_abs_uv: float | None = None
 
     def __post_init__(self) -> None:
-        self.channels = tuple(normalize_channel_name(c) for c in self.channels)
+        self._check_channels()
         check_option("on_missing", self.on_missing, ("raise", "interpolate"))
         if self.channel_map is not None:
             self.channel_map = parse_channel_map(self.channel_map)
         check_option("on_flat", self.on_flat, ("warn", "raise", "ignore"))
         check_option("on_nonfinite", self.on_nonfinite, ("raise", "drop"))
-        if not isinstance(self.resample_first, bool):
-            raise TypeError(f"resample_first must be a bool, got {self.resample_first!r}.")
-        for name in ("trim_seconds", "min_duration_seconds"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                raise ValueError(f"{name} must be a number >= 0 (seconds), got {value!r}.")
-            if not np.isfinite(value):
-                raise ValueError(f"{name} must be finite, got {value!r}.")
-        if self.reject_abs_uv is not None and not self.reject_abs_uv > 0:
-            raise ValueError(f"reject_abs_uv must be > 0 µV or None, got {self.reject_abs_uv!r}.")
-        for name in ("sfreq", "scale", "window_seconds"):
-            if not float(getattr(self, name)) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}.")
-        if self.stride_seconds is not None and not self.stride_seconds > 0:
-            raise ValueError(f"stride_seconds must be > 0 or None, got {self.stride_seconds!r}.")
-        if self.l_freq is not None and self.h_freq is not None and self.l_freq >= self.h_freq:
-            raise ValueError(f"l_freq ({self.l_freq}) must be below h_freq ({self.h_freq}).")
-        if self.reject_peak_to_peak_uv is not None and not self.reject_peak_to_peak_uv > 0:
-            raise ValueError(
-                f"reject_peak_to_peak_uv must be > 0 µV or None, got {self.reject_peak_to_peak_uv!r}."
+        check_type("resample_first", self.resample_first, bool)
+        check_number("sfreq", self.sfreq, greater=0, maximum=MAX_SFREQ, unit="Hz")
+        check_number("scale", self.scale, greater=0)
+        check_number("window_seconds", self.window_seconds, greater=0, unit="s")
+        check_value(
+            "window_seconds",
+            self.window_seconds,
+            1 <= self.n_times <= MAX_WINDOW_SAMPLES,
+            f"between 1 and {MAX_WINDOW_SAMPLES} samples at sfreq={self.sfreq:g} Hz "
+            f"(window_seconds * sfreq = {self.window_seconds * self.sfreq:g})",
+        )
+        self._check_optional("stride_seconds", greater=0, unit="s")
+        for name in ("trim_seconds", "min_duration_seconds", "flat_threshold_uv"):
+            check_number(name, getattr(self, name), minimum=0)
+        for name in ("reject_peak_to_peak_uv", "reject_abs_uv"):
+            self._check_optional(name, greater=0, unit="µV")
+        self._check_band()
+
+    def _check_channels(self) -> None:
+        check_type("channels", self.channels, (tuple, list), "a sequence of channel names")
+        for i, name in enumerate(self.channels):
+            check_type(f"channels[{i}]", name, str, "a channel name (str)")
+        self.channels = tuple(normalize_channel_name(c) for c in self.channels)
+        check_value("channels", self.channels, len(self.channels) > 0, "at least one channel")
+        repeated = sorted({c for c in self.channels if self.channels.count(c) > 1})
+        check_value("channels", self.channels, not repeated, f"distinct names ({repeated} repeat)")
+
+    def _check_optional(self, name: str, **bounds: object) -> None:
+        if getattr(self, name) is not None:
+            check_number(f"{name} (or None)", getattr(self, name), **bounds)
+
+    def _check_band(self) -> None:
+        """Filter edges: numbers or None, ordered, the high-pass below the output Nyquist."""
+        self._check_optional("l_freq", minimum=0, unit="Hz")
+        self._check_optional("h_freq", greater=0, unit="Hz")
+        self._check_optional("notch_freq", greater=0, unit="Hz")
+        if self.l_freq is not None and self.h_freq is not None:
+            check_value(
+                "l_freq", self.l_freq, self.l_freq < self.h_freq, f"below h_freq ({self.h_freq})"
+            )
+        if self.l_freq is not None:
+            nyquist = self.sfreq / 2
+            check_value(
+                "l_freq",
+                self.l_freq,
+                self.l_freq < nyquist,
+                f"below the Nyquist frequency of sfreq={self.sfreq:g} Hz ({nyquist:g} Hz)",
             )
 
     @property
