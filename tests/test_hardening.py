@@ -208,6 +208,33 @@ def test_convert_of_a_model_folder_says_what_it_is(work, tmp_path, capsys):
     one_line_error(err, "convert", "model folder", "not a checkpoint file")
 
 
+@pytest.mark.parametrize("size", [0, 100])
+@pytest.mark.parametrize("command", ["evaluate", "convert", "tokenizer-report"])
+def test_truncated_weights_are_named_by_every_command(work, tmp_path, capsys, command, size):
+    """An empty or truncated ``model.safetensors``: one line naming the file, no traceback."""
+    import shutil
+
+    from codebrain.models.tokenizer import TFDualTokenizer, TokenizerConfig
+
+    folder = tmp_path / "m"
+    if command == "tokenizer-report":
+        TFDualTokenizer(TokenizerConfig(max_chans=3, max_patches=2)).save_pretrained(folder)
+    else:
+        shutil.copytree(work["model"], folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:size])
+    argv = {
+        "evaluate": [str(folder), str(work["npz"])],
+        "convert": [str(weights), str(tmp_path / "o")],
+        "tokenizer-report": ["--tokenizer", str(folder), "--corpus", str(tmp_path),
+                             "--out", str(tmp_path / "o")],
+    }[command]  # fmt: skip
+    code, err = run_cli(capsys, command, *argv)
+    assert code == 2
+    one_line_error(err, command, "model.safetensors")
+    assert "Traceback" not in err
+
+
 def test_run_folders_of_the_other_stage_are_named(tmp_path, capsys):
     tok_run = tmp_path / "tokrun"
     (tok_run / "checkpoints").mkdir(parents=True)
@@ -247,8 +274,9 @@ def test_pretrain_over_checkpoints_names_the_resume_flag(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("flag", "value"),
-    [("--window-seconds", "inf"), ("--notch", "0"), ("--sfreq", "nan"), ("--stride-seconds", "-1")],
-)
+    [("--window-seconds", "inf"), ("--notch", "0"), ("--sfreq", "nan"), ("--stride-seconds", "-1"),
+     ("--sfreq", "1e9"), ("--window-seconds", "1e9")],
+)  # fmt: skip
 def test_prepare_refuses_non_finite_or_zero_settings(tmp_path, capsys, flag, value):
     code, err = run_cli(
         capsys, "prepare", str(tmp_path), "-o", str(tmp_path / "o.npz"), flag, value
