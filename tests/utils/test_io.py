@@ -41,7 +41,10 @@ def test_failed_write_keeps_the_old_file(tmp_path):
 
 
 def test_bad_mode_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match="modes 'w' and 'wb'"), atomic_open(tmp_path / "x", "a"):
+    with (
+        pytest.raises(ValueError, match=r"atomic_open mode must be one of \('w', 'wb'\), got 'a'"),
+        atomic_open(tmp_path / "x", "a"),
+    ):
         pass
 
 

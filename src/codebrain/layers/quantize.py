@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from codebrain.utils import distributed as _distributed
+from codebrain.utils.check import check_int, check_number, check_option, check_value
 
 __all__ = [
     "Codebook",
@@ -156,8 +157,7 @@ def kmeans(
     n, d = samples.shape
     if n == 0:
         raise ValueError("kmeans needs at least one sample.")
-    if num_clusters < 1:
-        raise ValueError(f"num_clusters must be >= 1, got {num_clusters}.")
+    check_int("num_clusters", num_clusters)
     samples = samples.float()
     if n >= num_clusters:
         idx = torch.randperm(n, generator=generator, device="cpu")[:num_clusters]
@@ -313,24 +313,14 @@ class Codebook(nn.Module):
         broadcast_fn: BroadcastFn | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(codebook_size, bool) or not isinstance(codebook_size, int):
-            raise TypeError(f"codebook_size must be an int, got {type(codebook_size).__name__}.")
-        if codebook_size < 2:
-            raise ValueError(f"codebook_size must be >= 2, got {codebook_size}.")
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive int, got {dim!r}.")
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"decay must be in [0, 1), got {decay}.")
-        if eps <= 0:
-            raise ValueError(f"eps must be > 0, got {eps}.")
-        if threshold_ema_dead_code < 0:
-            raise ValueError(
-                f"threshold_ema_dead_code must be >= 0, got {threshold_ema_dead_code}."
-            )
-        if update not in ("sum_ema", "norm_ema"):
-            raise ValueError(f"update must be 'sum_ema' or 'norm_ema', got {update!r}.")
-        if kmeans_iters < 0:
-            raise ValueError(f"kmeans_iters must be >= 0, got {kmeans_iters}.")
+        check_int("codebook_size", codebook_size, minimum=2)
+        check_int("dim", dim)
+        check_number("decay", decay, minimum=0)
+        check_value("decay", decay, decay < 1, "in [0, 1)")
+        check_number("eps", eps, greater=0)
+        check_number("threshold_ema_dead_code", threshold_ema_dead_code, minimum=0)
+        check_option("update", update, ("sum_ema", "norm_ema"))
+        check_int("kmeans_iters", kmeans_iters, minimum=0)
         self.codebook_size = codebook_size
         self.dim = dim
         self.decay = float(decay)

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from codebrain.layers._cache import ParamCache, eval_cache_enabled, param_key
+from codebrain.utils.check import check_int
 
 __all__ = ["SGConv", "fast_fft_size", "sgconv_reference", "channel_linear", "param_key"]
 
@@ -148,8 +149,7 @@ class SGConv(ParamCache):
         decay_max: float = 2.0,
     ) -> None:
         super().__init__()
-        if l_max < 1:
-            raise ValueError(f"l_max must be >= 1, got {l_max}.")
+        check_int("l_max", l_max)
         self.d_model = d_model
         self.channels = channels
         self.bidirectional = bidirectional

@@ -27,6 +27,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from codebrain.utils.check import check_int, check_number, check_value
+
 __all__ = ["TFConv", "tfconv_out_dim"]
 
 _KERNEL, _STRIDE, _PAD = 15, 8, 7
@@ -87,17 +89,11 @@ class TFConv(nn.Module):
 
     def __init__(self, patch_size: int = 200, conv_channels: int = 8, dropout: float = 0.3) -> None:
         super().__init__()
-        if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 8:
-            raise ValueError(f"patch_size must be an int >= 8, got {patch_size!r}.")
-        if (
-            isinstance(conv_channels, bool)
-            or not isinstance(conv_channels, int)
-            or conv_channels < 2
-            or conv_channels % 2
-        ):
-            raise ValueError(f"conv_channels must be an even int >= 2, got {conv_channels!r}.")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+        check_int("patch_size", patch_size, minimum=8)
+        check_int("conv_channels", conv_channels, minimum=2)
+        check_value("conv_channels", conv_channels, conv_channels % 2 == 0, "an even int >= 2")
+        check_number("dropout", dropout, minimum=0)
+        check_value("dropout", dropout, dropout < 1, "in [0, 1)")
         self.patch_size = patch_size
         self.conv_channels = conv_channels
         self.out_dim = tfconv_out_dim(patch_size, conv_channels)

@@ -32,6 +32,7 @@ from torch import nn
 
 from codebrain.layers._cache import ParamCache, eval_cache_enabled
 from codebrain.layers.sgconv import channel_linear
+from codebrain.utils.check import check_type, check_value
 
 __all__ = ["SlidingWindowAttention", "window_attention_reference"]
 
@@ -57,12 +58,13 @@ class SlidingWindowAttention(ParamCache):
             raise ValueError(
                 f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})."
             )
-        if isinstance(window_size, bool) or not isinstance(window_size, int):
-            raise TypeError(f"window_size must be an int, got {type(window_size).__name__}.")
-        if window_size < 1 or window_size % 2 != 1:
-            raise ValueError(
-                f"window_size must be a positive odd integer (1, 3, 5, ...), got {window_size}."
-            )
+        check_type("window_size", window_size, int)
+        check_value(
+            "window_size",
+            window_size,
+            window_size >= 1 and window_size % 2 == 1,
+            "a positive odd integer (1, 3, 5, ...)",
+        )
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from codebrain.utils.check import check_int
+from codebrain.utils.check import check_int, check_type, check_value
 
 __all__ = ["EEGSignalParams", "check_int_type", "serialize_chs_info", "deserialize_chs_info"]
 
@@ -56,10 +56,8 @@ def deserialize_chs_info(chs_info: Sequence[dict] | None) -> list[dict] | None:
 
 
 def check_int_type(name: str, value: Any) -> int:
-    """``check_int`` preceded by a type check: a non-int (``"nineteen"``, ``1e12``, ``True``)
-    raises ``TypeError`` naming the parameter and the type it got."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}.")
+    """Alias of :func:`codebrain.utils.check.check_int`, which now raises ``TypeError`` itself
+    for a non-int (``"nineteen"``, ``1e12``, ``True``); kept for existing imports."""
     return check_int(name, value)
 
 
@@ -84,10 +82,10 @@ class EEGSignalParams:
             chs_info = deserialize_chs_info(list(chs_info))
         for name, val in (("n_outputs", n_outputs), ("n_chans", n_chans), ("n_times", n_times)):
             if val is not None:
-                check_int_type(name, val)
+                check_type(name, val, int)
         for name, val in (("input_window_seconds", input_window_seconds), ("sfreq", sfreq)):
-            if val is not None and (isinstance(val, bool) or not isinstance(val, int | float)):
-                raise TypeError(f"{name} must be a number, got {type(val).__name__} {val!r}.")
+            if val is not None:
+                check_type(name, val, (int, float))
         if n_chans is not None and chs_info is not None and len(chs_info) != n_chans:
             raise ValueError(f"n_chans={n_chans} different from len(chs_info)={len(chs_info)}.")
         given = n_times is not None and input_window_seconds is not None and sfreq is not None
@@ -100,8 +98,8 @@ class EEGSignalParams:
             if val is not None:
                 check_int(name, val)
         for name, val in (("input_window_seconds", input_window_seconds), ("sfreq", sfreq)):
-            if val is not None and not (val > 0 and math.isfinite(val)):
-                raise ValueError(f"{name} must be a positive finite number, got {val!r}.")
+            if val is not None:
+                check_value(name, val, val > 0 and math.isfinite(val), "a positive finite number")
         self._n_outputs = n_outputs
         self._n_chans = n_chans
         self._chs_info = chs_info

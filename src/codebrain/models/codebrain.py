@@ -24,9 +24,9 @@ from codebrain.layers.patch_embedding import PatchEmbedding
 from codebrain.layers.residual import ResidualGroup, WNConv1d
 from codebrain.models._codebrain_hub import CodeBrainHubMixin
 from codebrain.models._paper import PAPER_URL
-from codebrain.models._signal import EEGSignalParams, check_int_type
+from codebrain.models._signal import EEGSignalParams
 from codebrain.models.checkpoints import convert_upstream_state_dict, is_upstream_state_dict
-from codebrain.utils.check import check_int
+from codebrain.utils.check import check_int, check_number, check_type, check_value
 
 __all__ = ["CodeBrain"]
 
@@ -296,35 +296,35 @@ The folder layout is braindecode's: it also loads with `braindecode.models.CodeB
             codebook_size_f=codebook_size_f,
         )
         for name, p in (("drop_prob", drop_prob), ("spectral_dropout", spectral_dropout)):
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {p}.")
-        if isinstance(swa_window_size, bool) or not isinstance(swa_window_size, int):
-            raise TypeError(
-                f"swa_window_size must be an int, got {type(swa_window_size).__name__}."
-            )
-        if swa_window_size < 1 or swa_window_size % 2 == 0:
-            raise ValueError(
-                f"swa_window_size must be a positive odd integer (1, 3, 5, ...), got {swa_window_size}."
-            )
-        if not isinstance(pos_kernel, tuple | list) or len(pos_kernel) != 2:
-            raise ValueError(f"pos_kernel must be a (channel, patch) pair, got {pos_kernel!r}.")
+            check_number(name, p, minimum=0)
+            check_value(name, p, p < 1, "in [0, 1)")
+        check_type("swa_window_size", swa_window_size, int)
+        check_value(
+            "swa_window_size",
+            swa_window_size,
+            swa_window_size >= 1 and swa_window_size % 2 == 1,
+            "a positive odd integer (1, 3, 5, ...)",
+        )
+        check_type("pos_kernel", pos_kernel, (tuple, list), "a (channel, patch) pair")
+        check_value("pos_kernel", pos_kernel, len(pos_kernel) == 2, "a (channel, patch) pair")
         for k in pos_kernel:
-            check_int_type("pos_kernel", k)
+            check_int("pos_kernel", k)
         for name, v in (
             ("proj_kernel_size", proj_kernel_size),
             ("proj_refine_kernel", proj_refine_kernel),
         ):
-            check_int_type(name, v)
+            check_int(name, v)
         check_int("proj_padding", proj_padding, minimum=0)
         if self.n_times < patch_size:
             raise ValueError(
                 f"n_times={self.n_times} is shorter than one patch (patch_size={patch_size})."
             )
-        if res_channels % 2:
-            raise ValueError(
-                f"res_channels must be even (the attention runs on 2 * res_channels features "
-                f"over 4 heads), got {res_channels}."
-            )
+        check_value(
+            "res_channels",
+            res_channels,
+            res_channels % 2 == 0,
+            "even (the attention runs on 2 * res_channels features over 4 heads)",
+        )
         n_params = _estimate_parameters(
             n_chans=self.n_chans,
             n_times=self.n_times,
@@ -679,7 +679,7 @@ MAX_PARAMETERS = 1_000_000_000
 
 def _check_hparams(**values: int) -> None:
     for name, v in values.items():
-        check_int_type(name, v)
+        check_int(name, v)
 
 
 def _estimate_parameters(

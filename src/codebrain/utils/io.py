@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from codebrain.utils.check import check_option
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -142,8 +144,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     file object
         Write to it; on an exception the temporary file is removed and ``path`` is untouched.
     """
-    if mode not in ("w", "wb"):
-        raise ValueError(f"atomic_open supports modes 'w' and 'wb', got {mode!r}")
+    check_option("atomic_open mode", mode, ("w", "wb"))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _new_temp_file(path)
