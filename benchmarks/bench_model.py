@@ -99,7 +99,7 @@ def make_reference_state(path: str) -> None:
     torch.save(ref.state_dict(), path)
 
 
-def workload(impl_model: torch.nn.Module, kind: str, batch: int, n_times: int):  # noqa: ANN201
+def workload(impl_model: torch.nn.Module, kind: str, batch: int, n_times: int):
     """A closure running one eval forward ('eval'/'sweep') or one training step ('train')."""
     torch.manual_seed(1)
     x = torch.randn(batch, N_CHANS, n_times)
@@ -127,7 +127,7 @@ def workload(impl_model: torch.nn.Module, kind: str, batch: int, n_times: int): 
     raise ValueError(f"unknown workload {kind!r}")
 
 
-def count_flops(run) -> float:  # noqa: ANN001
+def count_flops(run) -> float:
     """FLOPs of one call of ``run`` (matmuls and convolutions; FFTs are not counted)."""
     from torch.utils.flop_counter import FlopCounterMode
 

@@ -33,7 +33,7 @@ class _ExportWrapper(nn.Module):
         self.model = model
         self.output = output
 
-    def forward(self, inputs: torch.Tensor):  # noqa: ANN201
+    def forward(self, inputs: torch.Tensor):
         if self.output == "features":
             return self.model.encode(inputs)
         if self.output == "token_logits":

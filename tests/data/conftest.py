@@ -29,6 +29,6 @@ def make_raw(
 
 
 @pytest.fixture
-def raw_factory():  # noqa: ANN201 - returns the factory function
+def raw_factory():
     """The :func:`make_raw` factory."""
     return make_raw

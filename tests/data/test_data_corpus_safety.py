@@ -63,7 +63,7 @@ def _marked_pids(marker: str) -> list[int]:
     return pids
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001 - test helper
+def _wait_for(predicate, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

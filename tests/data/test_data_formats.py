@@ -227,7 +227,7 @@ def test_channel_map_parsing(tmp_path: Path) -> None:
     assert PreprocessConfig.from_dict(json.loads(cfg.to_json())).channel_map == {"A1": "FP1"}
 
 
-def test_channel_map_clash(raw_factory) -> None:  # noqa: ANN001
+def test_channel_map_clash(raw_factory) -> None:
     raw = raw_factory(["X1", "FP1", "C3"])
     with pytest.raises(ValueError, match="already has channels of these names"):
         pick_target_channels(raw, ["FP1", "C3"], channel_map={"X1": "FP1"})
@@ -323,7 +323,7 @@ def test_missing_optional_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     nedf = tmp_path / "x.nedf"
     nedf.write_bytes(b"\0" * 64)
 
-    def fake_reader(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def fake_reader(*args, **kwargs):
         mne.utils._soft_import("defusedxml_not_installed_here", "reading NEDF data")
 
     monkeypatch.setitem(READERS, ".nedf", {"NEDF": fake_reader})
@@ -340,13 +340,13 @@ def test_neuroscan_and_ant_cnt_chosen_by_magic(
     a Neuroscan file whose sample size MNE cannot infer is re-read as int16."""
     calls = []
 
-    def neuroscan(path, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def neuroscan(path, **kwargs):
         calls.append(("cnt", kwargs.get("data_format")))
         if "data_format" not in kwargs:
             raise RuntimeError("Could not automatically compute ...  set data_format manually.")
         return "neuroscan-int16"
 
-    def ant(path, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def ant(path, **kwargs):
         calls.append(("ant", None))
         return "ant"
 

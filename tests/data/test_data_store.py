@@ -106,7 +106,7 @@ def test_simulated_kill_leaves_no_complete_looking_shard(
     real_write = np.lib.format.write_array
     calls = {"n": 0}
 
-    def dying_write(fp, array, **kwargs):  # noqa: ANN001, ANN003, ANN202 - test double
+    def dying_write(fp, array, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:  # die half-way through the second shard
             fp.write(b"\x93NUMPY partial")

@@ -148,7 +148,7 @@ def test_block_training_gradients_match_plain_composition(window):
     wo, ws = torch.randn(2, 8, 11, dtype=torch.float64), torch.randn(2, 6, 11, dtype=torch.float64)
     params = [h, *blk.parameters()]
 
-    def loss(out_skip):  # noqa: ANN001, ANN202
+    def loss(out_skip):
         return (out_skip[0] * wo).sum() + (out_skip[1] * ws).sum()
 
     g = torch.autograd.grad(loss(blk(h, x0)), params)

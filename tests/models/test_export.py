@@ -33,7 +33,7 @@ needs_ort = pytest.mark.skipif(
 onnx_warnings = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
 
-def _model(**kw) -> CodeBrain:  # noqa: ANN003
+def _model(**kw) -> CodeBrain:
     torch.manual_seed(0)
     return CodeBrain(**{**TINY, **kw}).eval()
 

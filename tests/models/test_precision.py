@@ -34,7 +34,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).abs().max() / b.double().abs().max())
 
 
-def _model(seed: int, **kw) -> CodeBrain:  # noqa: ANN003
+def _model(seed: int, **kw) -> CodeBrain:
     torch.manual_seed(seed)
     return CodeBrain(**{**TINY, **kw}).eval()
 

@@ -140,8 +140,10 @@ class TaskWindows:
         return self.groups if self.groups is not None else self.subjects
 
     def ids_for(self, unit: str) -> np.ndarray:
-        """Per-window ids in the unit of a :class:`Split` (``"subject"``, ``"recording"``,
-        ``"trial"``)."""
+        """Per-window ids in the unit of a :class:`Split`.
+
+        ``unit`` is ``"subject"``, ``"recording"`` or ``"trial"``.
+        """
         if unit == "recording":
             return self.recordings
         if unit == "trial":

@@ -141,13 +141,16 @@ class EpochwiseModel(nn.Module):
         self.seq_len = seq_len
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-epoch outputs ``(batch, seq_len, n_outputs)`` of a sequence of windows."""
         out = self.model(_epochs(x, self.seq_len))
         return out.reshape(x.shape[0], self.seq_len, -1)
 
 
 def settings_from_finetune_config(config: Any) -> TrainSettings:
-    """The generic loop's settings from a :class:`~codebrain.training.FinetuneConfig` (used
-    where CodeBrain cannot go through :func:`codebrain.training.finetune`: sequence tasks)."""
+    """The generic loop's settings from a :class:`~codebrain.training.FinetuneConfig`.
+
+    Used where CodeBrain cannot go through :func:`codebrain.training.finetune`: sequence tasks.
+    """
     return TrainSettings(
         epochs=config.epochs,
         batch_size=config.batch_size,

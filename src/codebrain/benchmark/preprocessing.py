@@ -94,8 +94,9 @@ class BandPass:
 
 @dataclass(frozen=True)
 class Notch:
-    """Notch one frequency (MNE ``notch_filter``; the authors notch the mains only, no
-    harmonics).
+    """Notch one frequency (MNE ``notch_filter``).
+
+    The authors notch the mains only, no harmonics.
 
     Parameters
     ----------

@@ -25,8 +25,10 @@ __all__ = ["PretrainOnTrain"]
 
 @dataclass(frozen=True)
 class PretrainOnTrain:
-    """Budget of ``codebrain_pt``: Stage 1 tokenizer and Stage 2 masked-token pretraining on
-    the unlabelled windows of the TRAINING subjects only, then the usual fine-tuning.
+    """Budget of ``codebrain_pt``: pretraining on the training subjects, then fine-tuning.
+
+    Stage 1 tokenizer and Stage 2 masked-token pretraining run on the unlabelled windows of the
+    TRAINING subjects only, then the usual fine-tuning.
 
     Parameters
     ----------

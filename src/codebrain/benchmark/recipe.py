@@ -101,8 +101,10 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """A local copy of a dataset is missing or incomplete; the message says what layout is
-    expected and where the dataset is obtained."""
+    """A local copy of a dataset is missing or incomplete.
+
+    The message says what layout is expected and where the dataset is obtained.
+    """
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,7 @@ class FinetuneRecipe:
 
 @dataclass(frozen=True)
 class TaskRecipe:
-    """One downstream task, as the authors ran it.
+    r"""One downstream task, as the authors ran it.
 
     Parameters
     ----------
@@ -193,7 +195,7 @@ class TaskRecipe:
         µV, CodeBrain's ISRUC loaders).
     subject_pattern : str
         Regex whose group ``subject`` (or first group) is the subject id, searched in the file
-        name then in the path relative to the data folder (``r"(Subject\\d{2})_[12]"``).
+        name then in the path relative to the data folder (``r"(Subject\d{2})_[12]"``).
     find : callable
         ``find(root) -> list[Recording]``; raises :class:`DatasetNotFoundError` when nothing
         of the layout is there.

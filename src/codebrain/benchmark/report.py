@@ -1,5 +1,8 @@
-"""Benchmark reports: ``results.json``, ``results.md`` (model × metric, mean ± std over seeds,
-parameters, train time) and ``results.png``, all written atomically."""
+"""Benchmark reports: ``results.json``, ``results.md`` and ``results.png``.
+
+``results.md`` is a model × metric table (mean ± std over seeds, parameters, train time); all
+three are written atomically.
+"""
 
 from __future__ import annotations
 

@@ -207,8 +207,11 @@ def _fit_one(
     work_dir: Path,
     progress: bool,
 ) -> tuple[FitResult, int, float]:
-    """Train model ``name`` on one seed; returns the result, its parameter count and the
-    seconds spent before fine-tuning (pretraining)."""
+    """Train model ``name`` on one seed.
+
+    Returns the result, its parameter count and the seconds spent before fine-tuning
+    (pretraining).
+    """
     train, val, test = data["train"], data["val"], data["test"]
     if name == "logbandpower":
         res = fit_logbandpower(recipe, train, val, test, seed=seed)

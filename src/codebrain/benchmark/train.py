@@ -1,5 +1,6 @@
-"""Training of the benchmark's models on one split: a generic torch loop, CodeBrain through
-its own trainer, and the log band-power baseline.
+"""Training of the benchmark's models on one split.
+
+A generic torch loop, CodeBrain through its own trainer, and the log band-power baseline.
 
 Every trainer returns a :class:`FitResult`: the test metrics at the epoch (or ``C``) chosen on
 validation by the recipe's selection metric, that epoch, and the training time.
@@ -272,9 +273,12 @@ C_GRID: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 def fit_logbandpower(
     recipe: TaskRecipe, train: TaskWindows, val: TaskWindows, test: TaskWindows, seed: int = 0
 ) -> FitResult:
-    """Standardised log band powers → logistic regression (balanced class weights, so that
-    the 0.5 threshold of balanced accuracy is meaningful on imbalanced tasks such as EEGMAT's
-    3:1 rest:task), ``C`` chosen on validation from :data:`C_GRID`."""
+    """Standardised log band powers → logistic regression, ``C`` chosen on validation.
+
+    Balanced class weights, so that the 0.5 threshold of balanced accuracy is meaningful on
+    imbalanced tasks such as EEGMAT's (3:1 rest:task); ``C`` is chosen on validation from
+    :data:`C_GRID`.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

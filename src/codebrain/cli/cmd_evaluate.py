@@ -32,7 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain evaluate``."""
-
     from codebrain.cli import CLIError
     from codebrain.cli._common import (
         check_output,

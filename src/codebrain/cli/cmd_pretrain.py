@@ -1,4 +1,4 @@
-"""``codebrain pretrain``: Stage 2 masked-token pretraining on a corpus (one CPU to many GPUs).
+r"""``codebrain pretrain``: Stage 2 masked-token pretraining on a corpus (one CPU to many GPUs).
 
 Examples
 --------
@@ -8,12 +8,12 @@ One process::
 
 Two processes on one machine (CPU: gloo; GPUs: NCCL, one per process)::
 
-    torchrun --nproc_per_node=2 -m codebrain.cli pretrain --corpus corpus/ --tokenizer tok/ \\
+    torchrun --nproc_per_node=2 -m codebrain.cli pretrain --corpus corpus/ --tokenizer tok/ \
         --out runs/pt --batch-size 32
 
 Two machines with 8 GPUs each (run on both; standard torchrun rendezvous)::
 
-    torchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d \\
+    torchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d \
         --rdzv_endpoint=HOST:29500 --rdzv_id=pt1 -m codebrain.cli pretrain ... --resume
 
 ``--resume`` (no value) continues from the newest checkpoint in ``OUT/checkpoints`` if any;

@@ -114,8 +114,10 @@ def _read_with(
     path: Path,
     kwargs: dict[str, Any],
 ) -> mne.io.BaseRaw:
-    """Call ``reader``; a Neuroscan ``.cnt`` whose sample size cannot be inferred is re-read
-    as 16-bit."""
+    """Call ``reader``.
+
+    A Neuroscan ``.cnt`` whose sample size cannot be inferred is re-read as 16-bit.
+    """
     try:
         return reader(path, **kwargs)
     except RuntimeError as err:

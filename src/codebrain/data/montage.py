@@ -190,8 +190,10 @@ def _read_channel_map_file(path: Path) -> list[tuple[str, str]]:
 def _apply_channel_map(
     raw: mne.io.BaseRaw, channel_map: Mapping[str, str], verbose: bool | str | int | None
 ) -> None:
-    """Rename the channels of ``raw`` named in ``channel_map`` (exact name, else a
-    case-insensitive match)."""
+    """Rename the channels of ``raw`` named in ``channel_map``.
+
+    A channel is found by its exact name, else by a case-insensitive match.
+    """
     by_folded: dict[str, list[str]] = {}
     for name in raw.ch_names:
         by_folded.setdefault(name.strip().casefold(), []).append(name)

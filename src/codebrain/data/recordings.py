@@ -78,8 +78,11 @@ def find_bids_recordings(
 
 
 def _folder_recordings(folder: Path) -> list[Path]:
-    """Recordings under ``folder``, once each: main files of multi-file formats, recording
-    folders (EGI ``.mff``, CTF ``.ds``...) without descending into them."""
+    """Recordings under ``folder``, once each.
+
+    Main files of multi-file formats, and recording folders (EGI ``.mff``, CTF ``.ds``...)
+    without descending into them.
+    """
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         here = Path(dirpath)

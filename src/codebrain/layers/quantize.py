@@ -341,6 +341,7 @@ class Codebook(nn.Module):
         self.register_buffer("num_restarts", torch.zeros((), dtype=torch.long))
 
     def extra_repr(self) -> str:
+        """The constructor's settings, shown by ``repr(module)``."""
         return (
             f"codebook_size={self.codebook_size}, dim={self.dim}, decay={self.decay}, "
             f"kmeans_init={self.kmeans_init}, update={self.update!r}, threshold_ema_dead_code="

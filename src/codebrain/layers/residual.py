@@ -254,7 +254,7 @@ class ResidualBlock(ParamCache):
 class ResidualGroup(nn.Module):
     """A stack of :class:`ResidualBlock` whose skip outputs are summed and scaled by ``1/sqrt(n)``."""
 
-    def __init__(self, num_res_layers: int, **block_kwargs) -> None:  # noqa: ANN003
+    def __init__(self, num_res_layers: int, **block_kwargs) -> None:
         super().__init__()
         self.num_res_layers = num_res_layers
         self.residual_blocks = nn.ModuleList(

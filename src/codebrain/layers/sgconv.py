@@ -325,7 +325,7 @@ class SGConv(ParamCache):
         return channel_linear(self._activate(y), self.output_linear.weight, self.output_linear.bias)
 
 
-def _kernel_norm_after_load(module: nn.Module, incompatible_keys) -> None:  # noqa: ANN001
+def _kernel_norm_after_load(module: nn.Module, incompatible_keys) -> None:
     """A loaded state dict whose norm was never set (fresh reference model) gets it computed."""
     assert isinstance(module, SGConv)
     module.clear_param_cache()

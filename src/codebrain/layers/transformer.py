@@ -80,6 +80,7 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Self-attention over the tokens of ``x``, shape ``(batch, n_tokens, dim)``."""
         b, n, _ = x.shape
         bias = None
         if self.q_bias is not None:
@@ -103,6 +104,7 @@ class Mlp(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The MLP applied to the last axis of ``x`` (``(..., dim)`` → ``(..., dim)``)."""
         return self.drop(self.fc2(self.act(self.fc1(x))))
 
 
@@ -139,6 +141,7 @@ class TransformerBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """One pre-norm block: attention then MLP, each residual; shape ``(batch, n, dim)``."""
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 

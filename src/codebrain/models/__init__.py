@@ -1,5 +1,8 @@
-"""Models: CodeBrain (Stage 2 EEGSSM), its linear-probe variant, the TFDual-Tokenizer (Stage 1),
-checkpoint conversion."""
+"""Models and checkpoint conversion.
+
+CodeBrain (Stage 2 EEGSSM), its linear-probe variant, the TFDual-Tokenizer (Stage 1), and the
+conversion of the authors' checkpoints.
+"""
 
 from codebrain.models.checkpoints import (
     UPSTREAM_TOKENIZER_FILE,

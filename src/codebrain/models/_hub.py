@@ -137,7 +137,8 @@ def _check_save_directory(save_directory: str | os.PathLike) -> Path:
 class _AtomicModelCard(ModelCard):
     """A :class:`huggingface_hub.ModelCard` whose ``save`` writes atomically."""
 
-    def save(self, filepath: str | os.PathLike) -> None:  # noqa: D102 - ModelCard.save
+    def save(self, filepath: str | os.PathLike) -> None:
+        """Write the card to ``filepath`` atomically (``ModelCard.save`` through a temporary)."""
         with atomic_path(filepath) as tmp:
             super().save(tmp)
 
@@ -419,8 +420,10 @@ class HubMixin(PyTorchModelHubMixin):
         map_location: str | torch.device,
         strict: bool,
     ) -> M | None:
-        """A folder with weights but no ``config.json``: the model, or None to build it from
-        ``model_kwargs`` alone; by default refused (an interrupted save leaves such a folder).
+        """A folder with weights but no ``config.json``: the model, or None.
+
+        None builds the model from ``model_kwargs`` alone; by default such a folder is refused
+        (an interrupted save leaves one).
         """
         raise FileNotFoundError(
             f"{weights_path.parent} has {weights_path.name} but no {CONFIG_NAME} (an interrupted "

@@ -56,8 +56,11 @@ def deserialize_chs_info(chs_info: Sequence[dict] | None) -> list[dict] | None:
 
 
 def check_int_type(name: str, value: Any) -> int:
-    """Alias of :func:`codebrain.utils.check.check_int`, which now raises ``TypeError`` itself
-    for a non-int (``"nineteen"``, ``1e12``, ``True``); kept for existing imports."""
+    """Alias of :func:`codebrain.utils.check.check_int`, kept for existing imports.
+
+    ``check_int`` now raises ``TypeError`` itself for a non-int (``"nineteen"``, ``1e12``,
+    ``True``).
+    """
     return check_int(name, value)
 
 

@@ -286,8 +286,11 @@ _UPSTREAM_TOKENIZER_MARKERS = (
 
 
 def is_upstream_tokenizer_state_dict(state_dict: Mapping[str, object]) -> bool:
-    """True if the keys are those of the authors' tokenizer (``encode_task_layer_t``,
-    ``quantize_t.embedding``, ``patch_embed.t_convs``), with or without ``module.``."""
+    """True if the keys are those of the authors' tokenizer.
+
+    That is ``encode_task_layer_t``, ``quantize_t.embedding``, ``patch_embed.t_convs``, with or
+    without ``module.``.
+    """
     return any(
         k.removeprefix("module.").startswith(m) or m in k
         for k in state_dict

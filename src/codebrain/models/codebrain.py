@@ -629,7 +629,7 @@ The folder layout is braindecode's: it also loads with `braindecode.models.CodeB
     # ----------------------------------------------------------- checkpoints
     def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
-    ):  # noqa: ANN201 - returns torch's _IncompatibleKeys
+    ):
         """Load weights; checkpoints of the authors' release are remapped first.
 
         See :func:`codebrain.convert_upstream_state_dict` for the rules.

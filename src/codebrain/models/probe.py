@@ -173,8 +173,9 @@ class ProbedCodeBrain(nn.Module):
 
 
 def load_finetuned(path: str | os.PathLike) -> CodeBrain | ProbedCodeBrain:
-    """Load a fine-tuned model folder: a :class:`ProbedCodeBrain` if it holds a linear probe,
-    else a :class:`~codebrain.CodeBrain`.
+    """Load a fine-tuned model folder.
+
+    A :class:`ProbedCodeBrain` if it holds a linear probe, else a :class:`~codebrain.CodeBrain`.
 
     Raises
     ------

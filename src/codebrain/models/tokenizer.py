@@ -514,9 +514,10 @@ targets of the EEGSSM backbone's masked-token pretraining."""
         map_location: str | torch.device,
         strict: bool,
     ) -> TFDualTokenizer:
-        """A folder without ``config.json``: the authors' ``CodeBrain_Tokenizer.pth`` loads
-        through :meth:`from_upstream` (``model_kwargs`` are config fields); anything else is an
-        interrupted save.
+        """A folder without ``config.json``.
+
+        The authors' ``CodeBrain_Tokenizer.pth`` loads through :meth:`from_upstream`
+        (``model_kwargs`` are config fields); anything else is an interrupted save.
         """
         if weights_path.name != UPSTREAM_TOKENIZER_FILE:
             raise FileNotFoundError(

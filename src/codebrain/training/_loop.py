@@ -73,9 +73,12 @@ def warn_if_dataset_changed(saved: int | None, current: int) -> None:
 
 
 def resume_position(epoch: int, steps_done: int, steps_per_epoch: int) -> tuple[int, int]:
-    """``(epoch, steps into it)`` to resume at, moved to the next epoch's start when the saved
-    position lies at or past the end of the current epoch (the dataset shrank, or the batch
-    size or process count changed); that case is logged as a warning."""
+    """``(epoch, steps into it)`` to resume at.
+
+    Moved to the next epoch's start when the saved position lies at or past the end of the
+    current epoch (the dataset shrank, or the batch size or process count changed); that case
+    is logged as a warning.
+    """
     if steps_done < steps_per_epoch:
         return epoch, steps_done
     logger.warning(

@@ -78,8 +78,10 @@ def build_warmup_cosine_scheduler(
     total_steps: int,
     min_lr_ratio: float = 0.0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A ``LambdaLR`` with :class:`WarmupCosine`; call ``scheduler.step()`` after each
-    ``optimizer.step()``."""
+    """A ``LambdaLR`` with :class:`WarmupCosine`.
+
+    Call ``scheduler.step()`` after each ``optimizer.step()``.
+    """
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, WarmupCosine(warmup_steps, total_steps, min_lr_ratio)
     )

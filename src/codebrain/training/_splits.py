@@ -110,8 +110,10 @@ def group_kfold(
 
 
 def warn_if_subjects_are_recordings(subjects: Sequence, recordings: Sequence) -> bool:
-    """Warn when every subject has exactly one recording (a subject-wise split is then a
-    recording-wise one: the subject ids probably come from file names).
+    """Warn when every subject has exactly one recording.
+
+    A subject-wise split is then a recording-wise one: the subject ids probably come from file
+    names.
 
     Returns
     -------

@@ -1,5 +1,6 @@
-"""One place that turns a device name (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``) into a
-:class:`torch.device`, with a one-line error when the device cannot be used.
+"""Device names (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``) to :class:`torch.device`.
+
+One place that resolves them, with a one-line error when the device cannot be used.
 
 Every command and training loop resolves its ``device`` argument here, so ``--device cuda`` on a
 PyTorch built without CUDA says exactly that instead of failing deep inside torch.

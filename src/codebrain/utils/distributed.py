@@ -29,7 +29,7 @@ def is_dist() -> bool:
 
 
 def rank() -> int:
-    """This process's rank (0 without a process group)."""
+    """The rank of this process (0 without a process group)."""
     return dist.get_rank() if is_dist() else 0
 
 

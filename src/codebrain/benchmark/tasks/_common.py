@@ -1,6 +1,7 @@
-"""Helpers shared by the task modules: safe pickle reading, EDF files under other extensions,
-``.mat`` reading, the end of a ``find`` hook that skips files lacking their labels, and splits
-given as a per-recording assignment.
+"""Helpers shared by the task modules.
+
+Safe pickle reading, EDF files under other extensions, ``.mat`` reading, the end of a ``find``
+hook that skips files lacking their labels, and splits given as a per-recording assignment.
 
 Shape legend: ``n_chans`` channels, ``n_times`` samples.
 """

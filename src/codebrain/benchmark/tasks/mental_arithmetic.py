@@ -85,8 +85,10 @@ def load(recipe: TaskRecipe, rec: Recording) -> TaskWindows:
 
 
 def download(recipe: TaskRecipe, root: Path) -> None:
-    """Fetch the 72 EDF files of EEGMAT from PhysioNet into ``root`` with pooch, each checked
-    against PhysioNet's ``SHA256SUMS.txt``."""
+    """Fetch the 72 EDF files of EEGMAT from PhysioNet into ``root`` with pooch.
+
+    Each file is checked against PhysioNet's ``SHA256SUMS.txt``.
+    """
     try:
         import pooch
     except ImportError as err:  # pragma: no cover - depends on the environment

@@ -75,8 +75,10 @@ def load(recipe: TaskRecipe, rec: Recording) -> TaskWindows:
 
 
 def download(recipe: TaskRecipe, root: Path) -> None:
-    """Fetch the imagery runs of all 109 subjects with MNE's ``eegbci`` fetcher into ``root``
-    (MNE checks PhysioNet's SHA256 sums)."""
+    """Fetch the imagery runs of all 109 subjects into ``root`` with MNE's ``eegbci`` fetcher.
+
+    MNE checks PhysioNet's SHA256 sums.
+    """
     import mne
 
     root = Path(root)

@@ -71,8 +71,10 @@ def _base(root: Path, recipe_title: str, layout: str) -> Path:
 
 
 def _read_bipolar(path: Path) -> tuple[np.ndarray, float] | None:
-    """The 16 TCP derivations of a TUH file in µV and its rate; None (warned) when the file
-    lacks an electrode."""
+    """The 16 TCP derivations of a TUH file in µV and its rate.
+
+    None (warned) when the file lacks an electrode.
+    """
     from codebrain.data.io import read_raw
 
     raw = read_raw(path, preload=True, verbose="error")
