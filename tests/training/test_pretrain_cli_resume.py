@@ -29,9 +29,9 @@ pytestmark = pytest.mark.slow
 
 CHILD = textwrap.dedent(
     """
-    import sys, time
+    import importlib, sys, time
     from pathlib import Path
-    import codebrain.training.pretrain as module
+    module = importlib.import_module("codebrain.training.pretrain")  # not the re-exported function
     from codebrain.cli import main
 
     out, ready = Path({out!r}), Path({ready!r})

@@ -7,12 +7,16 @@ unless ``--init`` was given.
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 from _pretrain_helpers import WindowsDataset, tiny_tokenizer
 
 import codebrain.data
-import codebrain.training.pretrain as pretrain_module
 from codebrain.cli import main
+
+# The module, not the function: ``codebrain.training`` re-exports ``pretrain`` under that name.
+pretrain_module = importlib.import_module("codebrain.training.pretrain")
 
 
 class _FakeCorpus(WindowsDataset):
