@@ -18,6 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from codebrain.cli._arch_args import add_architecture_arguments, architecture_from_args, n_tokens
+from codebrain.cli._config_args import (
+    add_config_arguments,
+    add_config_file_argument,
+    config_from_args,
+    config_overrides,
+)
+from codebrain.training.finetune import FinetuneConfig
+
 __all__ = ["register", "infer_task", "build_model"]
 
 logger = logging.getLogger(__name__)
@@ -35,31 +44,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("data", nargs="+", help="windows .npz from 'prepare', or EEG files/folders")
     p.add_argument("-o", "--out", required=True, help="output model folder")
     p.add_argument("--model", help="pretrained model folder / Hub id (default: train from scratch)")
-    p.add_argument("--mode", choices=("full", "linear", "mlp"), default="full")
-    p.add_argument("--task", choices=("auto", "classification", "regression"), default="auto")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3, help="head learning rate")
-    p.add_argument("--backbone-lr", type=float, default=1e-4, help="backbone learning rate")
-    p.add_argument("--layer-decay", type=float, default=1.0, help="layer-wise lr decay")
-    p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--warmup-epochs", type=float, default=1.0)
-    p.add_argument("--grad-clip", type=float, default=1.0, help="max grad norm (0: off)")
-    p.add_argument("--class-weight", choices=("none", "balanced"), default="none")
-    p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
-    p.add_argument("--monitor", default="auto", help="validation metric for model selection")
-    p.add_argument("--pooling", choices=("mean_patches", "mean", "flatten"), default="mean_patches")
+    p.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
+                   help="auto: classification for integer labels, regression for floats "
+                   "(default: auto, or the --config file's task)")  # fmt: skip
     p.add_argument("--val", help="separate validation windows .npz (else split from data)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of subjects")
     p.add_argument("--test-fraction", type=float, default=0.0, help="held-out test subjects")
     p.add_argument("--split-by", choices=("subject", "recording"), default="subject")
     p.add_argument("--folds", type=int, help="K-fold cross-validation by subject (writes cv.json)")
-    p.add_argument("--width", type=int, help="from scratch: residual/feature width (200)")
-    p.add_argument("--layers", type=int, help="from scratch: residual blocks (8)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, auto")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    add_config_file_argument(p, FinetuneConfig)
+    t = p.add_argument_group("fine-tuning (defaults: FinetuneConfig)")
+    add_config_arguments(
+        t,
+        FinetuneConfig,
+        exclude=("task",),
+        arg_kwargs={
+            "grad_clip": dict(type=_grad_clip, metavar="X"),
+            "class_weight": dict(type=_class_weight, metavar="{none,balanced,W1,W2,...}"),
+        },
+        help={
+            "lr": "peak learning rate of the head (the linear probe or 'final_layer')",
+            "grad_clip": "max gradient norm; 0 or 'none' disables clipping",
+            "class_weight": "per-class loss weights: none, balanced (n / (n_classes x "
+            "count)) or comma-separated weights",
+            "device": "cpu, cuda, cuda:1 ... or auto (CUDA when available)",
+        },
+    )
+    arch = p.add_argument_group("architecture from scratch (ignored with --model)")
+    add_architecture_arguments(arch, defaults={"s4_lmax": "the tokens of a window"})
     add_preprocess_args(p)
     p.set_defaults(func=run)
 
@@ -85,6 +98,8 @@ def build_model(args: argparse.Namespace, ds: Any, n_outputs: int):
     from codebrain.models.codebrain import CodeBrain
 
     if args.model:
+        if architecture_from_args(args):
+            logger.warning("Architecture flags are ignored with --model (its own is used).")
         model = CodeBrain.from_pretrained(args.model, n_outputs=n_outputs, n_times=ds.n_times)
         if model.n_chans != ds.n_chans:
             raise CLIError(
@@ -92,13 +107,9 @@ def build_model(args: argparse.Namespace, ds: Any, n_outputs: int):
                 "prepare the data with the model's channels (--channels)."
             )
         return model
-    arch: dict[str, Any] = {}
-    if args.width:
-        arch.update(res_channels=args.width, skip_channels=args.width, out_channels=args.width)
-    if args.layers:
-        arch["num_res_layers"] = args.layers
+    arch = architecture_from_args(args)
     # SGConv design length = token count, as in the paper (570 = 19 channels x 30 patches).
-    arch["s4_lmax"] = ds.n_chans * (ds.n_times // 200)
+    arch.setdefault("s4_lmax", n_tokens(ds.n_chans, ds.n_times, arch.get("patch_size")))
     return CodeBrain(
         n_outputs=n_outputs,
         chs_info=[{"ch_name": c} for c in ds.ch_names],
@@ -108,27 +119,45 @@ def build_model(args: argparse.Namespace, ds: Any, n_outputs: int):
     )
 
 
-def _finetune_config(args: argparse.Namespace, task: str):
-    from codebrain.training.finetune import FinetuneConfig
+def _grad_clip(text: str) -> float | None:
+    """``--grad-clip``: a number > 0, or 0 / ``none`` (no clipping)."""
+    if text.lower() in ("none", "off", "0", "0.0"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
 
-    return FinetuneConfig(
-        mode=args.mode,
-        task=task,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        backbone_lr=args.backbone_lr,
-        layer_decay=args.layer_decay,
-        weight_decay=args.weight_decay,
-        warmup_epochs=args.warmup_epochs,
-        grad_clip=args.grad_clip or None,
-        class_weight=None if args.class_weight == "none" else args.class_weight,
-        patience=args.patience,
-        monitor=args.monitor,
-        pooling=args.pooling,
-        seed=args.seed,
-        device=args.device,
-        progress=not args.no_progress,
+
+def _class_weight(text: str) -> str | list[float] | None:
+    """``--class-weight``: none, balanced or comma-separated weights."""
+    if text.lower() == "none":
+        return None
+    if text == "balanced":
+        return text
+    try:
+        return [float(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected none, balanced or comma-separated weights, got {text!r}"
+        ) from None
+
+
+def _task_hint(args: argparse.Namespace) -> str:
+    """``--task``, else the ``--config`` file's task, else ``"auto"``."""
+    if args.task != "auto" or not args.config:
+        return args.task
+    return config_overrides(FinetuneConfig, argparse.Namespace(), args.config).get("task", "auto")
+
+
+def _finetune_config(args: argparse.Namespace, task: str):
+    """FinetuneConfig: its defaults < ``--config FILE`` < flags; ``task`` from the data."""
+    return config_from_args(
+        FinetuneConfig,
+        args,
+        args.config,
+        sections=("config", "finetune_config"),
+        extra={"task": task},
     )
 
 
@@ -174,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     ds = labelled_subset(ds)
     if len(ds) == 0:
         raise CLIError("no labelled windows in the data.")
-    task = infer_task(ds, args.task)
+    task = infer_task(ds, _task_hint(args))
     if task == "classification" and ds.labels.dtype.kind == "f":
         raise CLIError("--task classification needs integer class labels; the data holds floats.")
     n_outputs = _n_outputs(ds, task)
@@ -199,18 +228,18 @@ def run(args: argparse.Namespace) -> int:
                 f"{np.unique(g).size}; pass --val-fraction 0 or --val."
             )
         ys = train_ds.labels if task == "classification" else np.zeros(len(train_ds), np.int64)
-        tr, va = group_train_val_split(ys, g, val_fraction=args.val_fraction, seed=args.seed)
+        tr, va = group_train_val_split(ys, g, val_fraction=args.val_fraction, seed=config.seed)
         return train_ds.subset(tr), train_ds.subset(va)
 
     summary: dict[str, Any] = {"task": task, "classes": ds.classes, "split_by": args.split_by}
     with sigterm_as_exit(), atomic_replace_dir(out) as tmp:
         if args.folds:
-            folds = group_kfold(y_strat, groups, n_splits=args.folds, seed=args.seed)
+            folds = group_kfold(y_strat, groups, n_splits=args.folds, seed=config.seed)
             fold_rows = []
             for k, (tr_idx, te_idx) in enumerate(folds):
                 logger.info("Fold %d/%d", k + 1, len(folds))
                 train_ds, val_ds = split_val(ds.subset(tr_idx))
-                torch.manual_seed(args.seed)
+                torch.manual_seed(config.seed)
                 model = build_model(args, ds, n_outputs)
                 res = finetune(model, train_ds, val_ds, config)
                 metrics = evaluate(res.model, ds.subset(te_idx), task=task)
@@ -249,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
         work = ds
         if args.test_fraction > 0:
             tr, te = group_train_val_split(
-                y_strat, groups, val_fraction=args.test_fraction, seed=args.seed + 1
+                y_strat, groups, val_fraction=args.test_fraction, seed=config.seed + 1
             )
             work, test_ds = ds.subset(tr), ds.subset(te)
             summary["test_groups"] = sorted(set(groups[te].tolist()))
@@ -257,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
         summary["train_groups"] = sorted(set(_groups(train_ds, args.split_by).tolist()))
         if val_ds is not None:
             summary["val_groups"] = sorted(set(_groups(val_ds, args.split_by).tolist()))
-        torch.manual_seed(args.seed)
+        torch.manual_seed(config.seed)
         model = build_model(args, ds, n_outputs)
         result = finetune(model, train_ds, val_ds, config)
         summary.update(result.to_dict())
@@ -280,7 +309,9 @@ def run(args: argparse.Namespace) -> int:
             )
         atomic_write_json(tmp / "finetune.json", summary)
     main = _primary(task)
-    parts = [f"Fine-tuned ({args.mode}) on {len(train_ds)} windows; best epoch {result.best_epoch}"]
+    parts = [
+        f"Fine-tuned ({config.mode}) on {len(train_ds)} windows; best epoch {result.best_epoch}"
+    ]
     if result.val_metrics is not None:
         parts.append(f"validation {main} {result.val_metrics.get(main)}")
     if "test_metrics" in summary:

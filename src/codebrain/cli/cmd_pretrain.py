@@ -31,6 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from codebrain.cli import CLIError
+from codebrain.cli._arch_args import add_architecture_arguments, architecture_from_args, n_tokens
+from codebrain.cli._config_args import (
+    add_config_arguments,
+    add_config_file_argument,
+    add_precision_short_forms,
+    config_from_args,
+)
+from codebrain.training.masking import MASK_STRATEGIES
+from codebrain.training.pretrain import PretrainConfig
 
 __all__ = ["register", "run"]
 
@@ -63,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.05,
         help="fraction of the corpus recordings held out for validation (0 disables; 0.05)",
     )
-    io.add_argument("--config", help="JSON file of PretrainConfig fields (flags override it)")
+    add_config_file_argument(io, PretrainConfig)
     io.add_argument(
         "--recipe",
         choices=["codebrain", "paper"],
@@ -76,81 +85,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
 
     arch = p.add_argument_group("fresh backbone (ignored with --init)")
-    arch.add_argument("--res-channels", type=int, default=200)
-    arch.add_argument("--skip-channels", type=int, default=200)
-    arch.add_argument("--out-channels", type=int, default=200)
-    arch.add_argument("--num-res-layers", type=int, default=8)
-    arch.add_argument("--drop-prob", type=float, default=0.1)
-    arch.add_argument("--swa-window-size", type=int, default=1)
+    add_architecture_arguments(
+        arch,
+        exclude=("codebook_size_t", "codebook_size_f"),  # the tokenizer's codebooks
+        defaults={"s4_lmax": "the tokens of a window"},
+    )
 
     t = p.add_argument_group("training (defaults: PretrainConfig)")
-    t.add_argument("--steps", type=int)
-    t.add_argument("--batch-size", type=int, help="windows per process per micro-batch")
-    t.add_argument("--accum", type=int, dest="accum_steps", help="gradient accumulation steps")
-    t.add_argument("--lr", type=float)
-    t.add_argument("--min-lr", type=float)
-    t.add_argument("--warmup-steps", type=int)
-    t.add_argument("--schedule-steps", type=int, help="cosine length in steps (0: --steps)")
-    t.add_argument("--weight-decay", type=float)
-    t.add_argument("--grad-clip", type=float, help="max gradient norm (0 disables)")
-    t.add_argument("--mask-ratio", type=float, help="fraction of patches masked (0.5)")
-    t.add_argument(
-        "--mask-strategy",
-        choices=["random", "channel_block", "time_block", "bernoulli"],
-        default=None,
+    add_config_arguments(
+        t,
+        PretrainConfig,
+        aliases={"accum_steps": ["--accum"]},
+        arg_kwargs={
+            "resume": dict(nargs="?", const="auto", metavar="CKPT"),
+            "mask_strategy": dict(choices=list(MASK_STRATEGIES)),
+        },
+        help={
+            "resume": "continue the run in --out from its newest checkpoint ('--resume' "
+            "alone), or from the checkpoint file CKPT",
+            "device": "cpu, cuda, cuda:1 ... (default: this rank's GPU, else CPU)",
+        },
     )
-    t.add_argument("--mask-block-size", type=int, help="patches per run for time_block")
-    prec = t.add_mutually_exclusive_group()
-    prec.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU and GPU)")
-    prec.add_argument("--fp16", action="store_true", help="fp16 autocast + grad scaler (GPU)")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--num-workers", type=int, help="DataLoader workers per process")
-    t.add_argument("--log-every", type=int)
-    t.add_argument("--val-every", type=int, help="steps between validations (0: at the end)")
-    t.add_argument("--val-batches", type=int, help="max validation batches per process")
-    t.add_argument("--checkpoint-every", type=int)
-    t.add_argument("--keep-checkpoints", type=int)
-    t.add_argument(
-        "--resume",
-        nargs="?",
-        const="auto",
-        default=None,
-        metavar="CKPT",
-        help="continue the run in --out (newest checkpoint), or from CKPT",
-    )
-    t.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: this rank's GPU, else CPU)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard")
-    t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    add_precision_short_forms(t)
     p.set_defaults(func=run)
 
 
-_FLAG_FIELDS = (
-    "steps",
-    "batch_size",
-    "accum_steps",
-    "lr",
-    "min_lr",
-    "warmup_steps",
-    "schedule_steps",
-    "weight_decay",
-    "grad_clip",
-    "mask_ratio",
-    "mask_strategy",
-    "mask_block_size",
-    "seed",
-    "num_workers",
-    "log_every",
-    "val_every",
-    "val_batches",
-    "checkpoint_every",
-    "keep_checkpoints",
-    "resume",
-    "device",
-)
-
-
 def _config_from_args(args: argparse.Namespace, n_train: int | None = None) -> Any:
+    """PretrainConfig: its defaults < ``--recipe paper`` < ``--config FILE`` < flags."""
     from codebrain.training.pretrain import PretrainConfig
 
     base: dict[str, Any] = {}
@@ -160,36 +121,15 @@ def _config_from_args(args: argparse.Namespace, n_train: int | None = None) -> A
             base = PretrainConfig.paper(n_train or 0, world).to_dict()
         except ValueError as err:
             raise CLIError(f"--recipe paper: {err}") from err
-    if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise CLIError(f"--config {args.config!r} does not exist.")
-        try:
-            json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise CLIError(f"--config {args.config!r} is not valid JSON: {err}") from err
-        loaded = json.loads(path.read_text())
-        loaded = loaded.get("pretrain", loaded)  # accept a run's config.json too
-        loaded.pop("resume", None)
-        base.update(loaded)
-    for name in _FLAG_FIELDS:
-        value = getattr(args, name)
-        if value is not None:
-            base[name] = value
-    if args.bf16:
-        base["precision"] = "bf16"
-    elif args.fp16:
-        base["precision"] = "fp16"
-    if args.no_progress:
-        base["progress"] = False
-    if args.tensorboard:
-        base["tensorboard"] = True
-    if args.compile:
-        base["compile"] = True
-    try:
-        return PretrainConfig.from_dict(base)
-    except (TypeError, ValueError) as err:
-        raise CLIError(str(err)) from err
+    # A run's config.json holds the config under "pretrain"; its "resume" is not reused.
+    return config_from_args(
+        PretrainConfig,
+        args,
+        args.config,
+        base=base,
+        sections=("pretrain",),
+        ignore_file_keys=("resume",),
+    )
 
 
 def _load_tokenizer(path: str) -> Any:
@@ -306,20 +246,16 @@ def run(args: argparse.Namespace) -> int:
         # A fresh backbone starts from the same weights for the same --seed, so a run killed
         # and resumed equals an uninterrupted one (and two runs with one seed agree).
         torch.manual_seed(cfg.seed)
+        arch = architecture_from_args(args)
+        arch.setdefault("s4_lmax", n_tokens(n_chans, n_times, arch.get("patch_size")))
         model = CodeBrain(
             n_outputs=1,
             n_chans=n_chans,
             n_times=n_times,
             sfreq=corpus.sfreq,
-            res_channels=args.res_channels,
-            skip_channels=args.skip_channels,
-            out_channels=args.out_channels,
-            num_res_layers=args.num_res_layers,
-            drop_prob=args.drop_prob,
-            swa_window_size=args.swa_window_size,
-            s4_lmax=n_chans * (n_times // 200),
             codebook_size_t=k_t,
             codebook_size_f=k_f,
+            **arch,
         )
     train_ds, val_ds = _split(corpus, args.val_fraction, cfg.seed)
     result = pretrain(model, tokenizer, train_ds, val_ds, cfg, args.out)
