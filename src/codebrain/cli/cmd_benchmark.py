@@ -14,6 +14,10 @@ from __future__ import annotations
 import argparse
 import logging
 
+from codebrain.cli._arch_args import add_architecture_arguments, architecture_from_args
+from codebrain.cli._config_args import add_config_arguments, config_overrides
+from codebrain.training.finetune import FinetuneConfig
+
 __all__ = ["register"]
 
 logger = logging.getLogger(__name__)
@@ -37,9 +41,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "labram, biot (peers need the [benchmarks] extra)",
     )
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    p.add_argument("--epochs", type=int, help="epoch budget of every model (default: recipe, 50)")
-    p.add_argument("--width", type=int, help="CodeBrain from scratch: width (200)")
-    p.add_argument("--layers", type=int, help="CodeBrain from scratch: residual blocks (8)")
+    add_config_arguments(
+        p,
+        FinetuneConfig,
+        include=("epochs",),
+        help={"epochs": "epoch budget of every model (default: the recipe's, 50)"},
+    )
+    # The runner builds CodeBrain from the recipe; only its width and depth are flags.
+    add_architecture_arguments(
+        p.add_argument_group("CodeBrain from scratch (not with --pretrained)"), include=()
+    )
     p.add_argument("--pretrained", help="CodeBrain model folder or the authors' CodeBrain.pth")
     p.add_argument(
         "--pretrain-on-train",
@@ -85,8 +96,15 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(
             f"--data DIR is required: the local copy of {recipe.title} ({recipe.layout})"
         )
-    for flag in ("epochs", "width", "layers", "max_subjects", "tokenizer_steps", "pretrain_steps"):
-        v = getattr(args, flag)
+    epochs = config_overrides(FinetuneConfig, args).get("epochs")
+    arch = architecture_from_args(args)  # --width / --layers; refuses sizes below 1
+    width, layers = arch.get("res_channels"), arch.get("num_res_layers")
+    for flag, v in (
+        ("epochs", epochs),
+        ("max_subjects", args.max_subjects),
+        ("tokenizer_steps", args.tokenizer_steps),
+        ("pretrain_steps", args.pretrain_steps),
+    ):
         if v is not None and v < 1:
             raise CLIError(f"--{flag.replace('_', '-')} must be a positive integer, got {v}")
     try:
@@ -102,9 +120,9 @@ def run(args: argparse.Namespace) -> int:
         args.data,
         models=models,
         seeds=seeds,
-        epochs=args.epochs,
-        width=args.width,
-        layers=args.layers,
+        epochs=epochs,
+        width=width,
+        layers=layers,
         pretrained=args.pretrained,
         pretrain_on_train=args.pretrain_on_train,
         pretrain_budget=PretrainOnTrain(

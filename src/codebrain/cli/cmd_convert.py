@@ -11,6 +11,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from codebrain.cli._arch_args import add_architecture_arguments, architecture_from_args
+
 __all__ = ["register", "convert_checkpoint"]
 
 logger = logging.getLogger(__name__)
@@ -37,15 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n-times", type=int, default=6000, help="samples per window (default 6000)")
     p.add_argument("--n-outputs", type=int, default=2, help="classes of the head (default 2)")
     p.add_argument("--sfreq", type=float, default=None, help="sampling frequency to record")
-    for flag, default in (
-        ("--res-channels", 200),
-        ("--skip-channels", 200),
-        ("--out-channels", 200),
-        ("--num-res-layers", 8),
-        ("--codebook-size-t", 4096),
-        ("--codebook-size-f", 4096),
-    ):
-        p.add_argument(flag, type=int, default=default, help=f"architecture (default {default})")
+    add_architecture_arguments(
+        p.add_argument_group("architecture of the checkpoint (default: the released model's)")
+    )
     p.add_argument(
         "--tokenizer-heads",
         type=int,
@@ -148,12 +144,7 @@ def run(args: argparse.Namespace) -> int:
         n_times=args.n_times,
         n_outputs=args.n_outputs,
         sfreq=args.sfreq,
-        res_channels=args.res_channels,
-        skip_channels=args.skip_channels,
-        out_channels=args.out_channels,
-        num_res_layers=args.num_res_layers,
-        codebook_size_t=args.codebook_size_t,
-        codebook_size_f=args.codebook_size_f,
+        **architecture_from_args(args),
     )
     if reset:
         logger.warning(

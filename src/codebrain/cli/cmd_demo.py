@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from codebrain.cli._arch_args import add_architecture_arguments, architecture_from_args, n_tokens
+
 __all__ = ["register", "run_demo", "DEMO_MODEL", "DEMO_FINETUNE"]
 
 logger = logging.getLogger(__name__)
@@ -74,13 +76,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--test-subjects", type=int, default=2, help="held-out subjects (default 2)")
     p.add_argument("--val-subjects", type=int, default=2, help="validation subjects (default 2)")
     p.add_argument("--epochs", type=int, help=f"max epochs (default {DEMO_FINETUNE['epochs']})")
-    p.add_argument("--width", type=int, help="residual/feature width (default 32; --full 200)")
-    p.add_argument("--layers", type=int, help="residual blocks (default 2; --full 8)")
     p.add_argument("--batch-size", type=int, default=DEMO_FINETUNE["batch_size"])
     p.add_argument("--lr", type=float, default=DEMO_FINETUNE["lr"], help="peak learning rate")
     p.add_argument("--seed", type=int, default=0, help="data, split and training seed")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--force", action="store_true", help="replace --out even if not a demo folder")
+    arch = p.add_argument_group(
+        "architecture (default: the small demo model; --full: CodeBrain's defaults)"
+    )
+    add_architecture_arguments(arch, defaults={**DEMO_MODEL, "s4_lmax": "the tokens of a window"})
     p.set_defaults(func=run)
 
 
@@ -90,10 +94,9 @@ def _check_args(args: argparse.Namespace) -> None:
     for name in ("n_subjects", "n_trials", "test_subjects", "val_subjects", "batch_size"):
         if getattr(args, name) < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
-    for name in ("epochs", "width", "layers"):
-        v = getattr(args, name)
-        if v is not None and v < 1:
-            raise CLIError(f"--{name} must be >= 1, got {v}.")
+    if args.epochs is not None and args.epochs < 1:
+        raise CLIError(f"--epochs must be >= 1, got {args.epochs}.")
+    architecture_from_args(args)  # refuses non-positive sizes before any work
     if args.n_subjects < args.test_subjects + args.val_subjects + 1:
         raise CLIError(
             f"--n-subjects ({args.n_subjects}) must exceed --test-subjects + --val-subjects "
@@ -171,14 +174,10 @@ def run_demo(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     )
 
     # 4. Model and fine-tuning.
-    arch: dict[str, Any] = {} if args.full else dict(DEMO_MODEL)
-    if args.width is not None:
-        arch.update(res_channels=args.width, skip_channels=args.width, out_channels=args.width)
-    if args.layers is not None:
-        arch["num_res_layers"] = args.layers
+    arch = architecture_from_args(args, base={} if args.full else DEMO_MODEL)
     size = ", ".join(f"{k}={v}" for k, v in arch.items()) or "paper size"
     # SGConv kernels as long as the token sequence (the paper's 570 = 19 channels x 30 patches).
-    arch["s4_lmax"] = ds.n_chans * (ds.n_times // 200)
+    arch.setdefault("s4_lmax", n_tokens(ds.n_chans, ds.n_times, arch.get("patch_size")))
     torch.manual_seed(args.seed)
     model = CodeBrain(
         n_outputs=len(DEMO_CLASSES),

@@ -7,6 +7,12 @@ import json
 import logging
 from typing import Any
 
+from codebrain.cli._arch_args import (
+    add_architecture_arguments,
+    architecture_from_args,
+    default_patch_size,
+)
+
 __all__ = ["register", "model_info"]
 
 logger = logging.getLogger(__name__)
@@ -20,17 +26,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Describe a CodeBrain model: a saved folder (MODEL), or the paper's configuration "
             "(19 channels x 30 s at 200 Hz) when MODEL is omitted; --n-chans/--n-times/"
-            "--n-outputs/--res-channels/--num-res-layers override the architecture."
+            "--n-outputs and the architecture flags (--res-channels, --num-res-layers, ...) "
+            "override it."
         ),
     )
     p.add_argument("model", nargs="?", help="folder written by save_pretrained / finetune")
     p.add_argument("--n-chans", type=int, help="EEG channels (default 19)")
     p.add_argument("--n-times", type=int, help="samples per window (default 6000)")
     p.add_argument("--n-outputs", type=int, help="classes (default 2)")
-    p.add_argument("--res-channels", type=int, help="residual width (default 200)")
-    p.add_argument("--num-res-layers", type=int, help="residual blocks (default 8)")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count (a forward pass)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_architecture_arguments(
+        p.add_argument_group("architecture (default: MODEL's, else CodeBrain's)")
+    )
     p.set_defaults(func=run)
 
 
@@ -99,11 +107,10 @@ def run(args: argparse.Namespace) -> int:
             "n_chans": args.n_chans,
             "n_times": args.n_times,
             "n_outputs": args.n_outputs,
-            "res_channels": args.res_channels,
-            "num_res_layers": args.num_res_layers,
         }.items()
         if v is not None
     }
+    overrides.update(architecture_from_args(args))
     if args.model:
         if overrides:
             model = CodeBrain.from_pretrained(args.model, **overrides)
@@ -112,8 +119,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg: dict[str, Any] = {"n_chans": 19, "n_times": 6000, "n_outputs": 2}
         cfg.update(overrides)
-        if cfg["n_times"] < 200:
-            raise CLIError(f"--n-times must be >= the patch size 200, got {cfg['n_times']}.")
+        patch = cfg.get("patch_size", default_patch_size())
+        if cfg["n_times"] < patch:
+            raise CLIError(f"--n-times must be >= the patch size {patch}, got {cfg['n_times']}.")
         model = CodeBrain(**cfg)
     info = model_info(model, flops=not args.no_flops)
     if args.json:
