@@ -1,4 +1,4 @@
-"""The ``codebrain`` commands, run for real in a subprocess on tiny data."""
+"""The ``codebrain`` commands, run for real (in-process) on tiny data."""
 
 from __future__ import annotations
 
@@ -11,21 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _cli_helpers import CLIResult, run_cli
+
 COMMANDS = ["demo", "prepare", "finetune", "evaluate", "predict", "embed", "convert", "info"]
 CHANNELS = "C3,C4,CZ"
 
 
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "codebrain.cli", "-q", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
+def cli(*args: str) -> CLIResult:
+    return run_cli("-q", *args)
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess, command: str, match: str) -> None:
+def assert_one_line_error(proc: CLIResult, command: str, match: str) -> None:
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, proc.stderr
@@ -66,8 +62,28 @@ def test_every_command_has_help(capsys):
             main([command, "--help"])
         assert exc.value.code == 0
         assert f"usage: codebrain {command}" in capsys.readouterr().out
-    proc = cli("--help")  # and through the real entry point
-    assert proc.returncode == 0 and all(c in proc.stdout for c in COMMANDS)
+
+
+def test_entry_point_runs_as_a_program():
+    """The one CLI test that starts a process: ``python -m codebrain.cli`` itself."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "codebrain.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert all(c in proc.stdout for c in COMMANDS)
+    proc = subprocess.run(
+        [sys.executable, "-m", "codebrain.cli", "info", "--n-times", "10"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == (
+        "codebrain info: error: --n-times must be >= the patch size 200, got 10."
+    )
 
 
 def test_prepare_writes_a_complete_windows_file(workspace):

@@ -7,20 +7,15 @@ import json
 import subprocess
 import sys
 
+from _cli_helpers import CLIResult, run_cli
 from codebrain import CodeBrain
 
 SMALL = ["--n-subjects", "5", "--n-trials", "60", "--test-subjects", "1", "--val-subjects", "1",
          "--epochs", "6", "--width", "16", "--layers", "1", "--batch-size", "16", "--no-progress"]  # fmt: skip
 
 
-def run_demo(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "codebrain.cli", "-q", "demo", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=600,
-    )
+def run_demo(*args: str) -> CLIResult:
+    return run_cli("-q", "demo", *args)
 
 
 def test_demo_learns_above_chance_on_held_out_subjects(tmp_path):
@@ -61,6 +56,7 @@ def test_demo_rejects_bad_arguments_without_output(tmp_path):
 
 
 def test_terminated_demo_leaves_no_partial_output(tmp_path):
+    """SIGTERM mid-run (a separate process: the signal is the point of the test)."""
     import time
 
     proc = subprocess.Popen(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from _cli_helpers import run_cli
 from codebrain.data import (
     CorpusDataset,
     CorpusError,
@@ -125,11 +126,9 @@ def test_lock_held_by_another_process_and_released_by_its_death(
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        proc = subprocess.run(
-            [sys.executable, "-m", "codebrain.cli", "-q", "prepare", str(synthetic_edfs[0]),
-             "--corpus", str(out), "--window-seconds", "10"],
-            capture_output=True, text=True, env=_env(), timeout=120,
-        )  # fmt: skip
+        proc = run_cli(
+            "-q", "prepare", synthetic_edfs[0], "--corpus", out, "--window-seconds", "10"
+        )
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1, proc.stderr
         assert f"being built by another run (pid {holder.pid} on host" in lines[0]
@@ -222,10 +221,7 @@ def test_empty_inputs_write_nothing(tmp_path: Path, synthetic_edfs: list[Path]) 
         build_corpus(synthetic_edfs, out, too_long)
     assert "Nothing was written" in str(err.value)
     assert not out.exists()
-    proc = subprocess.run(
-        [sys.executable, "-m", "codebrain.cli", "-q", "prepare", str(empty), "--corpus", str(out)],
-        capture_output=True, text=True, env=_env(), timeout=120,
-    )  # fmt: skip
+    proc = run_cli("-q", "prepare", empty, "--corpus", out)
     assert proc.returncode == 2 and "No EEG recordings found" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
 

@@ -7,14 +7,13 @@ The real files are MNE's test recordings in ``shared/data/formats`` (README §3 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import mne
 import numpy as np
 import pytest
 
+from _cli_helpers import run_cli
 from codebrain.data import (
     READERS,
     PreprocessConfig,
@@ -136,9 +135,8 @@ def test_prepare_every_real_file(tmp_path: Path) -> None:
     """``codebrain prepare`` on the whole folder: 10-20 recordings make windows, others are
     reported with the names found."""
     out = tmp_path / "all.npz"
-    cmd = [sys.executable, "-m", "codebrain.cli", "prepare", str(FORMATS), "-o", str(out)]
-    cmd += ["--window-seconds", "2", "--on-missing", "interpolate", "--on-error", "skip"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    proc = run_cli("prepare", FORMATS, "-o", out, "--window-seconds", "2", "--on-missing",
+                   "interpolate", "--on-error", "skip")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     with np.load(out, allow_pickle=False) as z:
         recs = set(z["recording_ids"].tolist())
@@ -185,10 +183,7 @@ def test_eeglab_positional_names_error_then_channel_map(tmp_path: Path) -> None:
     map_file = tmp_path / "map.json"
     map_file.write_text(json.dumps(mapping), encoding="utf-8")
     out = tmp_path / "eeglab.npz"
-    cmd = [sys.executable, "-m", "codebrain.cli", "prepare", str(path), "-o", str(out)]
-    proc = subprocess.run(
-        [*cmd, "--channel-map", str(map_file)], capture_output=True, text=True, timeout=600
-    )
+    proc = run_cli("prepare", path, "-o", out, "--channel-map", map_file)
     assert proc.returncode == 0, proc.stderr
     with np.load(out, allow_pickle=False) as z:
         np.testing.assert_allclose(z["data"], ds.data, rtol=1e-5, atol=1e-6)
@@ -235,13 +230,7 @@ def test_channel_map_clash(raw_factory) -> None:
 
 def test_cli_channel_map_error(tmp_path: Path, synthetic_edfs: list[Path]) -> None:
     out = tmp_path / "x.npz"
-    proc = subprocess.run(
-        [sys.executable, "-m", "codebrain.cli", "prepare", str(synthetic_edfs[0]), "-o", str(out)]
-        + ["--channel-map", "A1:FP1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_cli("prepare", synthetic_edfs[0], "-o", out, "--channel-map", "A1:FP1")
     assert proc.returncode != 0
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln]
     assert lines[-1].startswith("codebrain prepare: error: --channel-map:") and "'='" in lines[-1]
