@@ -57,7 +57,19 @@ class Toy:
     resume: bool | str = False
     device: str | None = None
     progress: bool = True
-    _deprecated_fields: ClassVar[dict[str, str]] = {"max_steps": "steps"}
+    _deprecated_fields: ClassVar[dict[str, str]] = {"max_steps": "steps", "lr_x1000": "lr"}
+
+    @classmethod
+    def from_dict(cls, d):
+        """Old names, as the project's configs take them: renamed or converted."""
+        d = dict(d)
+        if "max_steps" in d:
+            if "steps" in d:
+                raise TypeError("give steps or max_steps, not both")
+            d["steps"] = d.pop("max_steps")
+        if "lr_x1000" in d:
+            d["lr"] = d.pop("lr_x1000") / 1000
+        return cls(**d)
 
 
 def _parser(**kwargs) -> argparse.ArgumentParser:
@@ -197,11 +209,26 @@ def test_a_value_the_config_refuses_is_a_cli_error():
         config_from_args(Checked, p.parse_args(["--steps", "0"]))
 
 
-def test_deprecated_field_is_a_hidden_working_flag(caplog):
-    args = _parser().parse_args(["--max-steps", "4"])
+def test_deprecated_field_is_a_hidden_working_flag(caplog, tmp_path):
+    assert "--lr-x1000" not in _parser().format_help()
+    args = _parser().parse_args(["--max-steps", "4", "--lr-x1000", "2"])
     with caplog.at_level(logging.WARNING, logger="codebrain"):
-        assert config_overrides(Toy, args) == {"steps": 4}
+        # the old names go to the config, which renames or converts them itself
+        assert config_overrides(Toy, args) == {"max_steps": 4, "lr_x1000": 2.0}
     assert "--max-steps is deprecated; use --steps" in caplog.text
+    assert "--lr-x1000 is deprecated; use --lr" in caplog.text
+    assert (
+        _config(["--max-steps", "4", "--lr-x1000", "2"]).steps,
+        Toy.from_dict({"lr_x1000": 2}).lr,
+    ) == (4, 0.002)
+    # a flag beats the file whatever the spelling of either; both spellings as flags: an error
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"max_steps": 7, "lr": 0.5}))
+    assert _config(["--config", str(path)]).steps == 7
+    assert _config(["--config", str(path), "--steps", "8"]).steps == 8
+    assert _config(["--config", str(path), "--lr-x1000", "3"]).lr == 0.003
+    with pytest.raises(CLIError, match="not both"):
+        _config(["--steps", "1", "--max-steps", "2"])
 
 
 def test_section_of_a_saved_run_and_dropped_keys(tmp_path):
@@ -292,3 +319,54 @@ def test_commands_share_the_architecture_flags(command):
     text = run_cli(command, "--help").stdout
     for flag in ("--res-channels", "--num-res-layers", "--patch-size", "--width", "--layers"):
         assert flag in text, (command, flag)
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    from codebrain.cli import build_parser
+
+    return build_parser().parse_args(list(argv))
+
+
+def test_training_commands_apply_file_then_flags(tmp_path):
+    from codebrain.cli import cmd_finetune, cmd_pretrain, cmd_tokenizer_train
+
+    run = ["--corpus", "c", "--tokenizer", "t", "--out", "o"]
+    saved = tmp_path / "config.json"  # a pretrain run's own config: its resume is not reused
+    saved.write_text(json.dumps({"pretrain": {"steps": 40, "lr": 0.01, "resume": True},
+                                 "world_size": 1}))  # fmt: skip
+    cfg = cmd_pretrain._config_from_args(
+        _parse("pretrain", *run, "--config", str(saved), "--lr", "0.02", "--accum", "2", "--bf16")
+    )
+    assert (cfg.steps, cfg.lr, cfg.accum_steps, cfg.precision) == (40, 0.02, 2, "bf16")
+    assert cfg.resume in (None, False)
+    assert cmd_pretrain._config_from_args(_parse("pretrain", *run)) == type(cfg)()
+
+    yml = tmp_path / "tok.yaml"
+    yml.write_text("batch_size: 4\nlr: 0.001\n")
+    _, tcfg = cmd_tokenizer_train._configs(
+        _parse("tokenizer-train", "--corpus", "c", "--out", "o", "--config", str(yml),
+               "--batch-size", "8", "--no-resume"),
+        3, 400,
+    )  # fmt: skip
+    steps = getattr(tcfg, "steps", getattr(tcfg, "max_steps", None))
+    assert (tcfg.batch_size, tcfg.lr, tcfg.resume, steps) == (8, 0.001, False, 100_000)
+
+    ft = tmp_path / "ft.json"
+    ft.write_text(json.dumps({"epochs": 3, "label_smoothing": 0.1, "task": "regression"}))
+    args = _parse("finetune", "x.npz", "-o", "m", "--config", str(ft), "--epochs", "4",
+                  "--grad-clip", "0", "--class-weight", "balanced")  # fmt: skip
+    assert cmd_finetune._task_hint(args) == "regression"
+    fcfg = cmd_finetune._finetune_config(args, "classification")
+    assert (fcfg.epochs, fcfg.label_smoothing, fcfg.task) == (4, 0.1, "classification")
+    assert not fcfg.grad_clip and fcfg.class_weight == "balanced"
+
+
+def test_a_bad_config_file_is_one_line_from_the_command(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"stpes": 3}))
+    res = run_cli("-q", "pretrain", "--corpus", tmp_path, "--tokenizer", tmp_path, "--out",
+                  tmp_path / "o", "--config", bad)  # fmt: skip
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("codebrain pretrain: error: --config")
+    assert "unknown key 'stpes' for PretrainConfig" in lines[0]

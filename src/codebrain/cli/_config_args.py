@@ -318,12 +318,22 @@ def _takes_no_form(hint: Any) -> bool:
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """First sentence-ish line of each field's entry in ``cls``'s numpydoc ``Parameters``.
+    """The first paragraph of each field's entry in the numpydoc ``Parameters`` of ``cls``
+    and of its base classes (the subclass's entry wins).
 
     Entries may name several fields (``lr, min_lr : float``). Fields without a description
     get ``""``.
     """
-    doc = cls.__doc__ or ""
+    out: dict[str, str] = {}
+    for klass in reversed(getattr(cls, "__mro__", (cls,))):
+        if klass is object:
+            continue
+        found = _parameter_docs(klass.__dict__.get("__doc__") or "")
+        out.update({k: v for k, v in found.items() if v or k not in out})
+    return out
+
+
+def _parameter_docs(doc: str) -> dict[str, str]:
     lines = doc.expandtabs().splitlines()
     out: dict[str, str] = {}
     try:
@@ -499,9 +509,6 @@ def add_config_arguments(
     docs = field_docs(config_cls)
     hints = _hints(config_cls)
     deprecated: dict[str, str] = dict(getattr(config_cls, "_deprecated_fields", {}) or {})
-    for old, new in deprecated.items():
-        hidden.setdefault(new, [])
-        hidden[new] = [*hidden[new], flag_name(old)]
     added: list[str] = []
     for f in _config_fields(config_cls):
         if (
@@ -534,6 +541,12 @@ def add_config_arguments(
         for old in hidden.get(f.name, ()):
             _add_hidden_alias(parser, old, action)
         added.append(f.name)
+        # A deprecated field name: a hidden flag passing the OLD name to the config, which
+        # converts it (an old name is not always a pure rename: min_lr_ratio -> min_lr).
+        for old in (o for o, new in deprecated.items() if new == f.name):
+            if flag_name(old) not in _option_strings(parser):
+                _add_hidden_alias(parser, flag_name(old), action, dest=old)
+                added.append(old)
     # Groups share their parser's defaults, so the registry lands in the namespace either way.
     registry = dict(parser.get_default(_REGISTRY) or {})
     key = config_cls.__qualname__
@@ -542,37 +555,39 @@ def add_config_arguments(
     return added
 
 
+def _option_strings(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> set[str]:
+    return set(parser._option_string_actions)  # shared by a parser and its groups
+
+
 def _add_hidden_alias(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, flag: str, action: argparse.Action
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    flag: str,
+    action: argparse.Action,
+    *,
+    dest: str | None = None,
 ) -> None:
-    """A hidden ``flag`` doing what ``action`` does (``--no-`` form included for booleans)."""
+    """A hidden ``flag`` doing what ``action`` does, into ``dest`` (default: the action's);
+    booleans get the ``--no-`` form too."""
+    dest = dest or action.dest
     if isinstance(action, argparse.BooleanOptionalAction):
-        parser.add_argument(
-            flag,
-            dest=action.dest,
-            nargs=0,
-            action=_DeprecatedFlag,
-            new_flag=action.option_strings[0],
-            inner=_ConstStore(action.dest, True),
-            default=argparse.SUPPRESS,
-            help=argparse.SUPPRESS,
-        )
-        no = "--no-" + flag[2:]
-        parser.add_argument(
-            no,
-            dest=action.dest,
-            nargs=0,
-            action=_DeprecatedFlag,
-            new_flag=action.option_strings[1] if len(action.option_strings) > 1 else no,
-            inner=_ConstStore(action.dest, False),
-            default=argparse.SUPPRESS,
-            help=argparse.SUPPRESS,
-        )
+        for name, value, new in (
+            (flag, True, action.option_strings[0]),
+            ("--no-" + flag[2:], False, action.option_strings[-1]),
+        ):
+            parser.add_argument(
+                name,
+                dest=dest,
+                nargs=0,
+                action=_DeprecatedFlag,
+                new_flag=new,
+                inner=_ConstStore(dest, value),
+                default=argparse.SUPPRESS,
+                help=argparse.SUPPRESS,
+            )
         return
-    inner = _ActionCopy(action)
     parser.add_argument(
         flag,
-        dest=action.dest,
+        dest=dest,
         nargs=action.nargs,
         const=action.const,
         type=action.type,
@@ -580,7 +595,7 @@ def _add_hidden_alias(
         metavar=action.metavar,
         action=_DeprecatedFlag,
         new_flag=action.option_strings[0],
-        inner=inner,
+        inner=_Store(dest),
         default=argparse.SUPPRESS,
         help=argparse.SUPPRESS,
     )
@@ -596,16 +611,16 @@ class _ConstStore:
         setattr(namespace, self.dest, self.value)
 
 
-class _ActionCopy:
-    """Run ``action`` for an alias (argparse has already converted the values)."""
+class _Store:
+    """Store an alias's values (argparse has already converted them) into ``dest``."""
 
-    def __init__(self, action: argparse.Action) -> None:
-        self.action = action
+    def __init__(self, dest: str) -> None:
+        self.dest = dest
 
     def __call__(
         self, parser: Any, namespace: argparse.Namespace, values: Any, option: Any
     ) -> None:
-        self.action(parser, namespace, values, option)
+        setattr(namespace, self.dest, values)
 
 
 def add_precision_short_forms(
@@ -757,15 +772,19 @@ def config_overrides(
     dests = registry.get(config_cls.__qualname__, ())
     for old, new in given.get(_DEPRECATED_USED, ()):
         logger.warning("%s is deprecated; use %s.", old, new)
+    flags: dict[str, Any] = {}
     for name in dests:
         if name in given:
-            for old, new in deprecated.items():  # a flag beats the file, whatever its spelling
-                if new == name:
-                    values.pop(old, None)
             value = given[name]
-            values[name] = (
+            flags[name] = (
                 tuple(value) if isinstance(value, list) and _is_tuple(hints.get(name)) else value
             )
+    for name in flags:  # a flag beats the file, whatever the spelling of either
+        values.pop(name, None)
+        values.pop(deprecated.get(name, ""), None)
+        for old in (o for o, new in deprecated.items() if new == name):
+            values.pop(old, None)
+    values.update(flags)
     return values
 
 
@@ -791,7 +810,12 @@ def config_from_args(
     value the config refuses raises :class:`CLIError` with its message.
     """
     values = dict(base or {})
-    values.update(config_overrides(config_cls, args, config_file, **kwargs))
+    overrides = config_overrides(config_cls, args, config_file, **kwargs)
+    deprecated: dict[str, str] = dict(getattr(config_cls, "_deprecated_fields", {}) or {})
+    for old in overrides:
+        if old in deprecated:  # an old spelling given beats the base's new one
+            values.pop(deprecated[old], None)
+    values.update(overrides)
     values.update(extra or {})
     return build_config(config_cls, values)
 

@@ -27,6 +27,7 @@ import argparse
 import json
 import logging
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         PretrainConfig,
         aliases={"accum_steps": ["--accum"]},
         arg_kwargs={
-            "resume": dict(nargs="?", const="auto", metavar="CKPT"),
+            "resume": _resume_flag(),
             "mask_strategy": dict(choices=list(MASK_STRATEGIES)),
         },
         help={
@@ -108,6 +109,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_precision_short_forms(t)
     p.set_defaults(func=run)
+
+
+def _resume_flag() -> dict[str, Any]:
+    """``--resume [CKPT]``: alone, the newest checkpoint of --out (``True``; ``"auto"`` while
+    ``PretrainConfig.resume`` was ``str | None``), with a value that file."""
+    hint = typing.get_type_hints(PretrainConfig).get("resume")
+    if bool in typing.get_args(hint):  # bool | str: the generated --resume [VALUE] / --no-resume
+        return {"metavar": "CKPT"}
+    return {"nargs": "?", "const": "auto", "metavar": "CKPT"}
 
 
 def _config_from_args(args: argparse.Namespace, n_train: int | None = None) -> Any:
@@ -194,12 +204,13 @@ def _check_resume(cfg: Any, out: Path) -> None:
     from codebrain.training.checkpointing import latest_checkpoint
 
     relaunched = elastic_restart_count() > 0
-    if cfg.resume is None and not relaunched and latest_checkpoint(out / "checkpoints"):
+    fresh = cfg.resume is None or cfg.resume is False
+    if fresh and not relaunched and latest_checkpoint(out / "checkpoints") is not None:
         raise CLIError(
             f"{out / 'checkpoints'} already holds checkpoints; pass --resume to continue that "
             "run or choose another --out."
         )
-    if cfg.resume not in (None, "auto") and not Path(cfg.resume).is_file():
+    if isinstance(cfg.resume, str) and cfg.resume != "auto" and not Path(cfg.resume).is_file():
         raise CLIError(f"--resume {cfg.resume!r}: no such checkpoint file.")
 
 

@@ -48,6 +48,10 @@ __all__ = ["register", "run"]
 
 logger = logging.getLogger(__name__)
 
+#: where a run folder's saved config keeps the training settings (``config.json``'s
+#: ``"tokenizer-train"``; ``"train"`` in the earlier ``train_config.json``)
+_SECTIONS = ("tokenizer-train", "train")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``tokenizer-train`` subcommand."""
@@ -159,12 +163,12 @@ def _configs(
 ) -> tuple[Any, Any]:
     model_cfg = _model_config(args, n_chans, n_times)
     if args.recipe != "paper":
-        train_cfg = config_from_args(TokenizerTrainConfig, args, args.config, sections=("train",))
+        train_cfg = config_from_args(TokenizerTrainConfig, args, args.config, sections=_SECTIONS)
         return model_cfg, train_cfg
     import torch
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    explicit = config_overrides(TokenizerTrainConfig, args, args.config, sections=("train",))
+    explicit = config_overrides(TokenizerTrainConfig, args, args.config, sections=_SECTIONS)
     if "precision" not in explicit:
         device = explicit.get("device")
         on_gpu = (device or ("cuda" if torch.cuda.is_available() else "cpu")) != "cpu"
