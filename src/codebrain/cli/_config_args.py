@@ -36,6 +36,7 @@ __all__ = [
     "add_config_arguments",
     "add_config_file_argument",
     "add_precision_short_forms",
+    "resume_arg_kwargs",
     "config_overrides",
     "config_from_args",
     "load_config_file",
@@ -644,6 +645,19 @@ def add_precision_short_forms(
         default=argparse.SUPPRESS,
         help="short form of --precision fp16 (fp16 autocast + grad scaler, GPU)",
     )
+
+
+def resume_arg_kwargs(config_cls: type) -> dict[str, Any]:
+    """``arg_kwargs`` of a ``resume`` field: ``--resume [CKPT]``, where ``--resume`` alone is
+    "the newest checkpoint of the run folder" (``True`` for a ``bool | str`` field, ``"auto"``
+    for the earlier ``str | None``) and ``--resume CKPT`` that file; a plain ``bool`` field
+    keeps its ``--resume/--no-resume`` pair."""
+    inner, _ = _split_optional(_hints(config_cls).get("resume", bool))
+    if inner is bool:
+        return {}
+    if _takes_no_form(inner):
+        return {"metavar": "CKPT"}
+    return {"nargs": "?", "const": "auto", "metavar": "CKPT"}
 
 
 def add_config_file_argument(

@@ -27,7 +27,6 @@ import argparse
 import json
 import logging
 import os
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from codebrain.cli._config_args import (
     add_config_file_argument,
     add_precision_short_forms,
     config_from_args,
+    resume_arg_kwargs,
 )
 from codebrain.training.masking import MASK_STRATEGIES
 from codebrain.training.pretrain import PretrainConfig
@@ -98,7 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         PretrainConfig,
         aliases={"accum_steps": ["--accum"]},
         arg_kwargs={
-            "resume": _resume_flag(),
+            "resume": resume_arg_kwargs(PretrainConfig),
             "mask_strategy": dict(choices=list(MASK_STRATEGIES)),
         },
         help={
@@ -109,15 +109,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_precision_short_forms(t)
     p.set_defaults(func=run)
-
-
-def _resume_flag() -> dict[str, Any]:
-    """``--resume [CKPT]``: alone, the newest checkpoint of --out (``True``; ``"auto"`` while
-    ``PretrainConfig.resume`` was ``str | None``), with a value that file."""
-    hint = typing.get_type_hints(PretrainConfig).get("resume")
-    if bool in typing.get_args(hint):  # bool | str: the generated --resume [VALUE] / --no-resume
-        return {"metavar": "CKPT"}
-    return {"nargs": "?", "const": "auto", "metavar": "CKPT"}
 
 
 def _config_from_args(args: argparse.Namespace, n_train: int | None = None) -> Any:

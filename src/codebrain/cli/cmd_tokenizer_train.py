@@ -29,6 +29,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from codebrain.cli._config_args import (
     build_config,
     config_from_args,
     config_overrides,
+    resume_arg_kwargs,
 )
 from codebrain.models.tokenizer import TokenizerConfig
 from codebrain.training.tokenizer_trainer import TokenizerTrainConfig
@@ -124,14 +126,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         # before the shared vocabulary the field was max_steps; --steps is its flag either way
         rename={"max_steps": "steps"} if steps == "max_steps" else None,
         hidden_aliases={"max_steps": ["--max-steps"]} if steps == "max_steps" else None,
+        arg_kwargs={"resume": resume_arg_kwargs(TokenizerTrainConfig)},
         help={
-            "resume": "continue from the newest checkpoint in --out when there is one "
-            "(--no-resume: refuse to run over checkpoints)",
+            "resume": "continue from the newest checkpoint in --out when there is one"
+            + (", or from the checkpoint file CKPT" if _takes_a_path("resume") else "")
+            + " (--no-resume: refuse to run over checkpoints)",
             "device": "cpu, cuda, cuda:1 ... (default: GPU if available)",
         },
     )
     add_precision_short_forms(t)
     p.set_defaults(func=run)
+
+
+def _takes_a_path(name: str) -> bool:
+    """Whether TokenizerTrainConfig's field ``name`` also takes a string (``bool | str``)."""
+    return str in typing.get_args(typing.get_type_hints(TokenizerTrainConfig).get(name))
 
 
 def _has_field(cls: type, name: str) -> bool:
