@@ -370,3 +370,20 @@ def test_a_bad_config_file_is_one_line_from_the_command(tmp_path):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("codebrain pretrain: error: --config")
     assert "unknown key 'stpes' for PretrainConfig" in lines[0]
+
+
+def test_benchmark_budget_flags_come_from_the_dataclasses(tmp_path):
+    from codebrain.benchmark.pretrain_on_train import PretrainOnTrain
+    from codebrain.training.finetune import FinetuneConfig
+
+    args = _parse("benchmark", "eegmat", "--tokenizer-steps", "5", "--epochs", "2", "--width", "8")
+    assert config_overrides(PretrainOnTrain, args) == {"tokenizer_steps": 5}
+    assert config_overrides(FinetuneConfig, args) == {"epochs": 2}
+    assert architecture_from_args(args) == dict.fromkeys(
+        ("res_channels", "skip_channels", "out_channels"), 8
+    )
+    text = run_cli("benchmark", "--help").stdout
+    assert f"(default: {PretrainOnTrain().pretrain_steps})" in " ".join(text.split())
+    res = run_cli("-q", "benchmark", "eegmat", "--data", tmp_path, "--tokenizer-steps", "0")
+    assert res.returncode == 2
+    assert "--tokenizer-steps must be a positive integer, got 0" in res.stderr

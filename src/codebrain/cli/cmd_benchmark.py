@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import logging
 
+from codebrain.benchmark.pretrain_on_train import PretrainOnTrain
 from codebrain.cli._arch_args import add_architecture_arguments, architecture_from_args
-from codebrain.cli._config_args import add_config_arguments, config_overrides
+from codebrain.cli._config_args import add_config_arguments, build_config, config_overrides
 from codebrain.training.finetune import FinetuneConfig
 
 __all__ = ["register"]
@@ -58,8 +59,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="add codebrain_pt: tokenizer + masked-token pretraining on the training subjects' "
         "windows only, then fine-tuning",
     )
-    p.add_argument("--tokenizer-steps", type=int, default=400, help="with --pretrain-on-train")
-    p.add_argument("--pretrain-steps", type=int, default=800, help="with --pretrain-on-train")
+    add_config_arguments(
+        p,
+        PretrainOnTrain,
+        include=("tokenizer_steps", "pretrain_steps"),
+        help={
+            "tokenizer_steps": "tokenizer optimizer steps, with --pretrain-on-train",
+            "pretrain_steps": "masked-token pretraining steps, with --pretrain-on-train",
+        },
+    )
     p.add_argument("--max-subjects", type=int, help="use only the first N subjects (quick run)")
     p.add_argument("--fold", type=int, default=0, help="fold of tasks with several (ISRUC-S3)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
@@ -73,7 +81,6 @@ def run(args: argparse.Namespace) -> int:
     from codebrain.benchmark import get_recipe, list_recipes
     from codebrain.benchmark.report import results_table, write_results
     from codebrain.benchmark.runner import (
-        PretrainOnTrain,
         parse_models,
         parse_seeds,
         run_benchmark,
@@ -97,13 +104,14 @@ def run(args: argparse.Namespace) -> int:
             f"--data DIR is required: the local copy of {recipe.title} ({recipe.layout})"
         )
     epochs = config_overrides(FinetuneConfig, args).get("epochs")
+    budget = config_overrides(PretrainOnTrain, args)
     arch = architecture_from_args(args)  # --width / --layers; refuses sizes below 1
     width, layers = arch.get("res_channels"), arch.get("num_res_layers")
     for flag, v in (
         ("epochs", epochs),
         ("max_subjects", args.max_subjects),
-        ("tokenizer_steps", args.tokenizer_steps),
-        ("pretrain_steps", args.pretrain_steps),
+        ("tokenizer_steps", budget.get("tokenizer_steps")),
+        ("pretrain_steps", budget.get("pretrain_steps")),
     ):
         if v is not None and v < 1:
             raise CLIError(f"--{flag.replace('_', '-')} must be a positive integer, got {v}")
@@ -125,9 +133,7 @@ def run(args: argparse.Namespace) -> int:
         layers=layers,
         pretrained=args.pretrained,
         pretrain_on_train=args.pretrain_on_train,
-        pretrain_budget=PretrainOnTrain(
-            tokenizer_steps=args.tokenizer_steps, pretrain_steps=args.pretrain_steps
-        ),
+        pretrain_budget=build_config(PretrainOnTrain, budget),
         device=args.device,
         download=args.download,
         max_subjects=args.max_subjects,
