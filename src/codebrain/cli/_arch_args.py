@@ -84,8 +84,11 @@ def default_patch_size() -> int:
 
 
 def n_tokens(n_chans: int, n_times: int, patch_size: int | None = None) -> int:
-    """Tokens of one window, ``n_chans * (n_times // patch_size)``: the SGConv design length
-    the commands give a fresh backbone (the paper's 570 = 19 channels x 30 patches)."""
+    """Tokens of one window, ``n_chans * (n_times // patch_size)``.
+
+    This is the SGConv design length the commands give a fresh backbone (the paper's 570 =
+    19 channels x 30 patches).
+    """
     return n_chans * (n_times // (patch_size or default_patch_size()))
 
 

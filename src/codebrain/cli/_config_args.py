@@ -118,8 +118,10 @@ class _Mismatch(Exception):
 
 
 def coerce_value(value: Any, hint: Any) -> Any:
-    """``value`` (from JSON/YAML) checked against ``hint`` and converted (lists to tuples,
-    ints to floats); raises ``TypeError`` when it does not fit."""
+    """``value`` (from JSON/YAML) checked against ``hint`` and converted.
+
+    Lists become tuples and ints floats; raises ``TypeError`` when it does not fit.
+    """
     try:
         return _coerce(value, hint)
     except _Mismatch:
@@ -282,8 +284,10 @@ def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def argparse_kwargs(hint: Any) -> dict[str, Any]:
-    """``add_argument`` keyword arguments (``type``, ``choices``, ``nargs``, ``action``) for a
-    value of type ``hint``."""
+    """``add_argument`` keyword arguments for a value of type ``hint``.
+
+    They are ``type``, ``choices``, ``nargs`` and ``action``.
+    """
     inner, optional = _split_optional(hint)
     origin, args = typing.get_origin(inner), typing.get_args(inner)
     kw: dict[str, Any] = {}
@@ -319,8 +323,9 @@ def _takes_no_form(hint: Any) -> bool:
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """The first paragraph of each field's entry in the numpydoc ``Parameters`` of ``cls``
-    and of its base classes (the subclass's entry wins).
+    """The first paragraph of each field's numpydoc ``Parameters`` entry.
+
+    Read from ``cls`` and its base classes (the subclass's entry wins).
 
     Entries may name several fields (``lr, min_lr : float``). Fields without a description
     get ``""``.
@@ -567,8 +572,10 @@ def _add_hidden_alias(
     *,
     dest: str | None = None,
 ) -> None:
-    """A hidden ``flag`` doing what ``action`` does, into ``dest`` (default: the action's);
-    booleans get the ``--no-`` form too."""
+    """A hidden ``flag`` doing what ``action`` does, into ``dest``.
+
+    ``dest`` defaults to the action's; booleans get the ``--no-`` form too.
+    """
     dest = dest or action.dest
     if isinstance(action, argparse.BooleanOptionalAction):
         for name, value, new in (
@@ -648,10 +655,12 @@ def add_precision_short_forms(
 
 
 def resume_arg_kwargs(config_cls: type) -> dict[str, Any]:
-    """``arg_kwargs`` of a ``resume`` field: ``--resume [CKPT]``, where ``--resume`` alone is
-    "the newest checkpoint of the run folder" (``True`` for a ``bool | str`` field, ``"auto"``
-    for the earlier ``str | None``) and ``--resume CKPT`` that file; a plain ``bool`` field
-    keeps its ``--resume/--no-resume`` pair."""
+    """``arg_kwargs`` of a ``resume`` field: ``--resume [CKPT]``.
+
+    ``--resume`` alone is "the newest checkpoint of the run folder" (``True`` for a
+    ``bool | str`` field, ``"auto"`` for the earlier ``str | None``) and ``--resume CKPT``
+    that file; a plain ``bool`` field keeps its ``--resume/--no-resume`` pair.
+    """
     inner, _ = _split_optional(_hints(config_cls).get("resume", bool))
     if inner is bool:
         return {}
@@ -816,8 +825,9 @@ def config_from_args(
     extra: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> Any:
-    """Build ``config_cls`` from its defaults, ``base``, ``config_file``, the flags and
-    ``extra`` (in increasing precedence).
+    """Build ``config_cls`` from its defaults, ``base``, ``config_file``, flags and ``extra``.
+
+    Later sources win, in that order.
 
     ``base`` is a starting point below the file (a recipe's settings); ``extra`` holds values
     the command derives itself (they win). Other keywords go to :func:`config_overrides`. A

@@ -121,8 +121,11 @@ def build_model(args: argparse.Namespace, ds: Any, n_outputs: int):
 
 
 def _grad_clip(text: str) -> float | None:
-    """``--grad-clip``: a number > 0, or 0 / ``none`` (no clipping: ``FinetuneConfig``'s
-    ``None`` while its field was ``float | None``, then ``0.0``)."""
+    """``--grad-clip``: a number > 0, or 0 / ``none`` for no clipping.
+
+    No clipping is ``FinetuneConfig``'s ``None`` while its field was ``float | None``, then
+    ``0.0``.
+    """
     if text.lower() in ("none", "off") or text.strip() in ("0", "0.0"):
         hint = typing.get_type_hints(FinetuneConfig).get("grad_clip")
         return None if type(None) in typing.get_args(hint) else 0.0
