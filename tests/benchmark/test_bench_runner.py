@@ -326,3 +326,36 @@ def test_cli_checks_the_output_folder_before_running(tmp_path: Path, monkeypatch
     assert rc != 0
     assert "is an existing file, not a folder" in capsys.readouterr().err
     assert afile.read_text() == "keep me"
+
+
+def test_peer_input_unit_uv_feeds_microvolts(monkeypatch) -> None:
+    """A peer whose ``input_unit`` is ``"uV"`` sees ``x / amplitude_scale``; others see ``x``."""
+    import codebrain.benchmark.models as models
+
+    class Spy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[torch.Tensor] = []
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.seen.append(x)
+            return x.mean((1, 2))[:, None]
+
+    inner: dict[str, Spy] = {}
+
+    def build(r):
+        inner["m"] = Spy()
+        return inner["m"]
+
+    r = get_recipe("mental_arithmetic")
+    x = torch.randn(2, r.n_chans, r.n_times)
+    for unit, gain in (("uV", 1.0 / r.amplitude_scale), ("recipe", 1.0)):
+        monkeypatch.setitem(models.PEERS, "spy", models.PeerSpec("Spy", build, 1e-3, unit))
+        models.build_peer("spy", r)(x)
+        assert torch.allclose(inner["m"].seen[0], x * gain)
+    assert r.amplitude_scale == 0.01  # so "uV" above multiplied by 100
+    # EEGNet in µV (its batch-norm statistics; eegmat_bench_cv.md), the foundation models not
+    assert models.PEERS["eegnet"].input_unit == "uV"
+    assert models.PEERS["cbramod"].input_unit == models.PEERS["labram"].input_unit == "recipe"
+    with pytest.raises(ValueError, match="input_unit must be 'recipe' or 'uV'"):
+        models.PeerSpec("Bad", build, 1e-3, "volts")

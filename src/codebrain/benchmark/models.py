@@ -27,6 +27,7 @@ from codebrain.benchmark.recipe import PATCH_SIZE, TaskRecipe
 
 __all__ = [
     "AuthorsHead",
+    "InputGain",
     "SequenceModel",
     "EpochwiseModel",
     "settings_from_finetune_config",
@@ -385,9 +386,30 @@ def _braindecode(name: str) -> Any:
     return bd
 
 
+class InputGain(nn.Module):
+    """``model(gain · x)``: feeds a model its inputs in other units than the recipe's.
+
+    Parameters
+    ----------
+    model : nn.Module
+        ``(B, C, T) -> (B, K)``.
+    gain : float
+        Multiplies the ``(B, C, T)`` input.
+    """
+
+    def __init__(self, model: nn.Module, gain: float) -> None:
+        super().__init__()
+        self.model = model
+        self.gain = float(gain)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T)`` → the wrapped model's output on ``gain · x``."""
+        return self.model(x * self.gain)
+
+
 @dataclass(frozen=True)
 class PeerSpec:
-    """A peer model: how to build it and its learning rate.
+    """A peer model: how to build it, its learning rate and the unit of its input.
 
     Parameters
     ----------
@@ -397,11 +419,22 @@ class PeerSpec:
         ``build(recipe) -> nn.Module`` mapping ``(B, C, T)`` windows to ``(B, recipe.n_outputs)``.
     lr : float
         Peak learning rate (the usual one for the model; everything else is shared).
+    input_unit : {"recipe", "uV"}
+        ``"recipe"``: the recipe's windows as they are (µV / 100 for most tasks, what the
+        CBraMod and LaBraM authors feed); ``"uV"``: in µV (``x / recipe.amplitude_scale``),
+        the unit braindecode's examples train its convolutional models with.
     """
 
     title: str
     build: Callable[[TaskRecipe], nn.Module]
     lr: float
+    input_unit: str = "recipe"
+
+    def __post_init__(self) -> None:
+        if self.input_unit not in ("recipe", "uV"):
+            raise ValueError(
+                f"PeerSpec.input_unit must be 'recipe' or 'uV', got {self.input_unit!r}."
+            )
 
 
 def _eegnet(r: TaskRecipe) -> nn.Module:
@@ -436,9 +469,13 @@ def _labram(r: TaskRecipe) -> nn.Module:
 
 #: Peer models (from scratch; braindecode). Learning rates: EEGNet and ShallowFBCSPNet at the
 #: rates braindecode's examples train them with, the foundation-model architectures at the
-#: authors' 1e-4.
+#: authors' 1e-4. EEGNet sees µV (braindecode's unit): its batch norms keep running statistics
+#: with momentum 0.01 from an initial variance of 1, and the first one's input has variance
+#: 0.004 at µV / 100, so after the ~130 steps of a 10-epoch EEGNet run the evaluation-mode
+#: activations were 8x smaller than in training and EEGNet scored at chance (AUROC 0.51-0.54
+#: over 3 EEGMAT folds, 0.55-0.66 in µV; ``benchmarks/results/eegmat_bench_cv.md``).
 PEERS: dict[str, PeerSpec] = {
-    "eegnet": PeerSpec("EEGNet", _eegnet, 1e-3),
+    "eegnet": PeerSpec("EEGNet", _eegnet, 1e-3, input_unit="uV"),
     "shallow": PeerSpec("ShallowFBCSPNet", _shallow, 6.25e-4),
     "cbramod": PeerSpec("CBraMod", _cbramod, 1e-4),
     "labram": PeerSpec("LaBraM", _labram, 1e-4),
@@ -454,7 +491,10 @@ def build_peer(name: str, recipe: TaskRecipe, seed: int = 0) -> nn.Module:
     if name not in PEERS:
         raise KeyError(f"Unknown peer {name!r}; known: {', '.join(PEERS)}.")
     torch.manual_seed(seed)
-    model = PEERS[name].build(recipe)
+    spec = PEERS[name]
+    model = spec.build(recipe)
+    if spec.input_unit == "uV" and recipe.amplitude_scale != 1:
+        model = InputGain(model, 1.0 / recipe.amplitude_scale)
     if recipe.sequence_length > 1:
         model = EpochwiseModel(model, recipe.sequence_length)
     return model
