@@ -6,7 +6,8 @@
   binary tasks), set as ``model.final_layer`` by :func:`build_codebrain`. ``CodeBrain(...)``
   itself keeps its braindecode-compatible head.
 * :data:`PEERS` — braindecode models (the optional ``[benchmarks]`` extra, imported lazily) with
-  the learning rate each is trained at; every other setting is shared (:class:`TrainSettings`).
+  the learning rate each is trained at and the unit of its input (:class:`PeerSpec`); every
+  other setting is shared (:class:`TrainSettings`).
 
 Shape legend: ``B`` batch, ``C`` channels, ``P`` patches, ``D`` feature width, ``T`` samples.
 """
