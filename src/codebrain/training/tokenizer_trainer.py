@@ -18,9 +18,11 @@ Under ``torch.distributed`` (e.g. ``torchrun``) the model is wrapped in
 all-reduce their EMA statistics and broadcast k-means/restarts, so they stay identical on
 every rank. Only rank 0 writes files.
 
-Outputs in ``out_dir``: ``checkpoints/ckpt_<step>.pt``, ``log.csv``, ``log.jsonl``,
-``train_config.json``, and at the end ``tokenizer/`` (``save_pretrained`` folder) and
-``summary.json``.
+Outputs in ``out_dir`` (the run-folder layout of :mod:`codebrain.training.run`):
+``config.json``, ``metrics.csv``, ``metrics.jsonl``, ``checkpoints/ckpt_<step>.pt``, and at the
+end ``final/`` (``save_pretrained`` folder) and ``result.json``. The names earlier versions
+wrote (``train_config.json``, ``log.csv``, ``log.jsonl``, ``tokenizer/``, ``summary.json``)
+are kept as deprecated aliases.
 """
 
 from __future__ import annotations
@@ -28,15 +30,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from codebrain.layers.quantize import fraction_used, perplexity
 from codebrain.models.tokenizer import TFDualTokenizer, TokenizerConfig
@@ -49,20 +51,12 @@ from codebrain.training._loop import (
     warn_if_dataset_changed,
 )
 from codebrain.training._schedule import WarmupCosine, build_warmup_cosine_scheduler
-from codebrain.training.checkpointing import (
-    capture_rng_state,
-    checkpoint_path,
-    latest_checkpoint,
-    load_checkpoint,
-    prune_checkpoints,
-    save_checkpoint,
-    unwrap_model,
-)
+from codebrain.training.checkpointing import load_checkpoint, unwrap_model
+from codebrain.training.loop_config import StepLoopConfig
 from codebrain.training.optim import param_groups
+from codebrain.training.run import RunFolder, progress_bar
 from codebrain.utils.check import check_int
-from codebrain.utils.config import JSONConfig
 from codebrain.utils.device import resolve_device
-from codebrain.utils.io import atomic_write_json
 
 __all__ = ["TokenizerTrainConfig", "TokenizerTrainResult", "train_tokenizer"]
 
@@ -100,107 +94,73 @@ _LOSS_KEYS = (
 
 # ------------------------------------------------------------------------------ config
 @dataclass
-class TokenizerTrainConfig(JSONConfig):
+class TokenizerTrainConfig(StepLoopConfig):
     """Settings of :func:`train_tokenizer` (JSON-serialisable).
+
+    The shared fields (``steps``, ``batch_size``, ``lr``, ``min_lr``, ``warmup_steps``,
+    ``weight_decay``, ``grad_clip``, ``precision``, ``seed``, ``device``, ``resume``,
+    ``num_workers``, ``progress``, ``log_every``, ``checkpoint_every``,
+    ``keep_checkpoints``) mean what :class:`~codebrain.training.loop_config.StepLoopConfig`
+    says; the defaults here are the tokenizer's. ``steps`` is also the length of the cosine
+    schedule; ``min_lr`` defaults to ``lr / 100``; ``resume`` defaults to ``True`` (continue
+    the run folder's newest checkpoint); ``precision="fp16"`` is the authors' (CUDA, with a
+    gradient scaler); FFTs, task heads, codebooks and losses stay in float32.
 
     Parameters
     ----------
-    max_steps : int
-        Optimizer steps of the whole run (also the length of the cosine schedule).
-    batch_size : int
-        Windows per step and per process.
-    lr : float
-        Peak learning rate.
-    weight_decay : float
-        AdamW weight decay of matrices (biases, norms and 1-D parameters get none unless
-        ``decay_all_params``).
     decay_all_params : bool
-        Apply ``weight_decay`` to every parameter (the authors').
+        Apply ``weight_decay`` to every parameter (the authors'); otherwise biases, norms and
+        1-D parameters get none.
     betas : tuple of float
         AdamW betas.
-    warmup_steps : int
-        Linear warm-up steps.
-    min_lr_ratio : float
-        Final learning rate as a fraction of ``lr``.
-    grad_clip : float
-        Max global gradient norm (0 disables clipping).
-    precision : {"fp32", "bf16", "fp16"}
-        ``"bf16"`` runs the network under bf16 autocast (CPU or CUDA); ``"fp16"`` under fp16
-        autocast with a gradient scaler (CUDA only; the authors'). FFTs, task heads, codebooks
-        and losses stay in float32.
-    checkpoint_every : int
-        Steps between checkpoints (a final one is always written).
-    keep_checkpoints : int
-        Newest checkpoints kept.
-    log_every : int
-        Steps between log rows.
-    num_workers : int
-        DataLoader worker processes.
-    seed : int
-        Seed of the model initialisation, the data order and the RNG streams.
-    device : str, optional
-        ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default: CUDA (the local rank's device) when
-        available, else CPU.
-    resume : bool
-        Continue from the newest checkpoint in ``out_dir/checkpoints`` when there is one.
-    progress : bool
-        Show a tqdm progress bar (rank 0).
+
+    Notes
+    -----
+    Deprecated spellings (a ``DeprecationWarning``; also read from saved configs):
+    ``max_steps`` (now ``steps``) and ``min_lr_ratio`` (now ``min_lr = lr * min_lr_ratio``).
     """
 
-    max_steps: int = 100_000
+    _deprecated_fields: ClassVar[dict[str, str]] = {"max_steps": "steps", "min_lr_ratio": "min_lr"}
+
+    steps: int = 100_000
     batch_size: int = 64
     lr: float = 5e-4
-    weight_decay: float = 1e-4
-    decay_all_params: bool = False
-    betas: tuple[float, float] = (0.9, 0.99)
+    min_lr: float | None = None
     warmup_steps: int = 1000
-    min_lr_ratio: float = 0.01
+    weight_decay: float = 1e-4
     grad_clip: float = 3.0
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    resume: bool | str = True
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
-    log_every: int = 50
-    num_workers: int = 0
-    seed: int = 0
-    device: str | None = None
-    resume: bool = True
-    progress: bool = True
+    decay_all_params: bool = False
+    betas: tuple[float, float] = (0.9, 0.99)
 
     def __post_init__(self) -> None:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
-        for name in (
-            "max_steps",
-            "batch_size",
-            "checkpoint_every",
-            "keep_checkpoints",
-            "log_every",
-        ):
-            check_int(f"TokenizerTrainConfig.{name}", getattr(self, name), minimum=1)
-        for name in ("warmup_steps", "num_workers", "seed"):
-            check_int(f"TokenizerTrainConfig.{name}", getattr(self, name), minimum=0)
-        if not self.lr > 0:
-            raise ValueError(f"TokenizerTrainConfig.lr must be > 0, got {self.lr}.")
-        if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("TokenizerTrainConfig.weight_decay and grad_clip must be >= 0.")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ValueError(
-                f"TokenizerTrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}."
-            )
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(
-                "TokenizerTrainConfig.precision must be 'fp32', 'bf16' or 'fp16', got "
-                f"{self.precision!r}."
-            )
+        super().__post_init__()
+        check_int(self._label("seed"), self.seed, minimum=0)
+
+    @property
+    def max_steps(self) -> int:
+        """Deprecated: :attr:`steps`."""
+        warnings.warn(
+            "TokenizerTrainConfig.max_steps is deprecated; use steps.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.steps
 
     @classmethod
     def paper(cls, n_windows: int, world_size: int = 1, **overrides: Any) -> TokenizerTrainConfig:
         """The authors' Stage 1 settings (``Pretrain/pretrain_TFDual.py``, ``TFDual_Trainer``).
 
-        20 epochs of batch 256 per process (``max_steps = 20 * (n_windows // (256 *
-        world_size))``; another ``batch_size`` override enters this and the lr rule); AdamW with default betas (0.9, 0.999) and weight decay 1e-4 on every
-        parameter; the learning rate 1e-4 scaled by ``total_batch / 128`` (6e-4 on their 3
-        GPUs); a per-step cosine to 1e-5 after one warm-up step; no gradient clipping; fp16
-        autocast with a gradient scaler; seed 42.
+        20 epochs of batch 256 per process (``steps = 20 * (n_windows // (256 *
+        world_size))``; another ``batch_size`` override enters this and the lr rule); AdamW
+        with default betas (0.9, 0.999) and weight decay 1e-4 on every parameter; the learning
+        rate 1e-4 scaled by ``total_batch / 128`` (6e-4 on their 3 GPUs); a per-step cosine to
+        1e-5 after one warm-up step; no gradient clipping; fp16 autocast with a gradient
+        scaler; seed 42.
 
         Parameters
         ----------
@@ -226,25 +186,28 @@ class TokenizerTrainConfig(JSONConfig):
         batch = int(overrides.get("batch_size", 256))
         total_batch = batch * world_size
         per_epoch = n_windows // total_batch
-        if per_epoch < 1 and "max_steps" not in overrides:
+        if per_epoch < 1 and not {"steps", "max_steps"} & set(overrides):
             raise ValueError(
                 f"the paper recipe's batch is {batch} windows per process x {world_size} "
                 f"process(es) = {total_batch}; the corpus has {n_windows}."
             )
         lr = 1e-4 * total_batch / 128
-        base = dict(
-            max_steps=20 * max(1, per_epoch),
+        base: dict[str, Any] = dict(
+            steps=20 * max(1, per_epoch),
             batch_size=batch,
             lr=lr,
             weight_decay=1e-4,
             decay_all_params=True,
             betas=(0.9, 0.999),
             warmup_steps=1,
-            min_lr_ratio=min(1.0, 1e-5 / lr),
+            min_lr=min(lr, 1e-5),
             grad_clip=0.0,
             precision="fp16",
             seed=42,
         )
+        for old, new in cls._deprecated_fields.items():
+            if old in overrides:  # an old spelling replaces the recipe's value of the new one
+                base.pop(new)
         base.update(overrides)
         return cls(**base)
 
@@ -260,7 +223,7 @@ class TokenizerTrainResult:
     step : int
         Optimizer steps done.
     finished : bool
-        ``True`` when ``max_steps`` was reached (``False`` after ``stop_after``).
+        ``True`` when ``steps`` was reached (``False`` after ``stop_after``).
     history : list of dict
         Log rows (``LOG_FIELDS``), including those of earlier runs that this one resumed.
     checkpoint : Path or None
@@ -346,6 +309,30 @@ class _Meter:
 
 
 # -------------------------------------------------------------------------------- train
+@dataclass
+class _Position:
+    """Where the run is: optimizer steps done, data position, wall time of earlier runs."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    elapsed_before: float = 0.0
+    t_start: float = field(default_factory=time.perf_counter)
+    checkpoint: Path | None = None
+
+    def elapsed(self) -> float:
+        """Training wall time, earlier (resumed) invocations included."""
+        return self.elapsed_before + time.perf_counter() - self.t_start
+
+    def advance(self, batches_per_epoch: int) -> None:
+        """One optimizer step done; move the data position to the next step's batch."""
+        self.step += 1
+        self.batch_in_epoch += 1
+        if self.batch_in_epoch >= batches_per_epoch:
+            self.epoch += 1
+            self.batch_in_epoch = 0
+
+
 def train_tokenizer(
     dataset: Dataset,
     config: TokenizerTrainConfig | None,
@@ -366,7 +353,7 @@ def train_tokenizer(
     config : TokenizerTrainConfig or None
         Loop settings (default ``TokenizerTrainConfig()``).
     out_dir : path-like
-        Run folder (checkpoints, logs, final tokenizer).
+        Run folder (checkpoints, logs, final tokenizer; see :mod:`codebrain.training.run`).
     model_config : TokenizerConfig, optional
         Architecture of a new tokenizer. Default: the released sizes, with ``max_chans`` and
         ``max_patches`` widened to fit the data. Ignored when ``model`` is given.
@@ -384,37 +371,103 @@ def train_tokenizer(
     ------
     ValueError
         Empty dataset, fewer windows than one batch per process, windows that do not fit the
-        model, or a checkpoint from a different configuration.
+        model, a checkpoint from a different configuration, or a run folder of another
+        command.
     FloatingPointError
         The loss became NaN or infinite.
 
     Notes
     -----
     The global torch RNG is seeded with ``config.seed`` before the model is built (and
-    restored from the checkpoint on resume). Calling again with a larger ``max_steps``
-    extends a finished run; the learning-rate schedule then follows the new ``max_steps``.
+    restored from the checkpoint on resume). Calling again with a larger ``steps`` extends a
+    finished run; the learning-rate schedule then follows the new ``steps``.
     """
+    cfg = _check_config(config, stop_after)
+    rank, world = _distributed.rank(), _distributed.world_size()
+    run = RunFolder(out_dir, "tokenizer-train", main=rank == 0)
+    first = _check_dataset(dataset, cfg, world)
+    device = _resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = _build_model(model, model_config, first, device)
+    optimizer, scheduler, scaler = _build_optimizer(model, cfg, device)
+    meter = _Meter(model.config.codebook_size_t, model.config.codebook_size_f, device)
+
+    pos = _Position()
+    resume_from = run.resume_checkpoint(cfg.resume, refuse_existing=False)
+    if resume_from is not None:
+        pos = _resume(resume_from, model, optimizer, scheduler, scaler, meter, cfg, len(dataset))
+    run.prepare(cfg, model=model.config.to_dict(), world_size=world)
+    log = run.metric_log(LOG_FIELDS, resume_step=pos.step)
+    net = _wrap_ddp(model, device, world)
+    sampler = ResumableDistributedSampler(
+        dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True
+    )
+    batches_per_epoch = sampler.num_samples // cfg.batch_size
+    pos.epoch, pos.batch_in_epoch = resume_position(
+        pos.epoch, pos.batch_in_epoch, batches_per_epoch
+    )
+    target = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    pos.t_start = time.perf_counter()
+
+    bar = progress_bar(
+        total=cfg.steps, initial=pos.step, desc="tokenizer", enabled=cfg.progress and run.main
+    )
+    try:
+        while pos.step < target:
+            for x in _epoch_batches(dataset, sampler, cfg, pos, device):
+                out, grad_norm = _train_step(
+                    net, model, x, optimizer, scheduler, scaler, cfg, pos.step
+                )
+                pos.advance(batches_per_epoch)
+                meter.add(_loss_terms(out, grad_norm), out.counts_t, out.counts_f)
+                bar.update(1)
+                if pos.step % cfg.log_every == 0 or pos.step == cfg.steps:
+                    _log_interval(log, bar, meter, scheduler, pos)
+                if _checkpoint_due(pos.step, cfg.checkpoint_every, target):
+                    pos.checkpoint = _write_checkpoint(
+                        run, cfg, pos, model, optimizer, scheduler, scaler, meter, len(dataset)
+                    )
+                if pos.step >= target:
+                    break
+    finally:
+        bar.close()
+    return _finish(run, model, cfg, pos, log, world)
+
+
+# ------------------------------------------------------------------------- loop pieces
+def _check_config(
+    config: TokenizerTrainConfig | None, stop_after: int | None
+) -> TokenizerTrainConfig:
     cfg = config if config is not None else TokenizerTrainConfig()
     if not isinstance(cfg, TokenizerTrainConfig):
         raise TypeError(f"config must be a TokenizerTrainConfig, got {type(cfg).__name__}.")
     if stop_after is not None and stop_after < 1:
         raise ValueError(f"stop_after must be >= 1, got {stop_after}.")
-    out_dir = Path(out_dir)
-    rank, world = _distributed.rank(), _distributed.world_size()
-    main = rank == 0
+    return cfg
+
+
+def _check_dataset(dataset: Dataset, cfg: TokenizerTrainConfig, world: int) -> torch.Tensor:
+    """The first window ``(C, T)``; raises for an empty or too small dataset."""
     n = len(dataset)  # type: ignore[arg-type]
     if n == 0:
         raise ValueError("the dataset is empty.")
     first = as_window(dataset[0], 0)
-    n_chans, n_times = first.shape
     if n < cfg.batch_size * world:
         raise ValueError(
             f"the dataset has {n} windows; one step needs batch_size ({cfg.batch_size}) x "
             f"processes ({world}) = {cfg.batch_size * world}."
         )
+    return first
 
-    device = _resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
+
+def _build_model(
+    model: TFDualTokenizer | None,
+    model_config: TokenizerConfig | None,
+    first: torch.Tensor,
+    device: torch.device,
+) -> TFDualTokenizer:
+    """The given model, or a new one (released sizes widened to the data), in train mode."""
+    n_chans, n_times = first.shape
     if model is None:
         if model_config is None:
             base = TokenizerConfig()
@@ -429,8 +482,13 @@ def train_tokenizer(
     model.to_patches(first[None])  # validates the windows against the model (ValueError)
     model.to(device)
     model.train()
-    mcfg = model.config
+    return model
 
+
+def _build_optimizer(
+    model: nn.Module, cfg: TokenizerTrainConfig, device: torch.device
+) -> tuple[torch.optim.Optimizer, Any, Any]:
+    """AdamW, the warm-up + cosine schedule and (fp16) the gradient scaler."""
     if cfg.precision == "fp16" and device.type != "cuda":
         raise ValueError(
             f"precision 'fp16' needs a CUDA device (got {device}); use 'bf16' or 'fp32'."
@@ -445,241 +503,252 @@ def train_tokenizer(
     scheduler = build_warmup_cosine_scheduler(
         optimizer,
         warmup_steps=cfg.warmup_steps,
-        total_steps=cfg.max_steps,
-        min_lr_ratio=cfg.min_lr_ratio,
+        total_steps=cfg.steps,
+        min_lr_ratio=cfg.min_lr_fraction,
     )
-    meter = _Meter(mcfg.codebook_size_t, mcfg.codebook_size_f, device)
+    return optimizer, scheduler, scaler
 
-    ckpt_dir = out_dir / "checkpoints"
-    step, epoch, batch_in_epoch, history_elapsed = 0, 0, 0, 0.0
-    last_ckpt: Path | None = None
-    resume_from = latest_checkpoint(ckpt_dir) if cfg.resume else None
-    if resume_from is not None:
-        peek = load_checkpoint(resume_from, restore_rng=False)
-        saved_model_cfg = peek.get("model_config")
-        if saved_model_cfg is not None and saved_model_cfg != mcfg.to_dict():
-            raise ValueError(
-                f"checkpoint {resume_from} was written for a different tokenizer "
-                "configuration; use another out_dir or resume=False."
+
+def _resume(
+    path: Path,
+    model: TFDualTokenizer,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    meter: _Meter,
+    cfg: TokenizerTrainConfig,
+    n_windows: int,
+) -> _Position:
+    """Load a checkpoint into the run's objects; the position it saved."""
+    peek = load_checkpoint(path, restore_rng=False)
+    saved_model_cfg = peek.get("model_config")
+    if saved_model_cfg is not None and saved_model_cfg != model.config.to_dict():
+        raise ValueError(
+            f"checkpoint {path} was written for a different tokenizer "
+            "configuration; use another out_dir or resume=False."
+        )
+    extra = load_checkpoint(
+        path,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        rng_index=_distributed.rank(),
+        map_location=next(model.parameters()).device,
+    )
+    # The schedule follows the *current* config (a run may be extended with more steps).
+    for fn in scheduler.lr_lambdas:
+        if isinstance(fn, WarmupCosine):
+            fn.__dict__.update(
+                WarmupCosine(cfg.warmup_steps, cfg.steps, cfg.min_lr_fraction).__dict__
             )
-        extra = load_checkpoint(
-            resume_from,
-            model=model,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            scaler=scaler,
-            rng_index=rank,
-            map_location=device,
-        )
-        # The schedule follows the *current* config (a run may be extended with more steps).
-        for fn in scheduler.lr_lambdas:
-            if isinstance(fn, WarmupCosine):
-                fn.__dict__.update(
-                    WarmupCosine(cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio).__dict__
-                )
-        step = int(extra["step"])
-        epoch = int(extra["epoch"])
-        batch_in_epoch = int(extra["batch_in_epoch"])
-        warn_if_dataset_changed(extra.get("n_windows"), n)
-        history_elapsed = float(extra.get("elapsed_s", 0.0))
-        if extra.get("meter") is not None:
-            meter.load(extra["meter"])
-        last_ckpt = resume_from
-        logger.info("Resuming tokenizer training from %s (step %d)", resume_from, step)
-
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(
-            out_dir / "train_config.json",
-            {"train": cfg.to_dict(), "model": mcfg.to_dict(), "world_size": world},
-        )
-    log = MetricLog(out_dir, LOG_FIELDS, enabled=main, resume_step=step, stem="log")
-
-    net: nn.Module = model
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-
-    sampler = ResumableDistributedSampler(
-        dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True
+    warn_if_dataset_changed(extra.get("n_windows"), n_windows)
+    if extra.get("meter") is not None:
+        meter.load(extra["meter"])
+    logger.info("Resuming tokenizer training from %s (step %d)", path, int(extra["step"]))
+    return _Position(
+        step=int(extra["step"]),
+        epoch=int(extra["epoch"]),
+        batch_in_epoch=int(extra["batch_in_epoch"]),
+        elapsed_before=float(extra.get("elapsed_s", 0.0)),
+        checkpoint=path,
     )
-    batches_per_epoch = sampler.num_samples // cfg.batch_size
-    epoch, batch_in_epoch = resume_position(epoch, batch_in_epoch, batches_per_epoch)
-    target = cfg.max_steps if stop_after is None else min(cfg.max_steps, stop_after)
 
-    def write_checkpoint() -> Path:
-        rng: Any = capture_rng_state()
-        if world > 1:
-            gathered: list[Any] = [None] * world
-            dist.all_gather_object(gathered, rng)
-            rng = gathered
-        path = checkpoint_path(ckpt_dir, step)
-        if main:
-            save_checkpoint(
-                path,
-                model=model,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                scaler=scaler,
-                rng_state=rng,
-                extra={
-                    "step": step,
-                    "epoch": epoch,
-                    "batch_in_epoch": batch_in_epoch,
-                    "n_windows": n,
-                    "elapsed_s": elapsed(),
-                    "meter": meter.state(),
-                    "model_config": mcfg.to_dict(),
-                    "train_config": cfg.to_dict(),
-                },
-            )
-            prune_checkpoints(ckpt_dir, cfg.keep_checkpoints)
-        _distributed.barrier()
-        return path
 
-    t_start = time.perf_counter()
+def _wrap_ddp(model: nn.Module, device: torch.device, world: int) -> nn.Module:
+    if world == 1:
+        return model
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None
+    )
 
-    def elapsed() -> float:
-        return history_elapsed + time.perf_counter() - t_start
 
-    autocast = (
-        torch.autocast(
-            device_type=device.type,
-            dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16,
+def _epoch_batches(
+    dataset: Dataset,
+    sampler: ResumableDistributedSampler,
+    cfg: TokenizerTrainConfig,
+    pos: _Position,
+    device: torch.device,
+) -> Iterator[torch.Tensor]:
+    """The rest of the current epoch's batches ``(B, C, T)``, on ``device``.
+
+    The order is a pure function of ``(seed, epoch)``; the loader starts at the position.
+    """
+    sampler.set_epoch(pos.epoch)
+    sampler.set_start(pos.batch_in_epoch * cfg.batch_size)
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=cfg.num_workers,
+        collate_fn=_collate,
+        generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + pos.epoch),
+        pin_memory=device.type == "cuda",
+    )
+    for x in loader:
+        yield x.to(device, non_blocking=True)
+
+
+def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    if precision not in ("bf16", "fp16"):
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _train_step(
+    net: nn.Module,
+    model: nn.Module,
+    x: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    cfg: TokenizerTrainConfig,
+    step: int,
+) -> tuple[Any, torch.Tensor]:
+    """Forward, backward, clip, optimizer and scheduler step; the output and grad norm."""
+    with _autocast(cfg.precision, x.device):
+        out = net(x)
+    if not torch.isfinite(out.loss):
+        raise FloatingPointError(
+            f"non-finite tokenizer loss at step {step + 1}: {float(out.loss)}; "
+            "lower the learning rate or check the data scale."
         )
-        if cfg.precision in ("bf16", "fp16")
-        else contextlib.nullcontext()
-    )
-    bar = tqdm(
-        total=cfg.max_steps,
-        initial=step,
-        desc="tokenizer",
-        unit="step",
-        disable=not (cfg.progress and main),
-        dynamic_ncols=True,
-    )
-    try:
-        while step < target:
-            sampler.set_epoch(epoch)
-            sampler.set_start(batch_in_epoch * cfg.batch_size)
-            loader = DataLoader(
-                dataset,
-                batch_size=cfg.batch_size,
-                sampler=sampler,
-                drop_last=True,
-                num_workers=cfg.num_workers,
-                collate_fn=_collate,
-                generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch),
-                pin_memory=device.type == "cuda",
-            )
-            for x in loader:
-                x = x.to(device, non_blocking=True)
-                with autocast:
-                    out = net(x)
-                if not torch.isfinite(out.loss):
-                    raise FloatingPointError(
-                        f"non-finite tokenizer loss at step {step + 1}: {float(out.loss)}; "
-                        "lower the learning rate or check the data scale."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(out.loss).backward()
-                    scaler.unscale_(optimizer)
-                else:
-                    out.loss.backward()
-                if cfg.grad_clip > 0:
-                    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                else:
-                    grad_norm = _grad_norm(model)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                scheduler.step()
-                step += 1
-                batch_in_epoch += 1
-                if batch_in_epoch >= batches_per_epoch:  # data position of the next step
-                    epoch += 1
-                    batch_in_epoch = 0
-                terms = out.losses
-                meter.add(
-                    torch.stack(
-                        [
-                            out.loss.detach().float(),
-                            terms.time.detach().float(),
-                            terms.amp.detach().float(),
-                            terms.phase.detach().float(),
-                            terms.commit_t.detach().float(),
-                            terms.commit_f.detach().float(),
-                            terms.contrastive.detach().float(),
-                            grad_norm.detach().float(),
-                        ]
-                    ),
-                    out.counts_t,
-                    out.counts_f,
-                )
-                bar.update(1)
-                if step % cfg.log_every == 0 or step == cfg.max_steps:
-                    row = {
-                        "step": step,
-                        "epoch": epoch,
-                        "lr": scheduler.get_last_lr()[0],
-                        **meter.summary(),
-                        "elapsed_s": round(elapsed(), 3),
-                    }
-                    log.write(row)
-                    bar.set_postfix(
-                        loss=f"{row['loss']:.4f}",
-                        used_t=f"{row['used_t']:.2f}",
-                        used_f=f"{row['used_f']:.2f}",
-                    )
-                    logger.debug("step %d: %s", step, row)
-                if step % cfg.checkpoint_every == 0 or step == target:
-                    last_ckpt = write_checkpoint()
-                if step >= target:
-                    break
-    finally:
-        bar.close()
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(out.loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        out.loss.backward()
+    if cfg.grad_clip > 0:
+        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    else:
+        grad_norm = _grad_norm(model)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    scheduler.step()
+    return out, grad_norm
 
+
+def _loss_terms(out: Any, grad_norm: torch.Tensor) -> torch.Tensor:
+    """The :data:`_LOSS_KEYS` values of one step."""
+    terms = out.losses
+    return torch.stack(
+        [
+            out.loss.detach().float(),
+            terms.time.detach().float(),
+            terms.amp.detach().float(),
+            terms.phase.detach().float(),
+            terms.commit_t.detach().float(),
+            terms.commit_f.detach().float(),
+            terms.contrastive.detach().float(),
+            grad_norm.detach().float(),
+        ]
+    )
+
+
+def _log_interval(log: MetricLog, bar: Any, meter: _Meter, scheduler: Any, pos: _Position) -> None:
+    """Write the interval's metric row (all ranks reduce) and show it on the bar."""
+    row = {
+        "step": pos.step,
+        "epoch": pos.epoch,
+        "lr": scheduler.get_last_lr()[0],
+        **meter.summary(),
+        "elapsed_s": round(pos.elapsed(), 3),
+    }
+    log.write(row)
+    bar.set_postfix(
+        loss=f"{row['loss']:.4f}", used_t=f"{row['used_t']:.2f}", used_f=f"{row['used_f']:.2f}"
+    )
+    logger.debug("step %d: %s", pos.step, row)
+
+
+def _checkpoint_due(step: int, every: int, target: int) -> bool:
+    return (every > 0 and step % every == 0) or step == target
+
+
+def _write_checkpoint(
+    run: RunFolder,
+    cfg: TokenizerTrainConfig,
+    pos: _Position,
+    model: TFDualTokenizer,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    meter: _Meter,
+    n_windows: int,
+) -> Path:
+    return run.write_checkpoint(
+        pos.step,
+        keep=cfg.keep_checkpoints,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        extra={
+            "step": pos.step,
+            "epoch": pos.epoch,
+            "batch_in_epoch": pos.batch_in_epoch,
+            "n_windows": n_windows,
+            "elapsed_s": pos.elapsed(),
+            "meter": meter.state(),
+            "model_config": model.config.to_dict(),
+            "train_config": cfg.to_dict(),
+        },
+    )
+
+
+def _finish(
+    run: RunFolder,
+    model: TFDualTokenizer,
+    cfg: TokenizerTrainConfig,
+    pos: _Position,
+    log: MetricLog,
+    world: int,
+) -> TokenizerTrainResult:
+    """Synchronise the ranks' buffers; a finished run writes ``final/`` and ``result.json``."""
     if world > 1:
         # Batch-norm statistics (TFConv) are per rank; DDP copies rank 0's at each forward.
         # Give every rank rank 0's final ones, as in the checkpoint and the saved tokenizer.
         for buf in model.buffers():
             _distributed.broadcast(buf)
-    finished = step >= cfg.max_steps
+    finished = pos.step >= cfg.steps
     model.eval()
-    if finished and main:
-        model.save_pretrained(out_dir / "tokenizer")
-        final = log.history[-1] if log.history else {}
-        atomic_write_json(
-            out_dir / "summary.json",
-            {
-                "steps": step,
-                "elapsed_s": round(elapsed(), 3),
-                "final": final,
-                "codebook_t": {
-                    "fraction_used_total": model.codebook_t.fraction_used(),
-                    "perplexity_total": model.codebook_t.perplexity(),
-                    "restarts": int(model.codebook_t.num_restarts),
-                },
-                "codebook_f": {
-                    "fraction_used_total": model.codebook_f.fraction_used(),
-                    "perplexity_total": model.codebook_f.perplexity(),
-                    "restarts": int(model.codebook_f.num_restarts),
-                },
-            },
-        )
+    if finished:
+        run.save_final(model)
+        run.write_result(_summary(model, pos, log))
     _distributed.barrier()
     return TokenizerTrainResult(
         model=unwrap_model(model),  # type: ignore[arg-type]
-        step=step,
+        step=pos.step,
         finished=finished,
         history=list(log.history),
-        checkpoint=last_ckpt,
-        out_dir=out_dir,
+        checkpoint=pos.checkpoint,
+        out_dir=run.path,
     )
+
+
+def _summary(model: TFDualTokenizer, pos: _Position, log: MetricLog) -> dict[str, Any]:
+    """``result.json`` of a finished run: steps, time, last row and codebook usage."""
+    return {
+        "steps": pos.step,
+        "elapsed_s": round(pos.elapsed(), 3),
+        "final": log.history[-1] if log.history else {},
+        "codebook_t": {
+            "fraction_used_total": model.codebook_t.fraction_used(),
+            "perplexity_total": model.codebook_t.perplexity(),
+            "restarts": int(model.codebook_t.num_restarts),
+        },
+        "codebook_f": {
+            "fraction_used_total": model.codebook_f.fraction_used(),
+            "perplexity_total": model.codebook_f.perplexity(),
+            "restarts": int(model.codebook_f.num_restarts),
+        },
+    }
 
 
 def _grad_norm(model: nn.Module) -> torch.Tensor:
