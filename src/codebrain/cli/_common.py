@@ -477,8 +477,7 @@ def folder_kind(path: str | os.PathLike) -> str | None:
     """What wrote the folder ``path``, in words (``None``: empty, absent or not recognised).
 
     Recognises the folders codebrain writes: a corpus (``manifest.json``), a tokenizer-train
-    run (``train_config.json``), a pretrain run (``config.json`` with a ``"pretrain"``
-    section), a fine-tuned model (``finetune.json``), a tokenizer report, a demo output, and a
+    or pretrain run folder (:func:`codebrain.training.run.run_kind`), a fine-tuned model (``finetune.json``), a tokenizer report, a demo output, and a
     model folder (``config.json`` + ``model.safetensors``).
     """
     path = Path(path)
@@ -486,16 +485,12 @@ def folder_kind(path: str | os.PathLike) -> str | None:
         return None
     if (path / "manifest.json").is_file():
         return "a corpus folder (written by 'prepare --corpus')"
-    if (path / "train_config.json").is_file() or (path / "tokenizer").is_dir():
-        return "a tokenizer-train run folder"
+    from codebrain.training.run import run_kind
+
+    kind = run_kind(path)
+    if kind is not None:
+        return f"a {kind} run folder"
     config = path / "config.json"
-    if config.is_file():
-        try:
-            content = json.loads(config.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            content = None
-        if isinstance(content, dict) and "pretrain" in content:
-            return "a pretrain run folder"
     if (path / "finetune.json").is_file() or (path / "cv.json").is_file():
         return "a finetune output folder"
     if (path / "report.json").is_file() and (path / "usage.png").is_file():

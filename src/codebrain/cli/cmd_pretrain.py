@@ -134,8 +134,19 @@ def _config_from_args(args: argparse.Namespace, n_train: int | None = None) -> A
 
 
 def _load_tokenizer(path: str) -> Any:
+    """A tokenizer folder, or the trained tokenizer of a ``tokenizer-train`` run folder."""
+    from codebrain.training.run import RunFolder, run_kind
+
     if not Path(path).is_dir():
         raise CLIError(f"--tokenizer {path!r} is not a folder.")
+    if run_kind(path) == "tokenizer-train":
+        final = RunFolder(path, "tokenizer-train").find_final()
+        if final is None:
+            raise CLIError(
+                f"--tokenizer {path!r} is a tokenizer-train run that has not finished (no "
+                "final/ tokenizer yet)."
+            )
+        path = str(final)
     try:
         from codebrain.models.tokenizer import TFDualTokenizer
     except ImportError as err:
@@ -193,12 +204,14 @@ def _check_resume(cfg: Any, out: Path) -> None:
     """
     from codebrain.training._distributed import elastic_restart_count
     from codebrain.training.checkpointing import latest_checkpoint
+    from codebrain.training.run import RunFolder
 
     relaunched = elastic_restart_count() > 0
+    checkpoints = RunFolder(out, "pretrain").checkpoints_dir
     fresh = cfg.resume is None or cfg.resume is False
-    if fresh and not relaunched and latest_checkpoint(out / "checkpoints") is not None:
+    if fresh and not relaunched and latest_checkpoint(checkpoints) is not None:
         raise CLIError(
-            f"{out / 'checkpoints'} already holds checkpoints; pass --resume to continue that "
+            f"{checkpoints} already holds checkpoints; pass --resume to continue that "
             "run or choose another --out."
         )
     if isinstance(cfg.resume, str) and cfg.resume != "auto" and not Path(cfg.resume).is_file():

@@ -73,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="built corpus folder (manifest.json) or folder of .npy (n_windows, n_chans, n_times)",
     )
-    io.add_argument("--out", required=True, help="run folder (checkpoints, logs, tokenizer/)")
+    io.add_argument("--out", required=True, help="run folder (checkpoints, logs, final/ tokenizer)")
 
     add_config_file_argument(io, TokenizerTrainConfig)
 
@@ -195,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``tokenizer-train``; returns the exit code."""
     from codebrain.cli._common import check_run_folder, load_windows
     from codebrain.training.checkpointing import latest_checkpoint, load_checkpoint
+    from codebrain.training.run import LAYOUT, RunFolder
     from codebrain.training.tokenizer_trainer import train_tokenizer
 
     check_run_folder(args.out, command="tokenizer-train", own_kind="a tokenizer-train run folder")
@@ -207,12 +208,12 @@ def run(args: argparse.Namespace) -> int:
     model_cfg, train_cfg = _configs(args, n_chans, n_times, len(dataset))  # type: ignore[arg-type]
     out = Path(args.out)
     no_resume = train_cfg.resume is False
-    if no_resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
+    checkpoints = RunFolder(out, "tokenizer-train").checkpoints_dir
+    if no_resume and checkpoints.is_dir() and any(checkpoints.iterdir()):
         raise CLIError(
-            f"--no-resume but {out / 'checkpoints'} already holds checkpoints; choose a new "
-            "--out folder."
+            f"--no-resume but {checkpoints} already holds checkpoints; choose a new --out folder."
         )
-    last = None if no_resume else latest_checkpoint(out / "checkpoints")
+    last = None if no_resume else latest_checkpoint(checkpoints)
     if last is not None:
         saved = load_checkpoint(last, restore_rng=False).get("model_config")
         if saved is not None and saved != model_cfg.to_dict():
@@ -233,6 +234,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"tokenizer-train: {result.step} steps, loss {last.get('loss', float('nan')):.4f}, "
         f"codes used t={last.get('used_t', float('nan')):.2f} "
-        f"f={last.get('used_f', float('nan')):.2f}; tokenizer in {out / 'tokenizer'}"
+        f"f={last.get('used_f', float('nan')):.2f}; tokenizer in {out / LAYOUT.final}"
     )
     return 0

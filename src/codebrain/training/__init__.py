@@ -10,10 +10,12 @@ from __future__ import annotations
 from codebrain.models.probe import load_finetuned
 from codebrain.training.finetune import FinetuneConfig, FinetuneResult, finetune
 from codebrain.training.inference import encode_dataset, evaluate, predict
+from codebrain.training.loop_config import LoopConfig, StepLoopConfig
 from codebrain.training.masked_tokens import compute_token_targets, evaluate_masked_tokens
 from codebrain.training.masking import DEFAULT_MASK_RATIO, random_patch_mask
 from codebrain.training.metrics import classification_metrics, compute_metrics, regression_metrics
 from codebrain.training.pretrain import PretrainConfig, PretrainResult, pretrain
+from codebrain.training.run import RunFolder
 from codebrain.training.tokenizer_trainer import (
     TokenizerTrainConfig,
     TokenizerTrainResult,
@@ -24,8 +26,11 @@ __all__ = [
     "DEFAULT_MASK_RATIO",
     "FinetuneConfig",
     "FinetuneResult",
+    "LoopConfig",
     "PretrainConfig",
     "PretrainResult",
+    "RunFolder",
+    "StepLoopConfig",
     "TokenizerTrainConfig",
     "TokenizerTrainResult",
     "classification_metrics",

@@ -62,13 +62,9 @@ from codebrain.training._loop import (
 )
 from codebrain.training._schedule import WarmupCosine
 from codebrain.training.checkpointing import (
-    capture_rng_state,
-    checkpoint_path,
-    latest_checkpoint,
     load_checkpoint,
-    prune_checkpoints,
-    save_checkpoint,
 )
+from codebrain.training.loop_config import StepLoopConfig
 from codebrain.training.masked_tokens import (
     MaskedTokenModule,
     Tokenizer,
@@ -85,9 +81,8 @@ from codebrain.training.masking import (
     sample_keyed_masks,
 )
 from codebrain.training.optim import param_groups
+from codebrain.training.run import RunFolder, progress_bar
 from codebrain.utils.check import check_int
-from codebrain.utils.config import JSONConfig
-from codebrain.utils.io import atomic_write_json
 
 __all__ = [
     "PretrainConfig",
@@ -102,7 +97,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_PRECISIONS = ("fp32", "bf16", "fp16")
 _STRIDE_WARNING = "Grad strides do not match bucket view strides"
 _METRIC_FIELDS = (
     "step",
@@ -119,11 +113,25 @@ _METRIC_FIELDS = (
     "windows",
     "elapsed_s",
 )
+_TB_KEYS = ("loss", "loss_t", "loss_f", "acc_t", "acc_f", "lr", "grad_norm")
 
 
 # ------------------------------------------------------------------------------ config
+def _resume_value(resume: Any) -> bool | str:
+    """``resume`` in the current vocabulary (``None`` and ``"auto"`` are deprecated)."""
+    if resume is None or resume == "auto":
+        new = resume == "auto"
+        warnings.warn(
+            f"PretrainConfig.resume={resume!r} is deprecated; use resume={new}.",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        return new
+    return resume
+
+
 @dataclass
-class PretrainConfig(JSONConfig):
+class PretrainConfig(StepLoopConfig):
     """Hyper-parameters of a pretraining run (JSON-able; CLI flags map onto the fields).
 
     Defaults are codebrain's recipe, which follows LaBraM's masked-token pretraining (AdamW,
@@ -131,125 +139,83 @@ class PretrainConfig(JSONConfig):
     ratio 0.5 with a fixed count per sample, gradient clipping 3.0). :meth:`paper` gives the
     authors' settings (``Pretrain/pretrain_EEGSSM.py``); the README tabulates both.
 
+    The shared fields (``steps``, ``batch_size``, ``lr``, ``min_lr``, ``warmup_steps``,
+    ``weight_decay``, ``grad_clip``, ``precision``, ``seed``, ``device``, ``resume``,
+    ``num_workers``, ``progress``, ``log_every``, ``checkpoint_every``,
+    ``keep_checkpoints``) mean what :class:`~codebrain.training.loop_config.StepLoopConfig`
+    says, with these specifics: ``batch_size`` is per process and micro-batch (global batch
+    ``G = batch_size * accum_steps * world_size``); ``precision`` applies to the backbone
+    forward (the tokenizer and the loss always run in float32); ``seed`` seeds data order,
+    masks and the model's dropout; ``log_every`` rows average the interval over all ranks;
+    ``resume=False`` refuses to overwrite existing checkpoints.
+
     Parameters
     ----------
-    steps : int
-        Optimizer steps in total (a resumed run continues up to this number).
-    batch_size : int
-        Windows per process per micro-batch. Global batch
-        ``G = batch_size * accum_steps * world_size``.
     accum_steps : int
         Micro-batches accumulated per optimizer step.
-    lr, min_lr : float
-        Peak and final learning rate (linear warm-up to ``lr``, cosine decay to ``min_lr``).
-    warmup_steps : int
-        Linear warm-up length in optimizer steps.
     schedule_steps : int
         Length of the cosine in optimizer steps (``0``: ``steps``, the cosine ends with the
         run). The authors' schedule is 40 epochs long for a 10-epoch run.
-    weight_decay : float
-        AdamW decay for weight matrices; SGConv kernels and skip weights, norms, biases,
-        weight-norm magnitudes and every 0/1-d parameter get none (unless
-        ``decay_all_params``).
     decay_all_params : bool
-        Apply ``weight_decay`` to every parameter (the authors').
+        Apply ``weight_decay`` to every parameter (the authors'); otherwise SGConv kernels and
+        skip weights, norms, biases, weight-norm magnitudes and every 0/1-d parameter get none.
     betas : tuple of float
         AdamW betas.
     eps : float
         AdamW epsilon.
-    grad_clip : float
-        Max global gradient norm; ``0`` disables clipping.
-    precision : {"fp32", "bf16", "fp16"}
-        Autocast dtype for the backbone forward (``fp16`` needs CUDA and uses a grad scaler).
-        The tokenizer and the loss always run in float32.
     mask_ratio : float
         Fraction of patches masked (see :mod:`codebrain.training.masking`).
     mask_strategy : {"random", "channel_block", "time_block"}
     mask_block_size : int
         Run length (patches) for ``"time_block"``.
-    seed : int
-        Seeds data order, masks and the model's dropout.
-    num_workers : int
-        DataLoader worker processes per rank.
-    log_every : int
-        Steps between metric rows (train metrics are averaged over the interval, all ranks).
     val_every : int
         Steps between validations (``0``: only at the end, when ``val_ds`` is given).
     val_batches : int or None
         Cap on validation micro-batches per rank (``None``: the whole set).
-    checkpoint_every : int
-        Steps between checkpoints (``0``: no periodic checkpoints; one is still written at
-        the end).
-    keep_checkpoints : int
-        Newest checkpoints kept in ``out_dir/checkpoints``.
-    resume : str or None
-        ``"auto"`` (newest checkpoint in ``out_dir/checkpoints``, fresh start if none), a
-        checkpoint path, or ``None`` (fresh start; refuses to overwrite existing checkpoints).
-    device : str or None
-        ``"cpu"``, ``"cuda"`` ... (default: this rank's GPU if any, else CPU).
-    progress : bool
-        tqdm progress bar on rank 0.
     tensorboard : bool
         Also log to TensorBoard (needs the ``tensorboard`` package; skipped with a log message
         otherwise).
     compile : bool
         ``torch.compile`` the training module.
+
+    Notes
+    -----
+    Deprecated values (a ``DeprecationWarning``): ``resume=None`` (now ``False``) and
+    ``resume="auto"`` (now ``True``).
     """
 
     steps: int = 10_000
     batch_size: int = 32
-    accum_steps: int = 1
     lr: float = 5e-4
-    min_lr: float = 1e-5
+    min_lr: float | None = 1e-5
     warmup_steps: int = 500
-    schedule_steps: int = 0
     weight_decay: float = 0.05
+    grad_clip: float = 3.0
+    keep_checkpoints: int = 2
+    accum_steps: int = 1
+    schedule_steps: int = 0
     decay_all_params: bool = False
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-8
-    grad_clip: float = 3.0
-    precision: str = "fp32"
     mask_ratio: float = DEFAULT_MASK_RATIO
     mask_strategy: str = "random"
     mask_block_size: int = 1
-    seed: int = 0
-    num_workers: int = 0
-    log_every: int = 50
     val_every: int = 0
     val_batches: int | None = None
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 2
-    resume: str | None = None
-    device: str | None = None
-    progress: bool = True
     tensorboard: bool = False
     compile: bool = False
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # JSON gives a list
-        for name in ("steps", "batch_size", "accum_steps", "log_every", "keep_checkpoints"):
-            check_int(f"PretrainConfig.{name}", getattr(self, name), minimum=1)
-        for name in (
-            "warmup_steps",
-            "schedule_steps",
-            "val_every",
-            "checkpoint_every",
-            "num_workers",
-            "mask_block_size",
-        ):
+        self.resume = _resume_value(self.resume)
+        super().__post_init__()
+        check_int("PretrainConfig.accum_steps", self.accum_steps, minimum=1)
+        for name in ("schedule_steps", "val_every", "mask_block_size"):
             check_int(f"PretrainConfig.{name}", getattr(self, name), minimum=0)
         if self.val_batches is not None and self.val_batches < 1:
             raise ValueError(f"PretrainConfig.val_batches must be >= 1, got {self.val_batches}.")
-        if not self.lr > 0 or self.min_lr < 0 or self.min_lr > self.lr:
-            raise ValueError(
-                f"Need lr > 0 and 0 <= min_lr <= lr, got lr={self.lr}, min_lr={self.min_lr}."
-            )
-        if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("weight_decay and grad_clip must be >= 0.")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas must be two values in [0, 1), got {self.betas}.")
-        if self.precision not in _PRECISIONS:
-            raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}.")
         if not 0.0 < self.mask_ratio <= 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1], got {self.mask_ratio}.")
         if self.mask_strategy not in MASK_STRATEGIES:
@@ -427,18 +393,18 @@ def pretrain(
     environment (``env://``; NCCL for GPUs, gloo for CPUs) and destroyed at the end; an
     existing default group is used as is. A group that torchrun relaunched after a failure
     (``--max-restarts``, ``TORCHELASTIC_RESTART_COUNT > 0``) continues the run it replaces:
-    ``resume=None`` then means ``"auto"``.
+    ``resume=False`` then means ``True`` (the newest checkpoint of the run folder).
     """
     cfg = config if config is not None else PretrainConfig()
     out_dir = Path(out_dir)
-    if cfg.resume is None and elastic_restart_count() > 0:
+    if cfg.resume is False and elastic_restart_count() > 0:
         logger.warning(
             "torchrun relaunched the group (restart %d): resuming from the newest checkpoint "
             "in %s.",
             elastic_restart_count(),
             out_dir / "checkpoints",
         )
-        cfg = dataclasses.replace(cfg, resume="auto")
+        cfg = dataclasses.replace(cfg, resume=True)
     ctx = setup_distributed(cfg.device)
     # Training freezes the parameters outside the objective; give the caller back the model
     # with its own requires_grad flags whatever happens.
@@ -452,6 +418,53 @@ def pretrain(
             dist.destroy_process_group()
 
 
+@dataclass
+class _Position:
+    """Optimizer steps done and the data position (epoch, optimizer steps into it)."""
+
+    step: int = 0
+    epoch: int = 0
+    steps_in_epoch: int = 0
+
+
+@dataclass
+class _Timing:
+    """Cumulative wall time of this invocation's loop: data, tokenizer targets, compute."""
+
+    data_s: float = 0.0
+    tokenize_s: float = 0.0
+    compute_s: float = 0.0
+    t_start: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t_start
+
+
+class _Meter:
+    """Train sums over a logging interval: CE and hits per head, masked count, grad norms."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.sums = torch.zeros(5, dtype=torch.float64, device=device)
+        self.grad_norm_sum, self.grad_norm_n = 0.0, 0
+
+    def add_grad_norm(self, gn: torch.Tensor) -> None:
+        self.grad_norm_sum += float(gn)
+        self.grad_norm_n += 1
+
+    def reduce(self) -> dict[str, float] | None:
+        """Interval metrics of all ranks (``None`` when nothing was masked); resets."""
+        all_reduce_sum(self.sums)
+        if self.sums[4].item() == 0:
+            return None
+        out = {
+            **metrics_from_sums(self.sums),
+            "grad_norm": self.grad_norm_sum / max(self.grad_norm_n, 1),
+        }
+        self.sums = torch.zeros_like(self.sums)
+        self.grad_norm_sum, self.grad_norm_n = 0.0, 0
+        return out
+
+
 def _pretrain(
     model: nn.Module,
     tokenizer: Tokenizer,
@@ -462,30 +475,10 @@ def _pretrain(
     ctx: DistContext,
     step_callback: Callable[[int, dict[str, Any]], None] | None,
 ) -> PretrainResult:
-    from tqdm.auto import tqdm
-
-    for attr in ("encode", "lm_head_t", "lm_head_f", "save_pretrained", "patch_size"):
-        if not hasattr(model, attr):
-            raise TypeError(f"model must be a codebrain.CodeBrain (it has no {attr!r}).")
-    if not hasattr(tokenizer, "tokenize"):
-        raise TypeError("tokenizer must have a tokenize(x) -> (ids_t, ids_f) method.")
-    if cfg.precision == "fp16" and ctx.device.type != "cuda":
-        raise ValueError("precision='fp16' needs a CUDA device; use 'bf16' on CPU.")
-    n_train = len(train_ds)  # type: ignore[arg-type]
-    if n_train == 0:
-        raise ValueError("train_ds is empty.")
-    x0 = as_window(train_ds[0], 0)
-    n_chans, n_times = x0.shape
-    if n_chans != model.n_chans:
-        raise ValueError(
-            f"train_ds windows have {n_chans} channels but the model expects {model.n_chans}."
-        )
+    x0 = _check_inputs(model, tokenizer, train_ds, cfg, ctx)
+    n_train, (n_chans, n_times) = len(train_ds), x0.shape  # type: ignore[arg-type]
     n_patches = n_times // model.patch_size
-    if n_patches < 1:
-        raise ValueError(
-            f"train_ds windows have {n_times} samples, fewer than one patch ({model.patch_size})."
-        )
-
+    run = RunFolder(out_dir, "pretrain", main=ctx.main)
     global_batch = cfg.batch_size * cfg.accum_steps * ctx.world
     sampler = ResumableDistributedSampler(
         IndexedWindows(train_ds),
@@ -495,17 +488,144 @@ def _pretrain(
         seed=cfg.seed,
         drop_last=True,
     )
-    steps_per_epoch = sampler.num_samples // (cfg.batch_size * cfg.accum_steps)
-    if steps_per_epoch < 1:
-        raise ValueError(
-            f"train_ds has {n_train} windows, fewer than one global batch of {global_batch} "
-            f"(batch_size={cfg.batch_size} x accum_steps={cfg.accum_steps} x "
-            f"world_size={ctx.world})."
-        )
+    steps_per_epoch = _steps_per_epoch(sampler, cfg, n_train, ctx.world)
 
-    # --- model, tokenizer, optimizer -------------------------------------------------------
     torch.manual_seed(cfg.seed + ctx.rank)  # dropout differs per rank, reproducibly
     device = ctx.device
+    _prepare_models(model, tokenizer, x0, n_patches, device)
+    optimizer, scheduler, scaler = _build_optimizer(model, cfg)
+
+    pos, resumed_from = _Position(), None
+    resume_path = run.resume_checkpoint(cfg.resume, refuse_existing=True)
+    if resume_path is not None:
+        pos = _resume(resume_path, model, optimizer, scheduler, scaler, ctx, n_train, global_batch)
+        resumed_from = str(resume_path)
+    pos.epoch, pos.steps_in_epoch = resume_position(pos.epoch, pos.steps_in_epoch, steps_per_epoch)
+    run.prepare(cfg, model=_model_config(model), world_size=ctx.world)
+    mlog = run.metric_log(
+        _METRIC_FIELDS, resume_step=pos.step, tensorboard=cfg.tensorboard, tb_keys=_TB_KEYS
+    )
+    train_module, ddp_module = _wrap(model, cfg, ctx)
+    loader = _loader(sampler, cfg, device)
+
+    meter, timing, start_step = _Meter(device), _Timing(), pos.step
+    last_train: dict[str, Any] = {}
+    last_val: dict[str, Any] = {}
+    bar = progress_bar(
+        total=cfg.steps, initial=pos.step, desc="pretrain", enabled=ctx.main and cfg.progress
+    )
+    try:
+        while pos.step < cfg.steps:
+            sampler.set_epoch(pos.epoch)
+            sampler.set_start(pos.steps_in_epoch * cfg.batch_size * cfg.accum_steps)
+            batches = iter(loader)
+            while pos.step < cfg.steps and pos.steps_in_epoch < steps_per_epoch:
+                first_step = pos.step == start_step
+                micro = _next_step_batches(batches, cfg, pos.epoch, n_chans, n_patches, timing)
+                _train_step(
+                    micro, train_module, ddp_module, model, tokenizer, optimizer, scheduler,
+                    scaler, cfg, ctx, meter, timing, n_patches, check_targets=first_step,
+                )  # fmt: skip
+                pos.step += 1
+                pos.steps_in_epoch += 1
+                bar.update(1)
+
+                ckpt, row = None, None
+                do_ckpt = cfg.checkpoint_every > 0 and pos.step % cfg.checkpoint_every == 0
+                if pos.step % cfg.log_every == 0 or do_ckpt or pos.step == cfg.steps:
+                    row = _log_train(mlog, bar, meter, pos, scheduler, global_batch, timing)
+                    last_train = row or last_train
+                if val_ds is not None and cfg.val_every > 0 and pos.step % cfg.val_every == 0:
+                    last_val = _validate(
+                        mlog, model, tokenizer, val_ds, cfg, pos, scheduler, global_batch, timing
+                    )
+                if do_ckpt:
+                    ckpt = _write_checkpoint(
+                        run, cfg, pos, model, optimizer, scheduler, scaler, ctx, n_train
+                    )
+                if step_callback is not None:
+                    step_callback(pos.step, _step_info(pos, scheduler, ckpt, row, timing))
+            if pos.steps_in_epoch >= steps_per_epoch:
+                pos.epoch += 1
+                pos.steps_in_epoch = 0
+        elapsed = timing.elapsed()
+
+        if val_ds is not None and (cfg.val_every == 0 or pos.step % cfg.val_every != 0):
+            last_val = _validate(
+                mlog, model, tokenizer, val_ds, cfg, pos, scheduler, global_batch, timing
+            )
+        if not (cfg.checkpoint_every > 0 and pos.step % cfg.checkpoint_every == 0):
+            _write_checkpoint(run, cfg, pos, model, optimizer, scheduler, scaler, ctx, n_train)
+        run.save_final(model)
+        barrier()
+    finally:
+        bar.close()
+        mlog.close()
+
+    done = pos.step - start_step
+    result = PretrainResult(
+        out_dir=out_dir,
+        final_dir=run.final_dir,
+        step=pos.step,
+        epoch=pos.epoch,
+        resumed_from=resumed_from,
+        train_metrics=last_train,
+        val_metrics=last_val,
+        windows_per_second=done * global_batch / elapsed if elapsed > 0 else 0.0,
+        elapsed_s=elapsed,
+        data_s=timing.data_s,
+        tokenize_s=timing.tokenize_s,
+        compute_s=timing.compute_s,
+        history=list(mlog.rows),
+    )
+    run.write_result(result.to_dict())
+    return result
+
+
+# ------------------------------------------------------------------------- loop pieces
+def _check_inputs(
+    model: nn.Module, tokenizer: Tokenizer, train_ds: Dataset, cfg: PretrainConfig, ctx: DistContext
+) -> torch.Tensor:
+    """Validate the model, tokenizer and data; the first window ``(C, T)``."""
+    for attr in ("encode", "lm_head_t", "lm_head_f", "save_pretrained", "patch_size"):
+        if not hasattr(model, attr):
+            raise TypeError(f"model must be a codebrain.CodeBrain (it has no {attr!r}).")
+    if not hasattr(tokenizer, "tokenize"):
+        raise TypeError("tokenizer must have a tokenize(x) -> (ids_t, ids_f) method.")
+    if cfg.precision == "fp16" and ctx.device.type != "cuda":
+        raise ValueError("precision='fp16' needs a CUDA device; use 'bf16' on CPU.")
+    if len(train_ds) == 0:  # type: ignore[arg-type]
+        raise ValueError("train_ds is empty.")
+    x0 = as_window(train_ds[0], 0)
+    n_chans, n_times = x0.shape
+    if n_chans != model.n_chans:
+        raise ValueError(
+            f"train_ds windows have {n_chans} channels but the model expects {model.n_chans}."
+        )
+    if n_times // model.patch_size < 1:
+        raise ValueError(
+            f"train_ds windows have {n_times} samples, fewer than one patch ({model.patch_size})."
+        )
+    return x0
+
+
+def _steps_per_epoch(
+    sampler: ResumableDistributedSampler, cfg: PretrainConfig, n_train: int, world: int
+) -> int:
+    steps = sampler.num_samples // (cfg.batch_size * cfg.accum_steps)
+    if steps < 1:
+        raise ValueError(
+            f"train_ds has {n_train} windows, fewer than one global batch of "
+            f"{cfg.batch_size * cfg.accum_steps * world} (batch_size={cfg.batch_size} x "
+            f"accum_steps={cfg.accum_steps} x world_size={world})."
+        )
+    return steps
+
+
+def _prepare_models(
+    model: nn.Module, tokenizer: Tokenizer, x0: torch.Tensor, n_patches: int, device: torch.device
+) -> None:
+    """Backbone to ``device`` in train mode, its unreached parameters frozen; tokenizer frozen."""
     model.to(device)
     model.train()
     # Parameters outside the objective (the classification head, the last block's residual
@@ -515,6 +635,12 @@ def _pretrain(
         tokenizer.to(device).eval()
         for p in tokenizer.parameters():
             p.requires_grad_(False)
+
+
+def _build_optimizer(
+    model: nn.Module, cfg: PretrainConfig
+) -> tuple[torch.optim.Optimizer, Any, Any]:
+    """AdamW over the parameter groups, the warm-up + cosine schedule, the fp16 scaler."""
     groups = build_param_groups(model, cfg.weight_decay)
     if cfg.decay_all_params:
         groups = [
@@ -535,90 +661,74 @@ def _pretrain(
         WarmupCosine(cfg.warmup_steps, cfg.schedule_steps or cfg.steps, cfg.min_lr / cfg.lr),
     )
     scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
+    return optimizer, scheduler, scaler
 
-    # --- resume ---------------------------------------------------------------------------
-    ckpt_dir = out_dir / "checkpoints"
-    step, epoch, samples_in_epoch, resumed_from = 0, 0, 0, None
-    resume_path: Path | None = None
-    if cfg.resume == "auto":
-        resume_path = latest_checkpoint(ckpt_dir)
-        if resume_path is None:
-            logger.info("No checkpoint in %s: starting from scratch.", ckpt_dir)
-    elif cfg.resume:
-        resume_path = Path(cfg.resume)
-        if not resume_path.is_file():
-            raise FileNotFoundError(f"resume checkpoint {str(resume_path)!r} does not exist.")
-    elif latest_checkpoint(ckpt_dir) is not None:
-        raise ValueError(
-            f"{ckpt_dir} already holds checkpoints; pass resume='auto' to continue that run "
-            f"or choose another out_dir."
-        )
-    if resume_path is not None:
-        extra = load_checkpoint(
-            resume_path,
-            model=model,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            scaler=scaler,
-            restore_rng=True,
-            rng_index=ctx.rank,
-            map_location=device,
-        )
-        step, epoch = int(extra["step"]), int(extra["epoch"])
-        samples_in_epoch = int(extra["samples_in_epoch"])
-        warn_if_dataset_changed(extra.get("n_train"), n_train)
-        if extra.get("world_size") != ctx.world:
-            logger.warning(
-                "Resuming a run saved with world_size=%s on world_size=%d: weights and data "
-                "order continue exactly only if the global batch is unchanged; dropout RNG "
-                "streams differ.",
-                extra.get("world_size"),
-                ctx.world,
-            )
-        if samples_in_epoch % global_batch:
-            logger.warning(
-                "The checkpoint's data position (%d windows into epoch %d) is not a multiple "
-                "of the global batch %d; resuming at the previous batch boundary.",
-                samples_in_epoch,
-                epoch,
-                global_batch,
-            )
-        resumed_from = str(resume_path)
-        logger.info("Resumed from %s at step %d (epoch %d).", resume_path, step, epoch)
-    epoch, steps_in_epoch = resume_position(
-        epoch, samples_in_epoch // global_batch, steps_per_epoch
+
+def _resume(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    ctx: DistContext,
+    n_train: int,
+    global_batch: int,
+) -> _Position:
+    """Load a checkpoint (this rank's RNG states included); the position it saved."""
+    extra = load_checkpoint(
+        path,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        restore_rng=True,
+        rng_index=ctx.rank,
+        map_location=ctx.device,
     )
-
-    if ctx.main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(
-            out_dir / "config.json",
-            {"pretrain": cfg.to_dict(), "model": _model_config(model), "world_size": ctx.world},
+    step, epoch = int(extra["step"]), int(extra["epoch"])
+    samples_in_epoch = int(extra["samples_in_epoch"])
+    warn_if_dataset_changed(extra.get("n_train"), n_train)
+    if extra.get("world_size") != ctx.world:
+        logger.warning(
+            "Resuming a run saved with world_size=%s on world_size=%d: weights and data "
+            "order continue exactly only if the global batch is unchanged; dropout RNG "
+            "streams differ.",
+            extra.get("world_size"),
+            ctx.world,
         )
-    barrier()
-    mlog = MetricLog(
-        out_dir,
-        _METRIC_FIELDS,
-        enabled=ctx.main,
-        resume_step=step,
-        tensorboard=cfg.tensorboard,
-        tb_keys=("loss", "loss_t", "loss_f", "acc_t", "acc_f", "lr", "grad_norm"),
-    )
+    if samples_in_epoch % global_batch:
+        logger.warning(
+            "The checkpoint's data position (%d windows into epoch %d) is not a multiple "
+            "of the global batch %d; resuming at the previous batch boundary.",
+            samples_in_epoch,
+            epoch,
+            global_batch,
+        )
+    logger.info("Resumed from %s at step %d (epoch %d).", path, step, epoch)
+    return _Position(step, epoch, samples_in_epoch // global_batch)
 
+
+def _wrap(model: nn.Module, cfg: PretrainConfig, ctx: DistContext) -> tuple[nn.Module, nn.Module]:
+    """``(module to call, module owning no_sync)``: the masked-token module, DDP, compiled."""
     train_module: nn.Module = MaskedTokenModule(model)
     if ctx.active:
         train_module = nn.parallel.DistributedDataParallel(
             train_module,
-            device_ids=[device.index] if device.type == "cuda" else None,
+            device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
             gradient_as_bucket_view=True,
         )
     ddp_module = train_module
     if cfg.compile:
         train_module = torch.compile(train_module)  # type: ignore[assignment]
+    return train_module, ddp_module
 
+
+def _loader(
+    sampler: ResumableDistributedSampler, cfg: PretrainConfig, device: torch.device
+) -> DataLoader:
     loader_gen = torch.Generator()  # DataLoader draws its worker base seed here, not globally
     loader_gen.manual_seed(cfg.seed)
-    loader = DataLoader(
+    return DataLoader(
         sampler.dataset,
         batch_size=cfg.batch_size,
         sampler=sampler,
@@ -629,258 +739,245 @@ def _pretrain(
         persistent_workers=False,
     )
 
-    # --- loop ----------------------------------------------------------------------------
-    sums = torch.zeros(5, dtype=torch.float64, device=device)
-    grad_norm_sum, grad_norm_n = 0.0, 0
-    t_data = t_tok = t_comp = 0.0
-    start_step = step
-    t_start = time.perf_counter()
-    last_train: dict[str, Any] = {}
-    last_val: dict[str, Any] = {}
-    bar = tqdm(
-        total=cfg.steps,
-        initial=step,
-        disable=not (ctx.main and cfg.progress),
-        desc="pretrain",
-        dynamic_ncols=True,
-    )
 
-    def log_train() -> dict[str, Any] | None:
-        nonlocal sums, grad_norm_sum, grad_norm_n, last_train
-        all_reduce_sum(sums)
-        if sums[4].item() == 0:
-            return None
-        row = {
-            "step": step,
-            "epoch": epoch,
-            "split": "train",
-            "lr": scheduler.get_last_lr()[0],
-            **metrics_from_sums(sums),
-            "grad_norm": grad_norm_sum / max(grad_norm_n, 1),
-            "windows": step * global_batch,
-            "elapsed_s": round(time.perf_counter() - t_start, 3),
-        }
-        mlog.write(row)
-        last_train = row
-        bar.set_postfix(loss=f"{row['loss']:.3f}", acc_t=f"{row['acc_t']:.3f}")
-        sums = torch.zeros_like(sums)
-        grad_norm_sum, grad_norm_n = 0.0, 0
-        return row
+def _next_step_batches(
+    batches: Any, cfg: PretrainConfig, epoch: int, n_chans: int, n_patches: int, timing: _Timing
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One optimizer step's micro-batches ``(x, mask)`` on the host, masks keyed by sample.
 
-    def run_validation() -> dict[str, Any]:
-        nonlocal last_val
-        assert val_ds is not None
-        m = evaluate_masked_tokens(
-            model,
-            tokenizer,
-            val_ds,
-            batch_size=cfg.batch_size,
-            mask_ratio=cfg.mask_ratio,
-            mask_strategy=cfg.mask_strategy,
-            mask_block_size=cfg.mask_block_size,
+    The whole step's windows stay on the host; each micro-batch goes to the device only when
+    it is used (memory does not grow with ``accum_steps``).
+    """
+    t0 = time.perf_counter()
+    micro = [next(batches) for _ in range(cfg.accum_steps)]
+    masks = [
+        sample_keyed_masks(
+            idx,
+            n_chans,
+            n_patches,
+            cfg.mask_ratio,
             seed=cfg.seed,
-            max_batches=cfg.val_batches,
-            precision=cfg.precision,
-            device=device,
+            epoch=epoch,
+            strategy=cfg.mask_strategy,  # type: ignore[arg-type]
+            block_size=cfg.mask_block_size,
         )
-        row = {
-            "step": step,
-            "epoch": epoch,
-            "split": "val",
-            "lr": scheduler.get_last_lr()[0],
-            **m,
-            "windows": step * global_batch,
-            "elapsed_s": round(time.perf_counter() - t_start, 3),
-        }
-        mlog.write(row)
-        last_val = row
-        if ctx.main:
-            logger.info(
-                "step %d val: loss %.4f (t %.4f, f %.4f) acc_t %.3f acc_f %.3f",
-                step,
-                m["loss"],
-                m["loss_t"],
-                m["loss_f"],
-                m["acc_t"],
-                m["acc_f"],
-            )
-        return row
+        for idx, _ in micro
+    ]
+    timing.data_s += time.perf_counter() - t0
+    return [(x, mask) for (_, x), mask in zip(micro, masks, strict=True)]
 
-    def write_checkpoint() -> Path:
-        rng = capture_rng_state()
-        rngs: list[Any] = [None] * ctx.world
-        if ctx.active:
-            dist.all_gather_object(rngs, rng)
-        else:
-            rngs = [rng]
-        path = checkpoint_path(ckpt_dir, step)
-        if ctx.main:
-            save_checkpoint(
-                path,
-                model=model,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                scaler=scaler,
-                rng_state=rngs,
-                extra={
-                    "step": step,
-                    "epoch": epoch,
-                    "samples_in_epoch": steps_in_epoch * global_batch,
-                    "world_size": ctx.world,
-                    "global_batch": global_batch,
-                    "n_train": n_train,
-                    "config": cfg.to_dict(),
-                },
-            )
-            prune_checkpoints(ckpt_dir, cfg.keep_checkpoints)
-        barrier()
-        return path
 
-    try:
-        while step < cfg.steps:
-            sampler.set_epoch(epoch)
-            sampler.set_start(steps_in_epoch * cfg.batch_size * cfg.accum_steps)
-            it = iter(loader)
-            while step < cfg.steps and steps_in_epoch < steps_per_epoch:
-                t0 = time.perf_counter()
-                # The whole step's windows stay on the host; each micro-batch goes to the
-                # device only when it is used (memory does not grow with accum_steps).
-                micro = [next(it) for _ in range(cfg.accum_steps)]
-                masks = [
-                    sample_keyed_masks(
-                        idx,
-                        n_chans,
-                        n_patches,
-                        cfg.mask_ratio,
-                        seed=cfg.seed,
-                        epoch=epoch,
-                        strategy=cfg.mask_strategy,  # type: ignore[arg-type]
-                        block_size=cfg.mask_block_size,
-                    )
-                    for idx, _ in micro
-                ]
-                n_global = torch.tensor(
-                    float(sum(int(m.sum()) for m in masks)), dtype=torch.float64, device=device
-                )
-                all_reduce_sum(n_global)  # loss normaliser: masked positions of all ranks
-                # (a Bernoulli mask may leave a whole step without masked positions: loss 0)
-                scale = ctx.world / max(1.0, n_global.item())
-                t_data += time.perf_counter() - t0
-                for j, ((_, x), mask) in enumerate(zip(micro, masks, strict=True)):
-                    t0 = time.perf_counter()
-                    x = x.to(device, non_blocking=True)
-                    mask = mask.to(device, non_blocking=True)
-                    t1 = time.perf_counter()
-                    ids_t, ids_f = compute_token_targets(tokenizer, x, n_patches)
-                    if step == start_step and j == 0:
-                        check_vocab([(ids_t, ids_f)], model)
-                    if device.type == "cuda":
-                        torch.cuda.synchronize(device)
-                    t2 = time.perf_counter()
-                    sync = (
-                        ddp_module.no_sync()
-                        if ctx.active and j < cfg.accum_steps - 1
-                        else contextlib.nullcontext()
-                    )
-                    with sync:
-                        with autocast_for(device, cfg.precision):
-                            lt, lf = train_module(x, mask)
-                        ce_t, ce_f, ht, hf = head_sums(lt, lf, ids_t[mask], ids_f[mask])
-                        loss = (ce_t + ce_f) * scale
-                        with warnings.catch_warnings():
-                            # Conv2d weight grads with a size-1 dim come back with different
-                            # (equally valid) strides than DDP's bucket view: harmless copy.
-                            warnings.filterwarnings("ignore", message=_STRIDE_WARNING)
-                            (scaler.scale(loss) if scaler is not None else loss).backward()
-                    sums += torch.stack([ce_t.detach(), ce_f.detach(), ht, hf, mask.sum()]).to(sums)
-                    t_data += t1 - t0
-                    t_tok += t2 - t1
-                    t_comp += time.perf_counter() - t2
-                t2 = time.perf_counter()
-                if scaler is not None:
-                    scaler.unscale_(optimizer)
-                params = [p for g in optimizer.param_groups for p in g["params"]]
-                if cfg.grad_clip > 0:
-                    gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                else:
-                    gn = torch.linalg.vector_norm(
-                        torch.stack(
-                            [torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]
-                        )
-                    )
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                grad_norm_sum += float(gn)
-                grad_norm_n += 1
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                t_comp += time.perf_counter() - t2
-                step += 1
-                steps_in_epoch += 1
-                bar.update(1)
+def _train_step(
+    micro: list[tuple[torch.Tensor, torch.Tensor]],
+    train_module: nn.Module,
+    ddp_module: nn.Module,
+    model: nn.Module,
+    tokenizer: Tokenizer,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    cfg: PretrainConfig,
+    ctx: DistContext,
+    meter: _Meter,
+    timing: _Timing,
+    n_patches: int,
+    *,
+    check_targets: bool,
+) -> None:
+    """Accumulate the micro-batches' gradients, clip, step the optimizer and scheduler.
 
-                ckpt = None
-                row = None
-                do_ckpt = cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0
-                if step % cfg.log_every == 0 or do_ckpt or step == cfg.steps:
-                    row = log_train()
-                if val_ds is not None and cfg.val_every > 0 and step % cfg.val_every == 0:
-                    run_validation()
-                if do_ckpt:
-                    ckpt = write_checkpoint()
-                if step_callback is not None:
-                    step_callback(
-                        step,
-                        {
-                            "epoch": epoch,
-                            "lr": scheduler.get_last_lr()[0],
-                            "checkpoint": ckpt,
-                            "metrics": row,
-                            "timing": {"data_s": t_data, "tokenize_s": t_tok, "compute_s": t_comp},
-                        },
-                    )
-            if steps_in_epoch >= steps_per_epoch:
-                epoch += 1
-                steps_in_epoch = 0
-        elapsed = time.perf_counter() - t_start
-
-        if val_ds is not None and (cfg.val_every == 0 or step % cfg.val_every != 0):
-            run_validation()
-        if not (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0):
-            write_checkpoint()
-        final_dir = out_dir / "final"
-        if ctx.main:
-            model.save_pretrained(final_dir)
-            logger.info("Saved the pretrained backbone to %s", final_dir)
-        barrier()
-    finally:
-        bar.close()
-        mlog.close()
-
-    done = step - start_step
-    result = PretrainResult(
-        out_dir=out_dir,
-        final_dir=out_dir / "final",
-        step=step,
-        epoch=epoch,
-        resumed_from=resumed_from,
-        train_metrics=last_train,
-        val_metrics=last_val,
-        windows_per_second=done * global_batch / elapsed if elapsed > 0 else 0.0,
-        elapsed_s=elapsed,
-        data_s=t_data,
-        tokenize_s=t_tok,
-        compute_s=t_comp,
-        history=list(mlog.rows),
+    The loss is normalised by the masked positions of the whole step on all ranks, so DDP's
+    gradient average is the single-process mean.
+    """
+    device = ctx.device
+    t0 = time.perf_counter()
+    n_global = torch.tensor(
+        float(sum(int(m.sum()) for _, m in micro)), dtype=torch.float64, device=device
     )
-    if ctx.main:
-        atomic_write_json(out_dir / "result.json", result.to_dict())
-    return result
+    all_reduce_sum(n_global)  # loss normaliser: masked positions of all ranks
+    # (a Bernoulli mask may leave a whole step without masked positions: loss 0)
+    scale = ctx.world / max(1.0, n_global.item())
+    timing.data_s += time.perf_counter() - t0
+    for j, (x, mask) in enumerate(micro):
+        t0 = time.perf_counter()
+        x = x.to(device, non_blocking=True)
+        mask = mask.to(device, non_blocking=True)
+        t1 = time.perf_counter()
+        ids_t, ids_f = compute_token_targets(tokenizer, x, n_patches)
+        if check_targets and j == 0:
+            check_vocab([(ids_t, ids_f)], model)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t2 = time.perf_counter()
+        sync = (
+            ddp_module.no_sync()
+            if ctx.active and j < cfg.accum_steps - 1
+            else contextlib.nullcontext()
+        )
+        with sync:
+            with autocast_for(device, cfg.precision):
+                lt, lf = train_module(x, mask)
+            ce_t, ce_f, ht, hf = head_sums(lt, lf, ids_t[mask], ids_f[mask])
+            loss = (ce_t + ce_f) * scale
+            with warnings.catch_warnings():
+                # Conv2d weight grads with a size-1 dim come back with different
+                # (equally valid) strides than DDP's bucket view: harmless copy.
+                warnings.filterwarnings("ignore", message=_STRIDE_WARNING)
+                (scaler.scale(loss) if scaler is not None else loss).backward()
+        meter.sums += torch.stack([ce_t.detach(), ce_f.detach(), ht, hf, mask.sum()]).to(meter.sums)
+        timing.data_s += t1 - t0
+        timing.tokenize_s += t2 - t1
+        timing.compute_s += time.perf_counter() - t2
+    t2 = time.perf_counter()
+    meter.add_grad_norm(_optimizer_step(optimizer, scheduler, scaler, cfg.grad_clip))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    timing.compute_s += time.perf_counter() - t2
+
+
+def _optimizer_step(
+    optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, grad_clip: float
+) -> torch.Tensor:
+    """Unscale, clip (``0``: only measure), step and zero; the global gradient norm."""
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    if grad_clip > 0:
+        gn = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    else:
+        gn = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None])
+        )
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return gn
+
+
+def _row(
+    split: str, pos: _Position, scheduler: Any, metrics: dict[str, Any], global_batch: int,
+    timing: _Timing,
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "step": pos.step,
+        "epoch": pos.epoch,
+        "split": split,
+        "lr": scheduler.get_last_lr()[0],
+        **metrics,
+        "windows": pos.step * global_batch,
+        "elapsed_s": round(timing.elapsed(), 3),
+    }
+
+
+def _log_train(
+    mlog: MetricLog,
+    bar: Any,
+    meter: _Meter,
+    pos: _Position,
+    scheduler: Any,
+    global_batch: int,
+    timing: _Timing,
+) -> dict[str, Any] | None:
+    """Write the interval's train row (all ranks reduce); ``None`` when nothing was masked."""
+    metrics = meter.reduce()
+    if metrics is None:
+        return None
+    row = _row("train", pos, scheduler, metrics, global_batch, timing)
+    mlog.write(row)
+    bar.set_postfix(loss=f"{row['loss']:.3f}", acc_t=f"{row['acc_t']:.3f}")
+    return row
+
+
+def _validate(
+    mlog: MetricLog,
+    model: nn.Module,
+    tokenizer: Tokenizer,
+    val_ds: Dataset,
+    cfg: PretrainConfig,
+    pos: _Position,
+    scheduler: Any,
+    global_batch: int,
+    timing: _Timing,
+) -> dict[str, Any]:
+    """Evaluate the masked-token objective on ``val_ds`` (all ranks); write the val row."""
+    m = evaluate_masked_tokens(
+        model,
+        tokenizer,
+        val_ds,
+        batch_size=cfg.batch_size,
+        mask_ratio=cfg.mask_ratio,
+        mask_strategy=cfg.mask_strategy,
+        mask_block_size=cfg.mask_block_size,
+        seed=cfg.seed,
+        max_batches=cfg.val_batches,
+        precision=cfg.precision,
+        device=next(model.parameters()).device,
+    )
+    row = _row("val", pos, scheduler, m, global_batch, timing)
+    mlog.write(row)
+    if mlog.enabled:
+        logger.info(
+            "step %d val: loss %.4f (t %.4f, f %.4f) acc_t %.3f acc_f %.3f",
+            pos.step,
+            m["loss"],
+            m["loss_t"],
+            m["loss_f"],
+            m["acc_t"],
+            m["acc_f"],
+        )
+    return row
+
+
+def _write_checkpoint(
+    run: RunFolder,
+    cfg: PretrainConfig,
+    pos: _Position,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    ctx: DistContext,
+    n_train: int,
+) -> Path:
+    global_batch = cfg.batch_size * cfg.accum_steps * ctx.world
+    return run.write_checkpoint(
+        pos.step,
+        keep=cfg.keep_checkpoints,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        extra={
+            "step": pos.step,
+            "epoch": pos.epoch,
+            "samples_in_epoch": pos.steps_in_epoch * global_batch,
+            "world_size": ctx.world,
+            "global_batch": global_batch,
+            "n_train": n_train,
+            "config": cfg.to_dict(),
+        },
+    )
+
+
+def _step_info(
+    pos: _Position, scheduler: Any, ckpt: Path | None, row: dict | None, timing: _Timing
+) -> dict[str, Any]:
+    """What ``step_callback`` gets after a step."""
+    return {
+        "epoch": pos.epoch,
+        "lr": scheduler.get_last_lr()[0],
+        "checkpoint": ckpt,
+        "metrics": row,
+        "timing": {
+            "data_s": timing.data_s,
+            "tokenize_s": timing.tokenize_s,
+            "compute_s": timing.compute_s,
+        },
+    }
 
 
 def _freeze_unused(
