@@ -121,11 +121,11 @@ def _pretrain_on_train(
         dead_code_threshold=0.5 if budget.tokenizer_kmeans else 0.0,
     )
     loop = TokenizerTrainConfig(
-        max_steps=budget.tokenizer_steps,
+        steps=budget.tokenizer_steps,
         batch_size=batch,
         lr=budget.tokenizer_lr,
         warmup_steps=max(1, budget.tokenizer_steps // 10),
-        min_lr_ratio=0.05,
+        min_lr=0.05 * budget.tokenizer_lr,
         grad_clip=1.0,
         checkpoint_every=budget.tokenizer_steps,
         keep_checkpoints=1,
