@@ -33,8 +33,9 @@ import logging
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -60,10 +61,10 @@ from codebrain.training.batching import batch_xy as _xy
 from codebrain.training.inference import encode_dataset, evaluate, predict
 from codebrain.training.inference import encode_features as _encode
 from codebrain.training.inference import progress_bar as _progress
+from codebrain.training.loop_config import LoopConfig
 from codebrain.training.metrics import PRIMARY_METRIC, compute_metrics
 from codebrain.training.optim import layer_decay_lr, merge_param_groups, param_groups
 from codebrain.utils.check import check_int
-from codebrain.utils.config import JSONConfig
 from codebrain.utils.device import resolve_device
 
 __all__ = [
@@ -93,8 +94,17 @@ _TOKEN_HEADS = ("lm_head_t.", "lm_head_f.")  # pretraining heads: never fine-tun
 
 # ----------------------------------------------------------------------------- config
 @dataclass
-class FinetuneConfig(JSONConfig):
+class FinetuneConfig(LoopConfig):
     """Hyper-parameters of :func:`finetune` (JSON-able: :meth:`to_dict` / :meth:`from_dict`).
+
+    The shared fields (``batch_size``, ``lr``, ``min_lr``, ``weight_decay``, ``grad_clip``,
+    ``seed``, ``device``, ``num_workers``, ``progress``) mean what
+    :class:`~codebrain.training.loop_config.LoopConfig` says, with these specifics: ``lr`` is
+    the peak learning rate of the head (``final_layer`` or the linear probe); ``min_lr``
+    (default ``lr / 100``) is the head's cosine floor, and every other group ends at the same
+    fraction of its own peak; ``weight_decay`` is not applied to norms, biases, gains, SGConv
+    kernels and skip weights (:mod:`codebrain.training.optim`); ``device`` defaults to ``"cpu"`` (``None`` or ``"auto"``: CUDA when available);
+    ``seed`` seeds Python, NumPy and torch, and the data order.
 
     Parameters
     ----------
@@ -104,24 +114,14 @@ class FinetuneConfig(JSONConfig):
         Cross-entropy on class indices, or MSE on one output.
     epochs : int
         Maximum number of epochs.
-    batch_size : int
-    lr : float
-        Peak learning rate of the head (``final_layer`` or the linear probe).
     backbone_lr : float
         Peak learning rate of the backbone in ``"full"`` mode.
     layer_decay : float
         Layer-wise decay in ``"full"`` mode: block ``i`` of ``N`` residual blocks gets
         ``backbone_lr * layer_decay ** (N - i)``; the patch embedding and ``init_conv``
         ``layer_decay ** (N + 1)``; ``final_conv``/``norm`` ``backbone_lr``. 1.0 disables.
-    weight_decay : float
-        AdamW weight decay (not applied to norms, biases, gains, SGConv kernels and skip
-        weights; see :mod:`codebrain.training.optim`).
     warmup_epochs : float
         Linear warm-up length in epochs (fractions allowed).
-    min_lr_ratio : float
-        Final learning rate of the cosine, as a fraction of the peak.
-    grad_clip : float or None
-        Max gradient norm; ``None`` disables clipping.
     class_weight : None, "balanced" or list of float
         Per-class loss weights; ``"balanced"`` uses ``n_samples / (n_classes * count)``.
     balanced_sampling : bool
@@ -137,39 +137,42 @@ class FinetuneConfig(JSONConfig):
         any key of the validation metrics (``"cohen_kappa"``, ``"auroc"``, ...).
     pooling : {"mean_patches", "mean", "flatten"}
         Feature pooling of the linear probe (``"linear"`` mode only).
-    seed : int
-        Seeds Python, NumPy and torch, and the data order.
-    device : str
-        ``"cpu"``, ``"cuda"``, ... or ``"auto"`` (CUDA when available).
-    num_workers : int
-        DataLoader workers.
-    progress : bool
-        tqdm progress bars.
+
+    Notes
+    -----
+    Deprecated (a ``DeprecationWarning``; also read from saved configs): ``min_lr_ratio``
+    (now ``min_lr = lr * min_lr_ratio``) and ``grad_clip=None`` (now ``0``, no clipping).
     """
 
+    _deprecated_fields: ClassVar[dict[str, str]] = {"min_lr_ratio": "min_lr"}
+
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    device: str | None = "cpu"
     mode: Mode = "full"
     task: Literal["classification", "regression"] = "classification"
     epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3
     backbone_lr: float = 1e-4
     layer_decay: float = 1.0
-    weight_decay: float = 0.05
     warmup_epochs: float = 1.0
-    min_lr_ratio: float = 0.01
-    grad_clip: float | None = 1.0
     class_weight: None | str | list[float] = None
     balanced_sampling: bool = False
     label_smoothing: float = 0.0
     patience: int | None = None
     monitor: str = "auto"
     pooling: Pooling = "mean_patches"
-    seed: int = 0
-    device: str = "cpu"
-    num_workers: int = 0
-    progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.grad_clip is None:
+            warnings.warn(
+                "FinetuneConfig.grad_clip=None is deprecated; use grad_clip=0 (no clipping).",
+                DeprecationWarning,
+                stacklevel=4,
+            )
+            self.grad_clip = 0.0
+        super().__post_init__()
         if self.mode not in ("full", "linear", "mlp"):
             raise ValueError(f"mode must be 'full', 'linear' or 'mlp', got {self.mode!r}.")
         if self.task not in ("classification", "regression"):
@@ -178,18 +181,13 @@ class FinetuneConfig(JSONConfig):
             raise ValueError(
                 f"pooling must be 'mean_patches', 'mean' or 'flatten', got {self.pooling!r}."
             )
-        for name in ("epochs", "batch_size"):
-            check_int(name, getattr(self, name))
-        for name in ("lr", "backbone_lr", "layer_decay"):
+        check_int("epochs", self.epochs)
+        for name in ("backbone_lr", "layer_decay"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and v > 0):
                 raise ValueError(f"{name} must be a positive number, got {v!r}.")
-        if self.weight_decay < 0 or self.warmup_epochs < 0:
-            raise ValueError("weight_decay and warmup_epochs must be >= 0.")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}.")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip}.")
+        if self.warmup_epochs < 0:
+            raise ValueError("warmup_epochs must be >= 0.")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}.")
         if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
@@ -464,7 +462,7 @@ def _train(
     steps_per_epoch = len(loader)
     total = steps_per_epoch * cfg.epochs
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
-    scheduler = _build_scheduler(optimizer, warmup, total, cfg.min_lr_ratio)
+    scheduler = _build_scheduler(optimizer, warmup, total, cfg.min_lr_fraction)
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
     logger.info(
         "Fine-tuning (%s, %s): %d train windows%s, %d epochs x %d steps, %d trainable parameters.",
@@ -502,7 +500,7 @@ def _train(
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if cfg.grad_clip is not None:
+            if cfg.grad_clip > 0:
                 nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
             optimizer.step()
             scheduler.step()
