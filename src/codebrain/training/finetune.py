@@ -417,6 +417,27 @@ def finetune(
             p.requires_grad_(flag)
 
 
+@dataclass
+class _Best:
+    """Model selection on the validation set: the best epoch so far and its weights."""
+
+    key: str
+    epoch: int
+    score: float | None = None
+    state: dict[str, torch.Tensor] | None = None
+    metrics: dict[str, Any] | None = None
+    bad_epochs: int = 0
+
+    def update(self, epoch: int, score: float | None, metrics: dict, trained: nn.Module) -> None:
+        """Keep ``trained``'s weights when ``score`` improves on the best; else count a bad epoch."""
+        if _improved(score, self.score, self.key):
+            self.score, self.epoch, self.bad_epochs = score, epoch, 0
+            self.state = copy.deepcopy(trained.state_dict())
+            self.metrics = metrics
+        else:
+            self.bad_epochs += 1
+
+
 def _train(
     model: CodeBrain,
     train_ds: Dataset,
@@ -426,43 +447,101 @@ def _train(
     criterion: nn.Module,
 ) -> FinetuneResult:
     """The training loop of :func:`finetune` (arguments already checked)."""
-    n_out = model.n_outputs
-    for name, p in model.named_parameters():
-        p.requires_grad_(cfg.mode == "full" and not name.startswith(_TOKEN_HEADS))
-    pooling: Pooling | None = None
-    if cfg.mode == "full":
-        head: nn.Module = model.final_layer
-        train_in, val_in = train_ds, val_ds
-        step_fn = model.classify
-    else:
-        pooling = cfg.pooling if cfg.mode == "linear" else None
-        if cfg.mode == "linear":
-            head = LinearProbe(_pooled_dim(model, cfg.pooling), n_out, cfg.pooling).to(device)
-        else:
-            head = model.final_layer
-        for p in head.parameters():
-            p.requires_grad_(True)
-        logger.info("Frozen backbone: computing features once (%s).", pooling or "per patch")
-        ft, yt = _encode(model, train_ds, pooling, cfg.batch_size, device, cfg.progress, "features")
-        train_in = TensorDataset(ft, yt)
-        val_in = None
-        if val_ds is not None:
-            fv, yv = _encode(
-                model, val_ds, pooling, cfg.batch_size, device, cfg.progress, "features"
-            )
-            val_in = TensorDataset(fv, yv)
-        step_fn = head
-        _seed_everything(cfg.seed)  # same head/data RNG stream whatever the encode did
-
+    head, step_fn, train_in, val_in = _setup_mode(model, train_ds, val_ds, cfg, device)
     optimizer = torch.optim.AdamW(_param_groups(model, head, cfg), betas=(0.9, 0.999))
     sampler = (
         balanced_sampler(dataset_labels(train_ds), cfg.seed) if cfg.balanced_sampling else None
     )
     loader = _loader(train_in, cfg, shuffle=True, seed=cfg.seed, sampler=sampler)
-    steps_per_epoch = len(loader)
-    total = steps_per_epoch * cfg.epochs
-    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
-    scheduler = _build_scheduler(optimizer, warmup, total, cfg.min_lr_fraction)
+    scheduler = _build_scheduler(
+        optimizer,
+        int(round(cfg.warmup_epochs * len(loader))),
+        len(loader) * cfg.epochs,
+        cfg.min_lr_fraction,
+    )
+    _log_plan(optimizer, cfg, train_ds, val_ds, len(loader))
+
+    trained: nn.Module = model if cfg.mode == "full" else head
+    best = _Best(cfg.monitor_key, cfg.epochs)
+    history: list[dict[str, Any]] = []
+    stopped = False
+    t0 = time.perf_counter()
+    epochs = _progress(range(1, cfg.epochs + 1), enabled=cfg.progress, desc="epochs", unit="ep")
+    for epoch in epochs:
+        model.train(cfg.mode == "full")
+        head.train()
+        row = _train_epoch(step_fn, loader, criterion, optimizer, scheduler, cfg, device, epoch)
+        if val_in is not None:
+            val_loss, metrics = _validate(step_fn, val_in, criterion, cfg, device, trained)
+            row.update(_val_row(val_loss, metrics))
+            best.update(epoch, _monitored(best.key, val_loss, metrics), metrics, trained)
+        history.append(row)
+        _report_epoch(epochs, row, best.key)
+        if cfg.patience is not None and val_in is not None and best.bad_epochs >= cfg.patience:
+            logger.info("Early stopping at epoch %d (best epoch %d).", epoch, best.epoch)
+            stopped = True
+            break
+    if val_in is None:
+        best.epoch = len(history)
+    elif best.state is not None:
+        trained.load_state_dict(best.state)
+        logger.info("Restored epoch %d (%s=%.4g).", best.epoch, best.key, best.score)
+    final: nn.Module = model if cfg.mode != "linear" else ProbedCodeBrain(model, head)
+    final.eval()
+    return FinetuneResult(
+        model=final,
+        history=history,
+        best_epoch=best.epoch,
+        best_score=None if best.score is None else float(best.score),
+        monitor=best.key,
+        stopped_early=stopped,
+        config=cfg,
+        seconds=time.perf_counter() - t0,
+        val_metrics=best.metrics,
+    )
+
+
+def _setup_mode(
+    model: CodeBrain,
+    train_ds: Dataset,
+    val_ds: Dataset | None,
+    cfg: FinetuneConfig,
+    device: torch.device,
+) -> tuple[nn.Module, Any, Dataset, Dataset | None]:
+    """Freeze for the mode; ``(head, step function, train inputs, val inputs)``.
+
+    ``"full"`` trains the whole model on windows; the frozen-backbone modes train the head on
+    features computed once.
+    """
+    for name, p in model.named_parameters():
+        p.requires_grad_(cfg.mode == "full" and not name.startswith(_TOKEN_HEADS))
+    if cfg.mode == "full":
+        return model.final_layer, model.classify, train_ds, val_ds
+    pooling = cfg.pooling if cfg.mode == "linear" else None
+    if cfg.mode == "linear":
+        head: nn.Module = LinearProbe(_pooled_dim(model, cfg.pooling), model.n_outputs, cfg.pooling)
+        head = head.to(device)
+    else:
+        head = model.final_layer
+    for p in head.parameters():
+        p.requires_grad_(True)
+    logger.info("Frozen backbone: computing features once (%s).", pooling or "per patch")
+    ft, yt = _encode(model, train_ds, pooling, cfg.batch_size, device, cfg.progress, "features")
+    val_in = None
+    if val_ds is not None:
+        fv, yv = _encode(model, val_ds, pooling, cfg.batch_size, device, cfg.progress, "features")
+        val_in = TensorDataset(fv, yv)
+    _seed_everything(cfg.seed)  # same head/data RNG stream whatever the encode did
+    return head, head, TensorDataset(ft, yt), val_in
+
+
+def _log_plan(
+    optimizer: torch.optim.Optimizer,
+    cfg: FinetuneConfig,
+    train_ds: Dataset,
+    val_ds: Dataset | None,
+    steps_per_epoch: int,
+) -> None:
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
     logger.info(
         "Fine-tuning (%s, %s): %d train windows%s, %d epochs x %d steps, %d trainable parameters.",
@@ -475,88 +554,71 @@ def _train(
         sum(p.numel() for p in trainable),
     )
 
-    key = cfg.monitor_key
-    trained: nn.Module = model if cfg.mode == "full" else head
-    history: list[dict[str, Any]] = []
-    best_state: dict[str, torch.Tensor] | None = None
-    best_score: float | None = None
-    best_epoch, bad_epochs, stopped = cfg.epochs, 0, False
-    best_metrics: dict[str, Any] | None = None
-    t0 = time.perf_counter()
-    epochs = _progress(range(1, cfg.epochs + 1), enabled=cfg.progress, desc="epochs", unit="ep")
-    for epoch in epochs:
-        model.train(cfg.mode == "full")
-        head.train()
-        total_loss, n_seen = 0.0, 0
-        for batch in _progress(loader, enabled=cfg.progress, desc=f"epoch {epoch}", leave=False):
-            x, y = _xy(batch)
-            x = x.to(device=device, dtype=torch.float32)
-            out = step_fn(x)
-            loss = _loss(criterion, out, y.to(device), cfg.task)
-            if not math.isfinite(loss.item()):  # before the step: the weights stay finite
-                raise ValueError(
-                    f"Training loss became {loss.item()} at epoch {epoch}; check the inputs "
-                    "for extreme values or lower the learning rate."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            total_loss += loss.item() * x.shape[0]
-            n_seen += x.shape[0]
-        row: dict[str, Any] = {
-            "epoch": epoch,
-            "lr": float(optimizer.param_groups[0]["lr"]),
-            "train_loss": total_loss / max(1, n_seen),
-        }
-        if val_in is not None:
-            val_loss, metrics = _validate(step_fn, val_in, criterion, cfg, device, trained)
-            row["val_loss"] = val_loss
-            row.update({f"val_{k}": v for k, v in metrics.items() if k != "confusion_matrix"})
-            score = val_loss if key == "loss" else metrics.get(key)
-            if key != "loss" and key not in metrics:
-                raise ValueError(
-                    f"monitor {key!r} is not a validation metric; choose one of "
-                    f"{['loss', *sorted(k for k in metrics if k != 'confusion_matrix')]}."
-                )
-            if _improved(score, best_score, key):
-                best_score, best_epoch, bad_epochs = score, epoch, 0
-                best_state = copy.deepcopy(trained.state_dict())
-                best_metrics = metrics
-            else:
-                bad_epochs += 1
-        history.append(row)
-        logger.info(
-            "epoch %d: %s",
-            epoch,
-            ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)),
+
+def _train_epoch(
+    step_fn: Any,
+    loader: DataLoader,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    cfg: FinetuneConfig,
+    device: torch.device,
+    epoch: int,
+) -> dict[str, Any]:
+    """One pass over ``loader``; the epoch's row (``epoch``, ``lr``, ``train_loss``)."""
+    trainable = [p for g in optimizer.param_groups for p in g["params"]]
+    total_loss, n_seen = 0.0, 0
+    for batch in _progress(loader, enabled=cfg.progress, desc=f"epoch {epoch}", leave=False):
+        x, y = _xy(batch)
+        x = x.to(device=device, dtype=torch.float32)
+        loss = _loss(criterion, step_fn(x), y.to(device), cfg.task)
+        if not math.isfinite(loss.item()):  # before the step: the weights stay finite
+            raise ValueError(
+                f"Training loss became {loss.item()} at epoch {epoch}; check the inputs "
+                "for extreme values or lower the learning rate."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.item() * x.shape[0]
+        n_seen += x.shape[0]
+    return {
+        "epoch": epoch,
+        "lr": float(optimizer.param_groups[0]["lr"]),
+        "train_loss": total_loss / max(1, n_seen),
+    }
+
+
+def _val_row(val_loss: float, metrics: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "val_loss": val_loss,
+        **{f"val_{k}": v for k, v in metrics.items() if k != "confusion_matrix"},
+    }
+
+
+def _monitored(key: str, val_loss: float, metrics: dict[str, Any]) -> float | None:
+    """The validation quantity ``key`` (``ValueError`` naming the choices if unknown)."""
+    if key == "loss":
+        return val_loss
+    if key not in metrics:
+        raise ValueError(
+            f"monitor {key!r} is not a validation metric; choose one of "
+            f"{['loss', *sorted(k for k in metrics if k != 'confusion_matrix')]}."
         )
-        if hasattr(epochs, "set_postfix"):
-            epochs.set_postfix({k: v for k, v in row.items() if k in ("train_loss", f"val_{key}")})
-        if cfg.patience is not None and val_in is not None and bad_epochs >= cfg.patience:
-            logger.info("Early stopping at epoch %d (best epoch %d).", epoch, best_epoch)
-            stopped = True
-            break
-    if val_in is None:
-        best_epoch = len(history)
-    elif best_state is not None:
-        trained.load_state_dict(best_state)
-        logger.info("Restored epoch %d (%s=%.4g).", best_epoch, key, best_score)
-    final: nn.Module = model if cfg.mode != "linear" else ProbedCodeBrain(model, head)
-    final.eval()
-    return FinetuneResult(
-        model=final,
-        history=history,
-        best_epoch=best_epoch,
-        best_score=None if best_score is None else float(best_score),
-        monitor=key,
-        stopped_early=stopped,
-        config=cfg,
-        seconds=time.perf_counter() - t0,
-        val_metrics=best_metrics,
+    return metrics[key]
+
+
+def _report_epoch(epochs: Any, row: dict[str, Any], key: str) -> None:
+    logger.info(
+        "epoch %d: %s",
+        row["epoch"],
+        ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)),
     )
+    if hasattr(epochs, "set_postfix"):
+        epochs.set_postfix({k: v for k, v in row.items() if k in ("train_loss", f"val_{key}")})
 
 
 def _build_scheduler(
