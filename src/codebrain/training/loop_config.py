@@ -114,8 +114,10 @@ class LoopConfig(JSONConfig, metaclass=_DeprecatedKwargs):
 
     @classmethod
     def _convert_deprecated(cls, old: str, value: Any, kwargs: Mapping[str, Any]) -> Any:
-        """The new field's value for the deprecated ``old=value`` (``min_lr_ratio`` is a
-        fraction of ``lr``; other renames keep the value)."""
+        """The new field's value for the deprecated ``old=value``.
+
+        ``min_lr_ratio`` is a fraction of ``lr``; other renames keep the value.
+        """
         if old == "min_lr_ratio":
             lr = kwargs.get("lr", cls.__dataclass_fields__["lr"].default)  # type: ignore[attr-defined]
             return float(value) * float(lr)
