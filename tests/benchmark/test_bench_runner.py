@@ -180,15 +180,18 @@ def test_pretrain_on_train_uses_only_training_windows(eegmat_dir: Path, monkeypa
     assert entry["pretrain_seconds"] > 0 and set(entry["seeds"]["0"]) >= {"auroc"}
 
 
-def test_pretrained_folder_is_loaded(eegmat_dir: Path, tmp_path: Path) -> None:
-    from codebrain import CodeBrain
-
-    r = get_recipe("mental_arithmetic")
-    torch.manual_seed(0)
-    m = CodeBrain(
-        n_outputs=2, chs_info=[{"ch_name": c} for c in r.channels], n_times=1000, sfreq=200.0,
-        res_channels=8, skip_channels=8, out_channels=8, num_res_layers=1,
+def _eegmat_codebrain(tiny_codebrain, recipe, seed: int | None = None):
+    """A width-8, one-layer CodeBrain on the recipe's channels (default 4096-code books)."""
+    return tiny_codebrain(
+        seed=seed, n_outputs=2, n_chans=None, chs_info=[{"ch_name": c} for c in recipe.channels],
+        n_times=1000, sfreq=200.0, res_channels=8, skip_channels=8, num_res_layers=1,
+        codebook_size_t=4096, codebook_size_f=4096,
     )  # fmt: skip
+
+
+def test_pretrained_folder_is_loaded(eegmat_dir: Path, tmp_path: Path, tiny_codebrain) -> None:
+    r = get_recipe("mental_arithmetic")
+    m = _eegmat_codebrain(tiny_codebrain, r, seed=0)
     m.save_pretrained(tmp_path / "cb")
     res = run_benchmark(
         r, eegmat_dir, models="codebrain", seeds="0", epochs=1, max_subjects=3,
@@ -251,7 +254,7 @@ def test_sequence_head_task_runs_all_model_kinds(tmp_path: Path) -> None:
 
 
 def test_from_scratch_codebrain_sees_microvolts_pretrained_sees_model_units(
-    eegmat_dir: Path, tmp_path: Path, monkeypatch
+    eegmat_dir: Path, tmp_path: Path, monkeypatch, tiny_codebrain
 ) -> None:
     """The input gain of from-scratch CodeBrain (µV, not µV / 100) and none for loaded weights;
     every torch model trains on class-balanced batches."""
@@ -269,13 +272,9 @@ def test_from_scratch_codebrain_sees_microvolts_pretrained_sees_model_units(
     monkeypatch.setattr(runner, "fit_codebrain", spy)
     kw = dict(models="codebrain", seeds="0", epochs=1, max_subjects=3)
     run_benchmark("mental_arithmetic", eegmat_dir, width=8, layers=1, **kw)
-    r = get_recipe("mental_arithmetic")
-    from codebrain import CodeBrain
-
-    CodeBrain(
-        n_outputs=2, chs_info=[{"ch_name": c} for c in r.channels], n_times=1000, sfreq=200.0,
-        res_channels=8, skip_channels=8, out_channels=8, num_res_layers=1,
-    ).save_pretrained(tmp_path / "cb")  # fmt: skip
+    _eegmat_codebrain(tiny_codebrain, get_recipe("mental_arithmetic")).save_pretrained(
+        tmp_path / "cb"
+    )
     run_benchmark("mental_arithmetic", eegmat_dir, pretrained=tmp_path / "cb", **kw)
     scratch, loaded = seen["rms"]
     assert scratch == pytest.approx(SCRATCH_INPUT_GAIN * loaded, rel=1e-5)

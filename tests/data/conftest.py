@@ -1,21 +1,13 @@
-"""Fixtures for the data tests: small synthetic EDF files written once per session."""
+"""Fixtures for the data tests: MNE Raw objects of random EEG-like data.
+
+The synthetic EDF files (``synthetic_edfs``) are root fixtures (``tests/conftest.py``).
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import mne
 import numpy as np
 import pytest
-
-from codebrain.data import write_synthetic_dataset
-
-
-@pytest.fixture(scope="session")
-def synthetic_edfs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Three short synthetic subjects (8 trials, about 60 s each) as EDF+ files."""
-    out = tmp_path_factory.mktemp("synthetic")
-    return write_synthetic_dataset(out, n_subjects=3, n_trials=8, seed=1)
 
 
 def make_raw(

@@ -177,9 +177,9 @@ def test_block_weight_caches_follow_edits_and_modes():
         torch.testing.assert_close(out, blk.forward_reference(h.float(), x0.float())[0])
 
 
-def test_group_last_block_gives_no_gradient_to_unused_res_conv():
-    torch.manual_seed(0)
-    group = ResidualGroup(
+def _tiny_group() -> ResidualGroup:
+    """Two residual blocks, width 8 -> 6 skip channels, no dropout, window 1."""
+    return ResidualGroup(
         2,
         res_channels=8,
         skip_channels=6,
@@ -189,6 +189,11 @@ def test_group_last_block_gives_no_gradient_to_unused_res_conv():
         layer_norm=False,
         swa_window_size=1,
     )
+
+
+def test_group_last_block_gives_no_gradient_to_unused_res_conv():
+    torch.manual_seed(0)
+    group = _tiny_group()
     group(torch.randn(1, 8, 7)).sum().backward()
     last = group.residual_blocks[1]
     assert last.res_conv.bias.grad is None and last.rms_norm.scale.grad is None
@@ -197,16 +202,7 @@ def test_group_last_block_gives_no_gradient_to_unused_res_conv():
 
 def test_group_eval_batch_chunks_give_the_same_result():
     torch.manual_seed(0)
-    group = ResidualGroup(
-        2,
-        res_channels=8,
-        skip_channels=6,
-        s4_lmax=16,
-        dropout=0.0,
-        bidirectional=True,
-        layer_norm=False,
-        swa_window_size=1,
-    ).eval()
+    group = _tiny_group().eval()
     x = torch.randn(5, 8, 13)
     with torch.no_grad():
         whole = group(x)

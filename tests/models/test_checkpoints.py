@@ -7,8 +7,8 @@ from collections import OrderedDict
 
 import pytest
 import torch
-from _codebrain_tiny import tiny
 
+from _fixtures import tiny_codebrain_config
 from codebrain import (
     CodeBrain,
     convert_upstream_state_dict,
@@ -24,7 +24,7 @@ with warnings.catch_warnings():
 @pytest.fixture
 def reference_and_upstream():
     """A braindecode state dict and the same weights in the authors' (DataParallel) naming."""
-    cfg = tiny(swa_window_size=3)
+    cfg = tiny_codebrain_config(swa_window_size=3)
     ref = bd_models.CodeBrain(**cfg).eval()
     x = torch.randn(2, cfg["n_chans"], cfg["n_times"])
     with torch.no_grad():

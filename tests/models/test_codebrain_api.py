@@ -9,8 +9,8 @@ import mne
 import numpy as np
 import pytest
 import torch
-from _codebrain_tiny import tiny
 
+from _fixtures import tiny_codebrain_config
 from codebrain import CodeBrain
 
 
@@ -20,7 +20,7 @@ def _x(cfg, batch=2):
 
 # ------------------------------------------------------------------ signal parameters
 def test_n_times_inferred_from_window_seconds_and_sfreq():
-    cfg = tiny()
+    cfg = tiny_codebrain_config()
     del cfg["n_times"]
     m = CodeBrain(**cfg, input_window_seconds=2.0, sfreq=200.0)
     assert m.n_times == 400 and m.n_patches == 2
@@ -28,15 +28,15 @@ def test_n_times_inferred_from_window_seconds_and_sfreq():
 
 
 def test_sfreq_and_seconds_inferred_from_each_other():
-    m = CodeBrain(**tiny(), sfreq=100.0)
+    m = CodeBrain(**tiny_codebrain_config(), sfreq=100.0)
     assert m.input_window_seconds == 4.0
-    m = CodeBrain(**tiny(), input_window_seconds=4.0)
+    m = CodeBrain(**tiny_codebrain_config(), input_window_seconds=4.0)
     assert m.sfreq == 100.0
 
 
 def test_n_chans_inferred_from_chs_info():
     info = mne.create_info(["Fp1", "Cz", "O2", "Pz"], 200.0, "eeg")
-    cfg = tiny()
+    cfg = tiny_codebrain_config()
     del cfg["n_chans"]
     m = CodeBrain(**cfg, chs_info=info["chs"])
     assert m.n_chans == 4
@@ -57,7 +57,7 @@ def test_n_chans_inferred_from_chs_info():
     ],
 )
 def test_missing_signal_parameter_is_named(drop, extra, match):
-    cfg = tiny(**extra)
+    cfg = tiny_codebrain_config(**extra)
     del cfg[drop]
     with pytest.raises(ValueError, match=match):
         CodeBrain(**cfg)
@@ -65,10 +65,10 @@ def test_missing_signal_parameter_is_named(drop, extra, match):
 
 def test_contradictory_signal_parameters():
     with pytest.raises(ValueError, match="n_times=400 different from"):
-        CodeBrain(**tiny(), input_window_seconds=3.0, sfreq=200.0)
+        CodeBrain(**tiny_codebrain_config(), input_window_seconds=3.0, sfreq=200.0)
     info = mne.create_info(["Fp1", "Cz"], 200.0, "eeg")
     with pytest.raises(ValueError, match="n_chans=3 different from len\\(chs_info\\)=2"):
-        CodeBrain(**tiny(), chs_info=info["chs"])
+        CodeBrain(**tiny_codebrain_config(), chs_info=info["chs"])
 
 
 @pytest.mark.parametrize(
@@ -89,12 +89,12 @@ def test_contradictory_signal_parameters():
 )
 def test_bad_hyperparameters(kwargs, exc, match):
     with pytest.raises(exc, match=match):
-        CodeBrain(**tiny(**kwargs))
+        CodeBrain(**tiny_codebrain_config(**kwargs))
 
 
 # ------------------------------------------------------------------------ forward modes
 def test_forward_modes_and_typed_methods():
-    cfg = tiny()
+    cfg = tiny_codebrain_config()
     m = CodeBrain(**cfg).eval()
     x = _x(cfg)
     with torch.no_grad():
@@ -119,7 +119,7 @@ def test_forward_modes_and_typed_methods():
 
 
 def test_features_for_other_lengths_but_head_needs_its_length():
-    cfg = tiny()
+    cfg = tiny_codebrain_config()
     m = CodeBrain(**cfg).eval()
     x = torch.randn(1, 3, 1000)
     assert m.encode(x).shape == (1, 3, 5, 8)
@@ -128,7 +128,7 @@ def test_features_for_other_lengths_but_head_needs_its_length():
 
 
 def test_trailing_samples_are_dropped_and_logged_once(caplog):
-    cfg = tiny()
+    cfg = tiny_codebrain_config()
     m = CodeBrain(**cfg).eval()
     x = torch.randn(1, 3, 450)
     with caplog.at_level(logging.WARNING, logger="codebrain"):
@@ -154,13 +154,13 @@ def test_trailing_samples_are_dropped_and_logged_once(caplog):
     ],
 )
 def test_bad_inputs(make, exc, match):
-    m = CodeBrain(**tiny()).eval()
+    m = CodeBrain(**tiny_codebrain_config()).eval()
     with pytest.raises(exc, match=match):
         m(make())
 
 
 def test_bad_masks():
-    m = CodeBrain(**tiny()).eval()
+    m = CodeBrain(**tiny_codebrain_config()).eval()
     x = torch.randn(2, 3, 400)
     with pytest.raises(
         ValueError, match=r"mask must have shape \(batch, n_chans, n_patches\) = \(2, 3, 2\)"
@@ -171,7 +171,7 @@ def test_bad_masks():
 
 
 def test_reset_head():
-    cfg = tiny()
+    cfg = tiny_codebrain_config()
     m = CodeBrain(**cfg).eval()
     x = _x(cfg)
     feats = m.encode(x)
@@ -186,7 +186,9 @@ def test_reset_head():
 
 
 def test_get_config_round_trip():
-    m = CodeBrain(**tiny(activation=torch.nn.ELU, swa_window_size=3, pos_kernel=(3, 5)))
+    m = CodeBrain(
+        **tiny_codebrain_config(activation=torch.nn.ELU, swa_window_size=3, pos_kernel=(3, 5))
+    )
     cfg = m.get_config()
     assert json.loads(json.dumps(cfg)) == cfg
     assert cfg["activation"] == "torch.nn.modules.activation.ELU"
@@ -203,7 +205,7 @@ def test_get_config_round_trip():
 
 # ------------------------------------------------------- defects of the reference (fixed)
 def test_inference_mode_forward_before_training_does_not_break_training():
-    cfg = tiny()
+    cfg = tiny_codebrain_config()
     m = CodeBrain(**cfg)
     assert m.get_output_shape() == (1, 3)
     with torch.inference_mode():
@@ -217,9 +219,9 @@ def test_inference_mode_forward_before_training_does_not_break_training():
 
 
 def test_kernel_norm_is_not_mutated_by_forward():
-    m = CodeBrain(**tiny())
+    m = CodeBrain(**tiny_codebrain_config())
     before = {k: v.clone() for k, v in m.state_dict().items() if "kernel_norm" in k}
-    m(_x(tiny()))
+    m(_x(tiny_codebrain_config()))
     for k, v in m.state_dict().items():
         if "kernel_norm" in k:
             torch.testing.assert_close(v, before[k])
@@ -227,7 +229,7 @@ def test_kernel_norm_is_not_mutated_by_forward():
 
 @pytest.mark.parametrize("patch_size", [128, 100, 64])
 def test_masking_works_for_any_patch_size(patch_size):
-    cfg = tiny(patch_size=patch_size, n_times=patch_size * 3)
+    cfg = tiny_codebrain_config(patch_size=patch_size, n_times=patch_size * 3)
     m = CodeBrain(**cfg, pretrain_mode=True).eval()
     x = _x(cfg)
     mask = torch.zeros(2, 3, 3, dtype=torch.bool)
@@ -242,7 +244,7 @@ def test_masking_works_for_any_patch_size(patch_size):
 
 
 def test_double_precision():
-    cfg = tiny()
+    cfg = tiny_codebrain_config()
     m = CodeBrain(**cfg).eval()
     x = _x(cfg)
     y32 = m(x)
@@ -253,7 +255,7 @@ def test_double_precision():
 
 
 def test_bfloat16_model():
-    cfg = tiny()
+    cfg = tiny_codebrain_config()
     m = CodeBrain(**cfg).eval()
     x = _x(cfg)
     y32 = m(x)
@@ -263,7 +265,7 @@ def test_bfloat16_model():
 
 
 def test_torch_export():
-    cfg = tiny()
+    cfg = tiny_codebrain_config()
     m = CodeBrain(**cfg).eval()
     x = _x(cfg)
     ep = torch.export.export(m, (x,))

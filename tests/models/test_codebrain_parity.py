@@ -6,8 +6,8 @@ import warnings
 
 import pytest
 import torch
-from _codebrain_tiny import tiny
 
+from _fixtures import tiny_codebrain_config
 from codebrain import CodeBrain
 
 with warnings.catch_warnings():
@@ -16,17 +16,21 @@ with warnings.catch_warnings():
 BDCodeBrain = bd_models.CodeBrain
 
 CONFIGS = [
-    tiny(),
-    tiny(n_chans=5, n_times=650),  # length not a multiple of patch_size
-    tiny(s4_bidirectional=False),
-    tiny(s4_layernorm=True),
-    tiny(swa_window_size=3),
-    tiny(swa_window_size=7, n_chans=2, n_times=1000),
-    tiny(res_channels=8, skip_channels=8, out_channels=4, num_res_layers=1),
-    tiny(activation=torch.nn.GELU, mlp_hidden_multiplier=2),
-    tiny(s4_lmax=60, n_times=1800, n_chans=2),  # sequence longer than the SGConv kernel
-    tiny(patch_size=100, n_times=500),
-    tiny(conv_out_chans=10, conv_groups=2, proj_kernel_size=25, proj_padding=12, pos_kernel=(3, 3)),
+    tiny_codebrain_config(),
+    tiny_codebrain_config(n_chans=5, n_times=650),  # length not a multiple of patch_size
+    tiny_codebrain_config(s4_bidirectional=False),
+    tiny_codebrain_config(s4_layernorm=True),
+    tiny_codebrain_config(swa_window_size=3),
+    tiny_codebrain_config(swa_window_size=7, n_chans=2, n_times=1000),
+    tiny_codebrain_config(res_channels=8, skip_channels=8, out_channels=4, num_res_layers=1),
+    tiny_codebrain_config(activation=torch.nn.GELU, mlp_hidden_multiplier=2),
+    tiny_codebrain_config(
+        s4_lmax=60, n_times=1800, n_chans=2
+    ),  # sequence longer than the SGConv kernel
+    tiny_codebrain_config(patch_size=100, n_times=500),
+    tiny_codebrain_config(
+        conv_out_chans=10, conv_groups=2, proj_kernel_size=25, proj_padding=12, pos_kernel=(3, 3)
+    ),
 ]
 
 
@@ -92,7 +96,7 @@ def test_pretrain_outputs_match(cfg):
 
 def test_fresh_reference_state_dict_gives_same_outputs():
     """A never-run reference model has unset kernel norms; ours computes them on load."""
-    cfg = tiny()
+    cfg = tiny_codebrain_config()
     ref, ours = _pair(cfg)
     sd = {k: v.clone() for k, v in ref.state_dict().items()}
     assert not any(bool(v) for k, v in sd.items() if k.endswith("kernel_norm_initialized"))
@@ -105,7 +109,7 @@ def test_fresh_reference_state_dict_gives_same_outputs():
 
 
 def test_weights_move_from_ours_to_reference():
-    cfg = tiny(swa_window_size=3)
+    cfg = tiny_codebrain_config(swa_window_size=3)
     ref, ours = _pair(cfg, seed=3)
     ref.load_state_dict(ours.state_dict())
     ref.eval()
@@ -117,7 +121,7 @@ def test_weights_move_from_ours_to_reference():
 
 @pytest.mark.parametrize("window", [1, 5])
 def test_gradients_match_in_train_mode_without_dropout(window):
-    cfg = tiny(drop_prob=0.0, spectral_dropout=0.0, swa_window_size=window)
+    cfg = tiny_codebrain_config(drop_prob=0.0, spectral_dropout=0.0, swa_window_size=window)
     ref, ours = _pair(cfg, seed=1)
     ours.load_state_dict(ref.state_dict())
     ref.train()

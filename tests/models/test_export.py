@@ -8,21 +8,13 @@ import warnings
 import pytest
 import torch
 
+from _fixtures import make_tiny_codebrain
 from codebrain import CodeBrain
 from codebrain.cli import main as cli_main
 from codebrain.export import check_onnx, export_onnx
 
-TINY = dict(
-    n_outputs=3,
-    n_chans=3,
-    n_times=400,
-    res_channels=8,
-    skip_channels=8,
-    out_channels=8,
-    num_res_layers=2,
-    codebook_size_t=32,
-    codebook_size_f=32,
-)
+# The tiny model, narrower (width 8) and with 32-code books.
+SIZES = dict(res_channels=8, skip_channels=8, codebook_size_t=32, codebook_size_f=32)
 
 needs_ort = pytest.mark.skipif(
     importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
@@ -34,8 +26,7 @@ onnx_warnings = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::Depre
 
 
 def _model(**kw) -> CodeBrain:
-    torch.manual_seed(0)
-    return CodeBrain(**{**TINY, **kw}).eval()
+    return make_tiny_codebrain(seed=0, **{**SIZES, **kw}).eval()
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from _codebrain_tiny import tiny
 
+from _fixtures import tiny_codebrain_config
 from codebrain import CodeBrain
 
 with warnings.catch_warnings():
@@ -20,7 +20,7 @@ with warnings.catch_warnings():
 
 
 def _model(**kw):
-    cfg = tiny(**kw)
+    cfg = tiny_codebrain_config(**kw)
     return CodeBrain(**cfg).eval(), torch.randn(2, cfg["n_chans"], cfg["n_times"])
 
 
@@ -69,7 +69,7 @@ def test_from_pretrained_with_other_window_length_keeps_backbone(tmp_path):
 
 
 def test_braindecode_folder_loads_in_ours_and_back(tmp_path):
-    cfg = tiny(swa_window_size=5)
+    cfg = tiny_codebrain_config(swa_window_size=5)
     torch.manual_seed(0)
     ref = bd_models.CodeBrain(**cfg).eval()
     x = torch.randn(2, cfg["n_chans"], cfg["n_times"])

@@ -7,14 +7,13 @@ import sys
 
 import pytest
 import torch
-from _codebrain_tiny import tiny
 
 from codebrain import CodeBrain
 
 
-def test_hostile_config_runs_no_code(tmp_path, monkeypatch):
+def test_hostile_config_runs_no_code(tmp_path, monkeypatch, tiny_codebrain):
     """A model folder naming a ``__main__`` module must not import (and so run) it."""
-    model = CodeBrain(**tiny())
+    model = tiny_codebrain()
     model.save_pretrained(tmp_path)
     cfg = json.loads((tmp_path / "config.json").read_text())
     marker = tmp_path / "pwned"

@@ -8,37 +8,17 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import Dataset
 
+from _fixtures import TINY_TOKENIZER, TensorWindows, tiny_tokenizer_config
 from codebrain.models.tokenizer import TFDualTokenizer, TokenizerConfig
 
-S, C, P = 64, 4, 4  # samples per patch, channels, patches per window
-K = 64
+# The shared tiny tokenizer's sizes: samples per patch, channels, patches per window, codes.
+S, C, P = TINY_TOKENIZER["patch_size"], TINY_TOKENIZER["max_chans"], TINY_TOKENIZER["max_patches"]
+K = TINY_TOKENIZER["codebook_size_t"]
+assert (S, C, P, K) == (64, 4, 4, 64) and TINY_TOKENIZER["codebook_size_f"] == K
 
 # Two sinusoids per class, in cycles per patch (exact DFT bins of a patch).
 CLASS_FREQS = np.array([[3, 7], [5, 11], [9, 17], [13, 23]])
-
-
-def tiny_config(**overrides) -> TokenizerConfig:
-    kw = dict(
-        patch_size=S,
-        max_chans=C,
-        max_patches=P,
-        embed_dim=32,  # = TFConv width 2 * (4 // 2) * ((64 - 1) // 8 + 1)
-        conv_channels=4,
-        depth=2,
-        num_heads=2,
-        decoder_depth=1,
-        codebook_size_t=K,
-        codebook_size_f=K,
-        code_dim=8,
-        ema_decay=0.9,
-        kmeans_init=True,
-        dead_code_threshold=0.5,
-        commitment_weight=0.25,
-    )
-    kw.update(overrides)
-    return TokenizerConfig(**kw)
 
 
 def synthetic_windows(n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -55,17 +35,6 @@ def synthetic_windows(n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
     return torch.from_numpy(x.astype(np.float32)), y
 
 
-class _Windows(Dataset):
-    def __init__(self, x: torch.Tensor, y: np.ndarray) -> None:
-        self.x, self.y = x, y
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int):
-        return self.x[i], int(self.y[i])
-
-
 def _token_histograms(model: TFDualTokenizer, x: torch.Tensor) -> np.ndarray:
     ids_t, ids_f = model.tokenize(x)
     cfg = model.config
@@ -78,7 +47,7 @@ def _token_histograms(model: TFDualTokenizer, x: torch.Tensor) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- shapes/API
 def test_shapes_and_patch_input() -> None:
-    model = TFDualTokenizer(tiny_config()).eval()
+    model = TFDualTokenizer(tiny_tokenizer_config()).eval()
     x = torch.randn(3, C, P * S)
     ids_t, ids_f = model.tokenize(x)
     assert ids_t.shape == ids_f.shape == (3, C, P)
@@ -115,7 +84,7 @@ def test_shapes_and_patch_input() -> None:
 
 
 def test_loss_is_weighted_sum_of_terms() -> None:
-    cfg = tiny_config(
+    cfg = tiny_tokenizer_config(
         time_weight=0.5,
         amp_weight=2.0,
         phase_weight=0.3,
@@ -139,7 +108,7 @@ def test_loss_is_weighted_sum_of_terms() -> None:
 def test_targets_are_the_raw_patch_and_per_sample_zscored_spectrum() -> None:
     """Time target = the input itself; amplitude and phase of the full DFT z-scored per
     sample over C x P x S (unbiased std), written out independently here."""
-    model = TFDualTokenizer(tiny_config())
+    model = TFDualTokenizer(tiny_tokenizer_config())
     n = torch.arange(S, dtype=torch.float64)
     # Positive DC and Nyquist terms: the phases of those two real bins are 0, not +-pi.
     patches = (torch.randn(2, C, P, S) + 5 + 5 * torch.cos(math.pi * n)).float()
@@ -175,7 +144,7 @@ def test_nt_xent_matches_the_written_out_formula() -> None:
 
 
 def test_bf16_autocast_forward() -> None:
-    model = TFDualTokenizer(tiny_config()).train()
+    model = TFDualTokenizer(tiny_tokenizer_config()).train()
     x = torch.randn(2, C, P * S)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(x)
@@ -218,7 +187,7 @@ def test_default_config_is_the_released_size() -> None:
 
 # ------------------------------------------------------------------------------ errors
 def test_bad_inputs() -> None:
-    model = TFDualTokenizer(tiny_config())
+    model = TFDualTokenizer(tiny_tokenizer_config())
     with pytest.raises(ValueError, match="multiple of patch_size"):
         model.tokenize(torch.randn(1, C, P * S + 5))
     with pytest.raises(ValueError, match="S = patch_size"):
@@ -239,29 +208,29 @@ def test_bad_inputs() -> None:
 
 def test_config_validation() -> None:
     with pytest.raises(ValueError, match="divisible by num_heads"):
-        tiny_config(num_heads=3)
+        tiny_tokenizer_config(num_heads=3)
     with pytest.raises(ValueError, match="target_norm"):
-        tiny_config(target_norm="zscore")
+        tiny_tokenizer_config(target_norm="zscore")
     with pytest.raises(ValueError, match="earlier tokenizer design"):
-        tiny_config(target_norm="patch")  # a config.json of the removed design
+        tiny_tokenizer_config(target_norm="patch")  # a config.json of the removed design
     with pytest.raises(ValueError, match="TFConv width"):
-        tiny_config(embed_dim=48, num_heads=2)
+        tiny_tokenizer_config(embed_dim=48, num_heads=2)
     with pytest.raises(ValueError, match="conv_channels must be even"):
-        tiny_config(conv_channels=3)
+        tiny_tokenizer_config(conv_channels=3)
     with pytest.raises(TypeError, match="must be an int"):
-        tiny_config(depth=2.0)
+        tiny_tokenizer_config(depth=2.0)
     with pytest.raises(ValueError, match="codebook_size_f"):
-        tiny_config(codebook_size_f=1)
+        tiny_tokenizer_config(codebook_size_f=1)
     with pytest.raises(ValueError, match="Unknown TokenizerConfig fields"):
         TokenizerConfig.from_dict({"patch_size": 200, "bogus": 1})
     with pytest.raises(TypeError, match="TokenizerConfig"):
         TFDualTokenizer({"patch_size": 200})  # type: ignore[arg-type]
-    assert TokenizerConfig.from_dict(tiny_config().to_dict()) == tiny_config()
+    assert TokenizerConfig.from_dict(tiny_tokenizer_config().to_dict()) == tiny_tokenizer_config()
 
 
 # ---------------------------------------------------------------------------- persistence
 def test_save_load_round_trip(tmp_path) -> None:
-    model = TFDualTokenizer(tiny_config()).train()
+    model = TFDualTokenizer(tiny_tokenizer_config()).train()
     model(torch.randn(8, C, P * S))  # initialises the codebooks (k-means) and moves the EMAs
     assert bool(model.codebook_t.initted)
     model.eval()
@@ -317,7 +286,7 @@ def test_push_to_hub_uploads_a_loadable_folder(monkeypatch, tmp_path) -> None:
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
-    model = TFDualTokenizer(tiny_config()).eval()
+    model = TFDualTokenizer(tiny_tokenizer_config()).eval()
     assert model.push_to_hub("me/tok", private=True, branch="v1") == "commit-info"
     assert calls["create"] == ("me/tok", {"private": True, "exist_ok": True})
     assert calls["upload"][0] == "me/tok" and calls["upload"][1]["revision"] == "v1"
@@ -334,7 +303,7 @@ def test_from_pretrained_errors(tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="config.json"):
         TFDualTokenizer.from_pretrained(tmp_path / "empty")
-    folder = TFDualTokenizer(tiny_config()).save_pretrained(tmp_path / "other")
+    folder = TFDualTokenizer(tiny_tokenizer_config()).save_pretrained(tmp_path / "other")
     cfg = json.loads((folder / "config.json").read_text())
     cfg["model_type"] = "something-else"
     (folder / "config.json").write_text(json.dumps(cfg))
@@ -364,7 +333,7 @@ def test_tokenizer_learns(tmp_path) -> None:
 
     x_train, y_train = synthetic_windows(400, seed=0)
     x_test, y_test = synthetic_windows(200, seed=1)
-    cfg = tiny_config()
+    cfg = tiny_tokenizer_config()
 
     torch.manual_seed(0)
     untrained = TFDualTokenizer(cfg).eval()
@@ -372,7 +341,7 @@ def test_tokenizer_learns(tmp_path) -> None:
         before = untrained(x_test).losses
 
     result = train_tokenizer(
-        _Windows(x_train, y_train),
+        TensorWindows(x_train, y_train),
         TokenizerTrainConfig(
             max_steps=200,
             batch_size=32,
