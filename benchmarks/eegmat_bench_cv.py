@@ -94,6 +94,29 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     "codebrain_chanz": {"model": "codebrain", "norm": "channel_z"},
     "codebrain_wd05": {"model": "codebrain", "ft": {"weight_decay": 0.05}},
     "codebrain_ep30": {"model": "codebrain", "epochs": 30},
+    "codebrain_lr1e3_wu2": {
+        "model": "codebrain",
+        "ft": {"lr": 1e-3, "backbone_lr": 1e-3, "warmup_epochs": 2.0},
+    },
+    "codebrain_lr3e4_wu1": {
+        "model": "codebrain",
+        "ft": {"lr": 3e-4, "backbone_lr": 3e-4, "warmup_epochs": 1.0},
+    },
+    "codebrain_pool_lr1e3_shift": {
+        "model": "codebrain",
+        "head": "pool",
+        "augment": "shift",
+        "ft": {"lr": 1e-3, "backbone_lr": 1e-3},
+    },
+    "codebrain_pool_lr1e3_wd05": {
+        "model": "codebrain",
+        "head": "pool",
+        "ft": {"lr": 1e-3, "backbone_lr": 1e-3, "weight_decay": 0.05},
+    },
+    "codebrain_ep50": {"model": "codebrain", "epochs": 50},  # the authors' epoch budget
+    "codebrain_ep50_shift": {"model": "codebrain", "epochs": 50, "augment": "shift"},
+    "codebrain_ep50_chgain": {"model": "codebrain", "epochs": 50, "augment": "shift_chgain"},
+    "codebrain_pool_ep50": {"model": "codebrain", "head": "pool", "epochs": 50},
 }
 
 
@@ -135,16 +158,25 @@ class PoolHead(nn.Module):
 
 
 class ShiftDataset(ArrayDataset):
-    """Training windows with a random circular time shift and a log-normal gain (σ 0.1)."""
+    """Training windows with a random circular time shift and a log-normal gain.
 
-    def __init__(self, windows: TaskWindows, seed: int) -> None:
+    ``channel_sigma`` 0: one gain per window (σ 0.1); else also one gain per channel (σ
+    ``channel_sigma``), mimicking between-subject differences of electrode impedance.
+    """
+
+    def __init__(self, windows: TaskWindows, seed: int, channel_sigma: float = 0.0) -> None:
         super().__init__(windows)
         self.rng = np.random.default_rng(seed)
+        self.channel_sigma = channel_sigma
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = super().__getitem__(i)
         shift = int(self.rng.integers(0, x.shape[-1]))
-        return torch.roll(x, shift, dims=-1) * float(np.exp(self.rng.normal(0.0, 0.1))), y
+        gain = np.exp(
+            self.rng.normal(0.0, 0.1)
+            + self.rng.normal(0.0, 1.0, (x.shape[0], 1)) * self.channel_sigma
+        )
+        return torch.roll(x, shift, dims=-1) * torch.as_tensor(gain, dtype=x.dtype), y
 
 
 def _scaled(w: TaskWindows, gain: float, norm: str = "none") -> TaskWindows:
@@ -198,7 +230,13 @@ def run_one(
     gain = cond.get("gain", SCRATCH_INPUT_GAIN)
     norm = cond.get("norm", "none")
     train, val, test = (_scaled(parts[k], gain, norm) for k in ("train", "val", "test"))
-    train_ds = ShiftDataset(train, seed) if cond.get("augment") == "shift" else ArrayDataset(train)
+    augment = cond.get("augment")
+    if augment == "shift":
+        train_ds: ArrayDataset = ShiftDataset(train, seed)
+    elif augment == "shift_chgain":
+        train_ds = ShiftDataset(train, seed, channel_sigma=0.2)
+    else:
+        train_ds = ArrayDataset(train)
     result = finetune(model, train_ds, ArrayDataset(val), config)
     out = predict_outputs(result.model.classify, test, config.batch_size, torch.device("cpu"))
     key = f"val_{config.monitor_key}"
