@@ -11,7 +11,6 @@ K_t / K_f = temporal / frequency codebook sizes, N = masked positions.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
@@ -22,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from codebrain.training._distributed import all_reduce_sum, rank, world_size
 from codebrain.training._loop import IndexedWindows
+from codebrain.training._steps import autocast_for
 from codebrain.training.masking import DEFAULT_MASK_RATIO, sample_keyed_masks
 
 __all__ = ["Tokenizer", "compute_token_targets", "evaluate_masked_tokens"]
@@ -117,13 +117,6 @@ class MaskedTokenModule(nn.Module):
         feats = self.model.encode(x, mask=mask)  # (B, C, P, D)
         sel = feats[mask]  # (N, D)
         return self.model.lm_head_t(sel), self.model.lm_head_f(sel)
-
-
-def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def head_sums(

@@ -21,6 +21,7 @@ so that scripts reading them keep working; they are deprecated.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -28,11 +29,12 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from codebrain.training._distributed import elastic_restart_count
 from codebrain.training._loop import MetricLog
 from codebrain.training.checkpointing import (
     capture_rng_state,
@@ -44,12 +46,22 @@ from codebrain.training.checkpointing import (
 from codebrain.utils.distributed import barrier, is_dist, world_size
 from codebrain.utils.io import atomic_write_json
 
-__all__ = ["LAYOUT", "RUN_KINDS", "Layout", "RunFolder", "progress_bar", "run_kind"]
+__all__ = [
+    "LAYOUT",
+    "RUN_KINDS",
+    "Layout",
+    "RunFolder",
+    "progress_bar",
+    "resume_after_relaunch",
+    "run_kind",
+]
 
 logger = logging.getLogger(__name__)
 
 #: the commands that write run folders (also the section key of their ``config.json``)
 RUN_KINDS = ("tokenizer-train", "pretrain")
+
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -376,3 +388,40 @@ def progress_bar(*, total: int, initial: int, desc: str, enabled: bool) -> tqdm:
         disable=not enabled,
         dynamic_ncols=True,
     )
+
+
+def resume_after_relaunch(config: C, checkpoints_dir: Path) -> C:
+    """``config`` with ``resume=True`` when ``torchrun`` relaunched the group after a failure.
+
+    A relaunched group (``--max-restarts``, ``TORCHELASTIC_RESTART_COUNT > 0``) continues the
+    run it replaces: ``resume=False`` then means ``True`` (the newest checkpoint of the run
+    folder; said in a warning). Any other ``resume`` value, or a first launch, keeps ``config``.
+
+    Parameters
+    ----------
+    config : StepLoopConfig
+        The loop settings (a dataclass with a ``resume`` field).
+    checkpoints_dir : Path
+        The run folder's ``checkpoints/`` (named in the warning).
+
+    Returns
+    -------
+    StepLoopConfig
+        ``config`` itself, or a copy with ``resume=True``.
+
+    Raises
+    ------
+    ValueError
+        ``TORCHELASTIC_RESTART_COUNT`` is not a whole number.
+    """
+    if config.resume is not False:  # type: ignore[attr-defined]
+        return config
+    restarts = elastic_restart_count()
+    if restarts == 0:
+        return config
+    logger.warning(
+        "torchrun relaunched the group (restart %d): resuming from the newest checkpoint in %s.",
+        restarts,
+        checkpoints_dir,
+    )
+    return dataclasses.replace(config, resume=True)  # type: ignore[type-var]

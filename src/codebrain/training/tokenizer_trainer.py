@@ -27,20 +27,17 @@ are kept as deprecated aliases.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from codebrain.layers.quantize import fraction_used, perplexity
 from codebrain.models.tokenizer import TFDualTokenizer, TokenizerConfig
 from codebrain.training import _distributed
 from codebrain.training._loop import (
@@ -48,14 +45,22 @@ from codebrain.training._loop import (
     ResumableDistributedSampler,
     as_window,
     resume_position,
-    warn_if_dataset_changed,
 )
-from codebrain.training._schedule import WarmupCosine, build_warmup_cosine_scheduler
-from codebrain.training.checkpointing import load_checkpoint, unwrap_model
-from codebrain.training.loop_config import StepLoopConfig
+from codebrain.training._steps import build_adamw, wrap_ddp
+from codebrain.training._tokenizer_step import (
+    Meter,
+    Position,
+    log_interval,
+    loss_terms,
+    resume_from_checkpoint,
+    summary,
+    train_step,
+    write_checkpoint,
+)
+from codebrain.training.checkpointing import unwrap_model
 from codebrain.training.optim import param_groups
 from codebrain.training.run import RunFolder, progress_bar
-from codebrain.utils.check import check_int
+from codebrain.training.tokenizer_train_config import TokenizerTrainConfig
 from codebrain.utils.device import resolve_device
 
 __all__ = ["TokenizerTrainConfig", "TokenizerTrainResult", "train_tokenizer"]
@@ -80,136 +85,6 @@ LOG_FIELDS = (
     "grad_norm",
     "elapsed_s",
 )
-_LOSS_KEYS = (
-    "loss",
-    "time",
-    "amp",
-    "phase",
-    "commit_t",
-    "commit_f",
-    "contrastive",
-    "grad_norm",
-)
-
-
-# ------------------------------------------------------------------------------ config
-@dataclass
-class TokenizerTrainConfig(StepLoopConfig):
-    """Settings of :func:`train_tokenizer` (JSON-serialisable).
-
-    The shared fields (``steps``, ``batch_size``, ``lr``, ``min_lr``, ``warmup_steps``,
-    ``weight_decay``, ``grad_clip``, ``precision``, ``seed``, ``device``, ``resume``,
-    ``num_workers``, ``progress``, ``log_every``, ``checkpoint_every``,
-    ``keep_checkpoints``) mean what :class:`~codebrain.training.loop_config.StepLoopConfig`
-    says; the defaults here are the tokenizer's. ``steps`` is also the length of the cosine
-    schedule; ``min_lr`` defaults to ``lr / 100``; ``resume`` defaults to ``True`` (continue
-    the run folder's newest checkpoint); ``precision="fp16"`` is the authors' (CUDA, with a
-    gradient scaler); FFTs, task heads, codebooks and losses stay in float32.
-
-    Parameters
-    ----------
-    decay_all_params : bool
-        Apply ``weight_decay`` to every parameter (the authors'); otherwise biases, norms and
-        1-D parameters get none.
-    betas : tuple of float
-        AdamW betas.
-
-    Notes
-    -----
-    Deprecated spellings (a ``DeprecationWarning``; also read from saved configs):
-    ``max_steps`` (now ``steps``) and ``min_lr_ratio`` (now ``min_lr = lr * min_lr_ratio``).
-    """
-
-    _deprecated_fields: ClassVar[dict[str, str]] = {"max_steps": "steps", "min_lr_ratio": "min_lr"}
-
-    steps: int = 100_000
-    batch_size: int = 64
-    lr: float = 5e-4
-    min_lr: float | None = None
-    warmup_steps: int = 1000
-    weight_decay: float = 1e-4
-    grad_clip: float = 3.0
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    resume: bool | str = True
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    decay_all_params: bool = False
-    betas: tuple[float, float] = (0.9, 0.99)
-
-    def __post_init__(self) -> None:
-        self.betas = (float(self.betas[0]), float(self.betas[1]))
-        super().__post_init__()
-        check_int(self._label("seed"), self.seed, minimum=0)
-
-    @property
-    def max_steps(self) -> int:
-        """Deprecated: :attr:`steps`."""
-        warnings.warn(
-            "TokenizerTrainConfig.max_steps is deprecated; use steps.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.steps
-
-    @classmethod
-    def paper(cls, n_windows: int, world_size: int = 1, **overrides: Any) -> TokenizerTrainConfig:
-        """The authors' Stage 1 settings (``Pretrain/pretrain_TFDual.py``, ``TFDual_Trainer``).
-
-        20 epochs of batch 256 per process (``steps = 20 * (n_windows // (256 *
-        world_size))``; another ``batch_size`` override enters this and the lr rule); AdamW
-        with default betas (0.9, 0.999) and weight decay 1e-4 on every parameter; the learning
-        rate 1e-4 scaled by ``total_batch / 128`` (6e-4 on their 3 GPUs); a per-step cosine to
-        1e-5 after one warm-up step; no gradient clipping; fp16 autocast with a gradient
-        scaler; seed 42.
-
-        Parameters
-        ----------
-        n_windows : int
-            Training windows (one epoch).
-        world_size : int
-            Processes (GPUs) sharing the data.
-        **overrides
-            Any field, applied last (e.g. ``precision="fp32"`` on a CPU).
-
-        Returns
-        -------
-        TokenizerTrainConfig
-
-        Notes
-        -----
-        The authors' first step runs at lr 0 (their warm-up is ``linspace(0, lr, 1)``); here the
-        one warm-up step runs at the full rate. Their DataParallel run divides the steps per
-        epoch by the GPU count for the schedule only; the schedule here spans the steps run.
-        """
-        check_int("n_windows", n_windows, minimum=1)
-        check_int("world_size", world_size, minimum=1)
-        batch = int(overrides.get("batch_size", 256))
-        total_batch = batch * world_size
-        per_epoch = n_windows // total_batch
-        if per_epoch < 1 and not {"steps", "max_steps"} & set(overrides):
-            raise ValueError(
-                f"the paper recipe's batch is {batch} windows per process x {world_size} "
-                f"process(es) = {total_batch}; the corpus has {n_windows}."
-            )
-        lr = 1e-4 * total_batch / 128
-        base: dict[str, Any] = dict(
-            steps=20 * max(1, per_epoch),
-            batch_size=batch,
-            lr=lr,
-            weight_decay=1e-4,
-            decay_all_params=True,
-            betas=(0.9, 0.999),
-            warmup_steps=1,
-            min_lr=min(lr, 1e-5),
-            grad_clip=0.0,
-            precision="fp16",
-            seed=42,
-        )
-        for old, new in cls._deprecated_fields.items():
-            if old in overrides:  # an old spelling replaces the recipe's value of the new one
-                base.pop(new)
-        base.update(overrides)
-        return cls(**base)
 
 
 @dataclass
@@ -260,79 +135,7 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
 
 
 # ------------------------------------------------------------------------------ logging
-class _Meter:
-    """Sums of loss terms and code counts over a logging interval."""
-
-    def __init__(self, k_t: int, k_f: int, device: torch.device) -> None:
-        self.losses = torch.zeros(len(_LOSS_KEYS), dtype=torch.float64, device=device)
-        self.counts_t = torch.zeros(k_t, dtype=torch.float64, device=device)
-        self.counts_f = torch.zeros(k_f, dtype=torch.float64, device=device)
-        self.n = 0
-
-    def add(self, values: torch.Tensor, counts_t: torch.Tensor, counts_f: torch.Tensor) -> None:
-        self.losses += values.double()
-        self.counts_t += counts_t.double()
-        self.counts_f += counts_f.double()
-        self.n += 1
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "losses": self.losses.cpu(),
-            "counts_t": self.counts_t.cpu(),
-            "counts_f": self.counts_f.cpu(),
-            "n": self.n,
-        }
-
-    def load(self, s: dict[str, Any]) -> None:
-        self.losses.copy_(s["losses"])
-        self.counts_t.copy_(s["counts_t"])
-        self.counts_f.copy_(s["counts_f"])
-        self.n = int(s["n"])
-
-    def summary(self) -> dict[str, float]:
-        losses = _distributed.all_reduce_mean(self.losses.clone())
-        counts_t = _distributed.all_reduce_sum(self.counts_t.clone())
-        counts_f = _distributed.all_reduce_sum(self.counts_f.clone())
-        n = max(1, self.n)
-        out = {k: float(v) / n for k, v in zip(_LOSS_KEYS, losses.tolist(), strict=True)}
-        out.update(
-            used_t=fraction_used(counts_t),
-            used_f=fraction_used(counts_f),
-            perplexity_t=perplexity(counts_t),
-            perplexity_f=perplexity(counts_f),
-        )
-        self.losses.zero_()
-        self.counts_t.zero_()
-        self.counts_f.zero_()
-        self.n = 0
-        return out
-
-
 # -------------------------------------------------------------------------------- train
-@dataclass
-class _Position:
-    """Where the run is: optimizer steps done, data position, wall time of earlier runs."""
-
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    elapsed_before: float = 0.0
-    t_start: float = field(default_factory=time.perf_counter)
-    checkpoint: Path | None = None
-
-    def elapsed(self) -> float:
-        """Training wall time, earlier (resumed) invocations included."""
-        return self.elapsed_before + time.perf_counter() - self.t_start
-
-    def advance(self, batches_per_epoch: int) -> None:
-        """One optimizer step done; move the data position to the next step's batch."""
-        self.step += 1
-        self.batch_in_epoch += 1
-        if self.batch_in_epoch >= batches_per_epoch:
-            self.epoch += 1
-            self.batch_in_epoch = 0
-
-
 def train_tokenizer(
     dataset: Dataset,
     config: TokenizerTrainConfig | None,
@@ -390,12 +193,14 @@ def train_tokenizer(
     torch.manual_seed(cfg.seed)
     model = _build_model(model, model_config, first, device)
     optimizer, scheduler, scaler = _build_optimizer(model, cfg, device)
-    meter = _Meter(model.config.codebook_size_t, model.config.codebook_size_f, device)
+    meter = Meter(model.config.codebook_size_t, model.config.codebook_size_f, device)
 
-    pos = _Position()
+    pos = Position()
     resume_from = run.resume_checkpoint(cfg.resume, refuse_existing=False)
     if resume_from is not None:
-        pos = _resume(resume_from, model, optimizer, scheduler, scaler, meter, cfg, len(dataset))
+        pos = resume_from_checkpoint(
+            resume_from, model, optimizer, scheduler, scaler, meter, cfg, len(dataset)
+        )
     run.prepare(cfg, model=model.config.to_dict(), world_size=world)
     log = run.metric_log(LOG_FIELDS, resume_step=pos.step)
     net = _wrap_ddp(model, device, world)
@@ -415,16 +220,16 @@ def train_tokenizer(
     try:
         while pos.step < target:
             for x in _epoch_batches(dataset, sampler, cfg, pos, device):
-                out, grad_norm = _train_step(
+                out, grad_norm = train_step(
                     net, model, x, optimizer, scheduler, scaler, cfg, pos.step
                 )
                 pos.advance(batches_per_epoch)
-                meter.add(_loss_terms(out, grad_norm), out.counts_t, out.counts_f)
+                meter.add(loss_terms(out, grad_norm), out.counts_t, out.counts_f)
                 bar.update(1)
                 if pos.step % cfg.log_every == 0 or pos.step == cfg.steps:
-                    _log_interval(log, bar, meter, scheduler, pos)
+                    log_interval(log, bar, meter, scheduler, pos)
                 if _checkpoint_due(pos.step, cfg.checkpoint_every, target):
-                    pos.checkpoint = _write_checkpoint(
+                    pos.checkpoint = write_checkpoint(
                         run, cfg, pos, model, optimizer, scheduler, scaler, meter, len(dataset)
                     )
                 if pos.step >= target:
@@ -498,76 +303,29 @@ def _build_optimizer(
         if cfg.decay_all_params
         else _param_groups(model, cfg.weight_decay)
     )
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
-    scheduler = build_warmup_cosine_scheduler(
-        optimizer,
+    return build_adamw(
+        groups,
+        lr=cfg.lr,
+        betas=cfg.betas,
+        weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_steps,
         total_steps=cfg.steps,
-        min_lr_ratio=cfg.min_lr_fraction,
-    )
-    return optimizer, scheduler, scaler
-
-
-def _resume(
-    path: Path,
-    model: TFDualTokenizer,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: Any,
-    meter: _Meter,
-    cfg: TokenizerTrainConfig,
-    n_windows: int,
-) -> _Position:
-    """Load a checkpoint into the run's objects; the position it saved."""
-    peek = load_checkpoint(path, restore_rng=False)
-    saved_model_cfg = peek.get("model_config")
-    if saved_model_cfg is not None and saved_model_cfg != model.config.to_dict():
-        raise ValueError(
-            f"checkpoint {path} was written for a different tokenizer "
-            "configuration; use another out_dir or resume=False."
-        )
-    extra = load_checkpoint(
-        path,
-        model=model,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        scaler=scaler,
-        rng_index=_distributed.rank(),
-        map_location=next(model.parameters()).device,
-    )
-    # The schedule follows the *current* config (a run may be extended with more steps).
-    for fn in scheduler.lr_lambdas:
-        if isinstance(fn, WarmupCosine):
-            fn.__dict__.update(
-                WarmupCosine(cfg.warmup_steps, cfg.steps, cfg.min_lr_fraction).__dict__
-            )
-    warn_if_dataset_changed(extra.get("n_windows"), n_windows)
-    if extra.get("meter") is not None:
-        meter.load(extra["meter"])
-    logger.info("Resuming tokenizer training from %s (step %d)", path, int(extra["step"]))
-    return _Position(
-        step=int(extra["step"]),
-        epoch=int(extra["epoch"]),
-        batch_in_epoch=int(extra["batch_in_epoch"]),
-        elapsed_before=float(extra.get("elapsed_s", 0.0)),
-        checkpoint=path,
+        min_lr_fraction=cfg.min_lr_fraction,
+        precision=cfg.precision,
     )
 
 
 def _wrap_ddp(model: nn.Module, device: torch.device, world: int) -> nn.Module:
     if world == 1:
         return model
-    return nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == "cuda" else None
-    )
+    return wrap_ddp(model, device)
 
 
 def _epoch_batches(
     dataset: Dataset,
     sampler: ResumableDistributedSampler,
     cfg: TokenizerTrainConfig,
-    pos: _Position,
+    pos: Position,
     device: torch.device,
 ) -> Iterator[torch.Tensor]:
     """The rest of the current epoch's batches ``(B, C, T)``, on ``device``.
@@ -590,123 +348,15 @@ def _epoch_batches(
         yield x.to(device, non_blocking=True)
 
 
-def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    if precision not in ("bf16", "fp16"):
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def _train_step(
-    net: nn.Module,
-    model: nn.Module,
-    x: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: Any,
-    cfg: TokenizerTrainConfig,
-    step: int,
-) -> tuple[Any, torch.Tensor]:
-    """Forward, backward, clip, optimizer and scheduler step; the output and grad norm."""
-    with _autocast(cfg.precision, x.device):
-        out = net(x)
-    if not torch.isfinite(out.loss):
-        raise FloatingPointError(
-            f"non-finite tokenizer loss at step {step + 1}: {float(out.loss)}; "
-            "lower the learning rate or check the data scale."
-        )
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(out.loss).backward()
-        scaler.unscale_(optimizer)
-    else:
-        out.loss.backward()
-    if cfg.grad_clip > 0:
-        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    else:
-        grad_norm = _grad_norm(model)
-    if scaler is not None:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
-    scheduler.step()
-    return out, grad_norm
-
-
-def _loss_terms(out: Any, grad_norm: torch.Tensor) -> torch.Tensor:
-    """The :data:`_LOSS_KEYS` values of one step."""
-    terms = out.losses
-    return torch.stack(
-        [
-            out.loss.detach().float(),
-            terms.time.detach().float(),
-            terms.amp.detach().float(),
-            terms.phase.detach().float(),
-            terms.commit_t.detach().float(),
-            terms.commit_f.detach().float(),
-            terms.contrastive.detach().float(),
-            grad_norm.detach().float(),
-        ]
-    )
-
-
-def _log_interval(log: MetricLog, bar: Any, meter: _Meter, scheduler: Any, pos: _Position) -> None:
-    """Write the interval's metric row (all ranks reduce) and show it on the bar."""
-    row = {
-        "step": pos.step,
-        "epoch": pos.epoch,
-        "lr": scheduler.get_last_lr()[0],
-        **meter.summary(),
-        "elapsed_s": round(pos.elapsed(), 3),
-    }
-    log.write(row)
-    bar.set_postfix(
-        loss=f"{row['loss']:.4f}", used_t=f"{row['used_t']:.2f}", used_f=f"{row['used_f']:.2f}"
-    )
-    logger.debug("step %d: %s", pos.step, row)
-
-
 def _checkpoint_due(step: int, every: int, target: int) -> bool:
     return (every > 0 and step % every == 0) or step == target
-
-
-def _write_checkpoint(
-    run: RunFolder,
-    cfg: TokenizerTrainConfig,
-    pos: _Position,
-    model: TFDualTokenizer,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: Any,
-    meter: _Meter,
-    n_windows: int,
-) -> Path:
-    return run.write_checkpoint(
-        pos.step,
-        keep=cfg.keep_checkpoints,
-        model=model,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        scaler=scaler,
-        extra={
-            "step": pos.step,
-            "epoch": pos.epoch,
-            "batch_in_epoch": pos.batch_in_epoch,
-            "n_windows": n_windows,
-            "elapsed_s": pos.elapsed(),
-            "meter": meter.state(),
-            "model_config": model.config.to_dict(),
-            "train_config": cfg.to_dict(),
-        },
-    )
 
 
 def _finish(
     run: RunFolder,
     model: TFDualTokenizer,
     cfg: TokenizerTrainConfig,
-    pos: _Position,
+    pos: Position,
     log: MetricLog,
     world: int,
 ) -> TokenizerTrainResult:
@@ -720,7 +370,7 @@ def _finish(
     model.eval()
     if finished:
         run.save_final(model)
-        run.write_result(_summary(model, pos, log))
+        run.write_result(summary(model, pos, log))
     _distributed.barrier()
     return TokenizerTrainResult(
         model=unwrap_model(model),  # type: ignore[arg-type]
@@ -730,29 +380,3 @@ def _finish(
         checkpoint=pos.checkpoint,
         out_dir=run.path,
     )
-
-
-def _summary(model: TFDualTokenizer, pos: _Position, log: MetricLog) -> dict[str, Any]:
-    """``result.json`` of a finished run: steps, time, last row and codebook usage."""
-    return {
-        "steps": pos.step,
-        "elapsed_s": round(pos.elapsed(), 3),
-        "final": log.history[-1] if log.history else {},
-        "codebook_t": {
-            "fraction_used_total": model.codebook_t.fraction_used(),
-            "perplexity_total": model.codebook_t.perplexity(),
-            "restarts": int(model.codebook_t.num_restarts),
-        },
-        "codebook_f": {
-            "fraction_used_total": model.codebook_f.fraction_used(),
-            "perplexity_total": model.codebook_f.perplexity(),
-            "restarts": int(model.codebook_f.num_restarts),
-        },
-    }
-
-
-def _grad_norm(model: nn.Module) -> torch.Tensor:
-    norms = [p.grad.detach().float().norm() for p in model.parameters() if p.grad is not None]
-    if not norms:
-        return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack(norms))
