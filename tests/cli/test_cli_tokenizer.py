@@ -126,6 +126,20 @@ def test_rerun_resumes_and_extends(tmp_path: Path, npy_corpus: Path) -> None:
     assert rows[3]["lr"] == pytest.approx(5e-4 * 0.01)
 
 
+def test_no_resume_refuses_checkpoints_unless_torchrun_relaunched(
+    tmp_path: Path, npy_corpus: Path, monkeypatch, capsys
+) -> None:
+    out = tmp_path / "run"
+    assert _train(npy_corpus, out) == 0
+    assert _train(npy_corpus, out, "--steps", "6", "--no-resume") == 2
+    assert "already holds checkpoints" in capsys.readouterr().err
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")  # a group relaunched by torchrun
+    assert _train(npy_corpus, out, "--steps", "6", "--no-resume") == 0
+    rows = [json.loads(r) for r in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4, 6]
+    assert rows[1]["lr"] == pytest.approx(5e-4 * 0.01)  # step 4 ended the first run's schedule
+
+
 def test_user_errors(tmp_path: Path, npy_corpus: Path, capsys) -> None:
     assert _train(tmp_path / "missing", tmp_path / "o") == 2
     assert "does not exist" in capsys.readouterr().err

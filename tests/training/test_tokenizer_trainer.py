@@ -129,6 +129,25 @@ def test_exact_resume(tmp_path) -> None:
             assert ra[key] == rb[key], (ra["step"], key)
 
 
+def test_a_group_relaunched_by_torchrun_resumes_by_itself(tmp_path, monkeypatch, caplog) -> None:
+    """``TORCHELASTIC_RESTART_COUNT > 0`` (torchrun's relaunch) turns ``resume=False`` into True."""
+    ds, mcfg = _Tensors(36), _model_config()
+    straight = train_tokenizer(ds, _train_config(max_steps=8), tmp_path / "a", model_config=mcfg)
+    cfg = _train_config(max_steps=8, resume=False)
+    train_tokenizer(ds, cfg, tmp_path / "b", model_config=mcfg, stop_after=4)  # "killed" at 4
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    with caplog.at_level("INFO", logger="codebrain.training"):
+        relaunched = train_tokenizer(ds, cfg, tmp_path / "b", model_config=mcfg)
+    assert "torchrun relaunched the group (restart 1)" in caplog.text
+    assert "ckpt_00000004.pt (step 4)" in caplog.text  # resumed, not started afresh
+    assert relaunched.finished and relaunched.step == 8
+    sa, sb = straight.model.state_dict(), relaunched.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "one")
+    with pytest.raises(ValueError, match="TORCHELASTIC_RESTART_COUNT='one': expected a whole"):
+        train_tokenizer(ds, cfg, tmp_path / "b", model_config=mcfg)
+
+
 def test_outputs_and_logs(tmp_path) -> None:
     ds = _Pairs(20)
     out = tmp_path / "run"

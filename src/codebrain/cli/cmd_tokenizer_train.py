@@ -194,6 +194,7 @@ def _configs(
 def run(args: argparse.Namespace) -> int:
     """Run ``tokenizer-train``; returns the exit code."""
     from codebrain.cli._common import check_run_folder, load_windows
+    from codebrain.training._distributed import elastic_restart_count
     from codebrain.training.checkpointing import latest_checkpoint, load_checkpoint
     from codebrain.training.run import LAYOUT, RunFolder
     from codebrain.training.tokenizer_trainer import train_tokenizer
@@ -207,7 +208,8 @@ def run(args: argparse.Namespace) -> int:
     n_chans, n_times = (int(v) for v in first.shape)
     model_cfg, train_cfg = _configs(args, n_chans, n_times, len(dataset))  # type: ignore[arg-type]
     out = Path(args.out)
-    no_resume = train_cfg.resume is False
+    # a group that torchrun relaunched (--max-restarts) resumes without --resume
+    no_resume = train_cfg.resume is False and elastic_restart_count() == 0
     checkpoints = RunFolder(out, "tokenizer-train").checkpoints_dir
     if no_resume and checkpoints.is_dir() and any(checkpoints.iterdir()):
         raise CLIError(

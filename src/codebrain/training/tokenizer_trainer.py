@@ -59,7 +59,7 @@ from codebrain.training._tokenizer_step import (
 )
 from codebrain.training.checkpointing import unwrap_model
 from codebrain.training.optim import param_groups
-from codebrain.training.run import RunFolder, progress_bar
+from codebrain.training.run import RunFolder, progress_bar, resume_after_relaunch
 from codebrain.training.tokenizer_train_config import TokenizerTrainConfig
 from codebrain.utils.device import resolve_device
 
@@ -183,11 +183,15 @@ def train_tokenizer(
     -----
     The global torch RNG is seeded with ``config.seed`` before the model is built (and
     restored from the checkpoint on resume). Calling again with a larger ``steps`` extends a
-    finished run; the learning-rate schedule then follows the new ``steps``.
+    finished run; the learning-rate schedule then follows the new ``steps``. A group that
+    torchrun relaunched after a failure (``--max-restarts``, ``TORCHELASTIC_RESTART_COUNT > 0``)
+    continues the run it replaces: ``resume=False`` then means ``True`` (the newest checkpoint
+    of the run folder), as in :func:`~codebrain.training.pretrain.pretrain`.
     """
     cfg = _check_config(config, stop_after)
     rank, world = _distributed.rank(), _distributed.world_size()
     run = RunFolder(out_dir, "tokenizer-train", main=rank == 0)
+    cfg = resume_after_relaunch(cfg, run.checkpoints_dir)
     first = _check_dataset(dataset, cfg, world)
     device = _resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
