@@ -384,6 +384,43 @@ def gloo_run(tmp_path_factory) -> Path:
     return out
 
 
+def _env_worker(rank: int, world: int, port: int, out: str) -> None:
+    """A rank as ``torchrun`` starts it: the group is only described by the environment."""
+    import os
+
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    os.environ.update(
+        WORLD_SIZE=str(world),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    res = train_tokenizer(
+        _Tensors(32),
+        _train_config(max_steps=2, batch_size=4, checkpoint_every=2),
+        f"{out}/run",
+        model_config=_model_config(),
+    )
+    assert not dist.is_initialized()  # joined for the run, left afterwards
+    torch.save(res.model.state_dict(), f"{out}/envmodel{rank}.pt")
+
+
+def test_train_tokenizer_joins_the_torchrun_group_from_the_environment(tmp_path) -> None:
+    """Under ``torchrun`` the ranks train one model together (world size 2), instead of
+    each training alone as if it were rank 0 of a world of one."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_env_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = _pair(tmp_path, "envmodel")
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), k
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["world_size"] == 2
+
+
 def _pair(out: Path, name: str) -> tuple[dict, dict]:
     return (
         torch.load(out / f"{name}0.pt", weights_only=True),

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -186,9 +187,28 @@ def train_tokenizer(
     finished run; the learning-rate schedule then follows the new ``steps``. A group that
     torchrun relaunched after a failure (``--max-restarts``, ``TORCHELASTIC_RESTART_COUNT > 0``)
     continues the run it replaces: ``resume=False`` then means ``True`` (the newest checkpoint
-    of the run folder), as in :func:`~codebrain.training.pretrain.pretrain`.
+    of the run folder), as in :func:`~codebrain.training.pretrain.pretrain`. Under ``torchrun``
+    (``WORLD_SIZE > 1``) the process group is joined from the environment and destroyed at
+    the end, as in pretraining; an existing default group is used as is.
     """
     cfg = _check_config(config, stop_after)
+    ctx = _distributed.setup_distributed(cfg.device)
+    try:
+        return _train_tokenizer(dataset, cfg, Path(out_dir), model_config, model, stop_after)
+    finally:
+        if ctx.initialized_here and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train_tokenizer(
+    dataset: Dataset,
+    cfg: TokenizerTrainConfig,
+    out_dir: Path,
+    model_config: TokenizerConfig | None,
+    model: TFDualTokenizer | None,
+    stop_after: int | None,
+) -> TokenizerTrainResult:
+    """The loop of :func:`train_tokenizer`, inside the process group (if any)."""
     rank, world = _distributed.rank(), _distributed.world_size()
     run = RunFolder(out_dir, "tokenizer-train", main=rank == 0)
     cfg = resume_after_relaunch(cfg, run.checkpoints_dir)
