@@ -20,13 +20,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from codebrain.cli import CLIError
-from codebrain.cli._config_args import (
-    _help,
-    _split_optional,
-    argparse_kwargs,
-    field_docs,
-    flag_name,
-)
+from codebrain.cli._config_flags import flag_name
+from codebrain.cli._config_help import _help, field_docs
+from codebrain.cli._config_types import _split_optional, argparse_kwargs
 
 __all__ = [
     "ARCH_EXCLUDED",
