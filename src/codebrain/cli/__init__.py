@@ -3,7 +3,9 @@
 Each subcommand lives in its own module ``codebrain.cli.cmd_<name>`` that defines
 ``register(subparsers) -> None``; the parser adds a ``func(args) -> int`` default. Modules are
 discovered automatically, so adding a command never edits this file. Only ``cmd_*`` modules are
-commands: helpers shared by several commands live in the private ``codebrain.cli._common``.
+commands: helpers shared by several commands live in private modules (``_data_args``,
+``_model_args``, ``_outputs``, the config-flag generator ``_config_args``), which
+``codebrain.cli._common`` gathers.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if getattr(args, "device", None) is not None:
-            from codebrain.cli._common import check_device_arg
+            from codebrain.cli._model_args import check_device_arg
 
             check_device_arg(args.device)
         # Log lines go through tqdm.write while a command runs, so they never print into (or

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         run_benchmark,
     )
     from codebrain.cli import CLIError
-    from codebrain.cli._common import check_output
+    from codebrain.cli._outputs import check_output
 
     if args.list:
         for recipe in list_recipes():

@@ -95,7 +95,7 @@ def convert_checkpoint(
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain convert``."""
     from codebrain.cli import CLIError
-    from codebrain.cli._common import check_output, folder_kind
+    from codebrain.cli._outputs import check_output, folder_kind
     from codebrain.utils.io import atomic_replace_dir
 
     ckpt = Path(args.checkpoint)

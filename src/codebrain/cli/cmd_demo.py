@@ -104,7 +104,7 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if args.n_trials % len(DEMO_CLASSES):
         raise CLIError(f"--n-trials must be even (two balanced classes), got {args.n_trials}.")
-    from codebrain.cli._common import check_output
+    from codebrain.cli._outputs import check_output
 
     check_output(args.out, kind="dir", force=args.force, replaceable=("a demo output folder",))
 
@@ -277,7 +277,7 @@ def run_demo(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain demo``."""
-    from codebrain.cli._common import sigterm_as_exit
+    from codebrain.cli._outputs import sigterm_as_exit
     from codebrain.utils.io import atomic_replace_dir
 
     _check_args(args)

@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``embed`` subcommand."""
-    from codebrain.cli._common import add_common_args
+    from codebrain.cli._model_args import add_common_args
 
     p = subparsers.add_parser(
         "embed",
@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain embed``."""
-    from codebrain.cli._common import check_output, check_outputs_finite, load_model_and_windows
+    from codebrain.cli._model_args import check_outputs_finite, load_model_and_windows
+    from codebrain.cli._outputs import check_output
     from codebrain.training.inference import encode_dataset
     from codebrain.utils.io import atomic_open
 

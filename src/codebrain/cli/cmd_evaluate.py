@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` subcommand."""
-    from codebrain.cli._common import add_common_args
+    from codebrain.cli._model_args import add_common_args
 
     p = subparsers.add_parser(
         "evaluate",
@@ -33,12 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain evaluate``."""
     from codebrain.cli import CLIError
-    from codebrain.cli._common import (
-        check_output,
-        check_outputs_finite,
-        labelled_subset,
-        load_model_and_windows,
-    )
+    from codebrain.cli._data_args import labelled_subset
+    from codebrain.cli._model_args import check_outputs_finite, load_model_and_windows
+    from codebrain.cli._outputs import check_output
     from codebrain.training.inference import predict
     from codebrain.training.metrics import compute_metrics
     from codebrain.training.plots import plot_confusion_matrix

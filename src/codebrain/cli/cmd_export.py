@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     if opset < 20:
         raise CLIError(f"--opset must be >= 20 (ONNX DFT), got {opset}.")
-    from codebrain.cli._common import check_output
+    from codebrain.cli._outputs import check_output
 
     out = check_output(args.out, suffixes=(".onnx",), force=args.force, inputs=[model_dir])
     try:

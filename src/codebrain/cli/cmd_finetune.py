@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``finetune`` subcommand."""
-    from codebrain.cli._common import add_preprocess_args
+    from codebrain.cli._data_args import add_preprocess_args
 
     p = subparsers.add_parser(
         "finetune",
@@ -181,12 +181,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from codebrain.cli import CLIError
-    from codebrain.cli._common import (
-        check_output,
-        labelled_subset,
-        load_data_arg,
-        sigterm_as_exit,
-    )
+    from codebrain.cli._data_args import labelled_subset, load_data_arg
+    from codebrain.cli._outputs import check_output, sigterm_as_exit
     from codebrain.data.windows import load_windows_npz
     from codebrain.training._splits import group_kfold, group_train_val_split
     from codebrain.training.finetune import finetune

@@ -3,7 +3,7 @@
 The model folder (from ``finetune``, ``demo`` or ``convert``) and the windows (an ``.npz``, or
 EEG files prepared with the settings stored next to the model, ``preprocess.json``, which the
 preprocessing flags override) are loaded by
-:func:`codebrain.cli._common.load_model_and_windows`, shared with ``evaluate`` and ``embed``.
+:func:`codebrain.cli._model_args.load_model_and_windows`, shared with ``evaluate`` and ``embed``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``predict`` subcommand."""
-    from codebrain.cli._common import add_common_args
+    from codebrain.cli._model_args import add_common_args
 
     p = subparsers.add_parser(
         "predict",
@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain predict``."""
-    from codebrain.cli._common import check_output, check_outputs_finite, load_model_and_windows
+    from codebrain.cli._model_args import check_outputs_finite, load_model_and_windows
+    from codebrain.cli._outputs import check_output
     from codebrain.training.inference import predict
     from codebrain.training.metrics import softmax
     from codebrain.utils.io import atomic_open

@@ -1,8 +1,9 @@
 """``codebrain prepare``: EEG files → a windows ``.npz`` (read → channels → filter → windows).
 
 :func:`codebrain.data.save_windows_npz` writes the file; the other commands read it back with
-:func:`codebrain.data.load_windows_npz` through :func:`codebrain.cli._common.load_data_arg` (an
-``.npz`` from ``prepare``, or EEG files and folders preprocessed on the fly).
+:func:`codebrain.data.load_windows_npz` through
+:func:`codebrain.cli._data_args.load_data_arg` (an ``.npz`` from ``prepare``, or EEG files and
+folders preprocessed on the fly).
 
 The ``.npz`` holds ``data`` (float32, ``(n_windows, n_chans, n_times)``, units of 100 µV),
 ``labels``, ``recording_ids``, ``subject_ids``, ``onsets``, ``ch_names``, ``sfreq``,
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``prepare`` subcommand."""
-    from codebrain.cli._common import add_preprocess_args
+    from codebrain.cli._data_args import add_preprocess_args
 
     p = subparsers.add_parser(
         "prepare",
@@ -74,12 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``codebrain prepare``."""
     from codebrain.cli import CLIError
-    from codebrain.cli._common import (
-        check_output,
-        prepare_windows,
-        preprocess_config_from_args,
-        split_list,
-    )
+    from codebrain.cli._data_args import prepare_windows, preprocess_config_from_args, split_list
+    from codebrain.cli._outputs import check_output
 
     if args.corpus:
         return _run_corpus(args)
@@ -134,7 +131,7 @@ _RECIPE_FIXED = {
 def _run_corpus(args: argparse.Namespace) -> int:
     """``prepare --corpus``: build or resume a sharded corpus (fixed-length windows)."""
     from codebrain.cli import CLIError
-    from codebrain.cli._common import preprocess_config_from_args
+    from codebrain.cli._data_args import preprocess_config_from_args
     from codebrain.data.store import build_corpus
 
     if args.windows != "fixed" or args.events or args.labels:

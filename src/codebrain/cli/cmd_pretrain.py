@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from codebrain import CodeBrain
-    from codebrain.cli._common import check_run_folder
+    from codebrain.cli._outputs import check_run_folder
     from codebrain.data import CorpusDataset, CorpusError
     from codebrain.training.pretrain import pretrain
 

@@ -261,7 +261,8 @@ def write_tokenizer_report(
 
 def run(args: argparse.Namespace) -> int:
     """Run ``tokenizer-report``; returns the exit code."""
-    from codebrain.cli._common import check_output, load_windows
+    from codebrain.cli._data_args import load_windows
+    from codebrain.cli._outputs import check_output
     from codebrain.models.tokenizer import TFDualTokenizer
 
     tok_dir = Path(args.tokenizer)

@@ -193,7 +193,8 @@ def _configs(
 
 def run(args: argparse.Namespace) -> int:
     """Run ``tokenizer-train``; returns the exit code."""
-    from codebrain.cli._common import check_run_folder, load_windows
+    from codebrain.cli._data_args import load_windows
+    from codebrain.cli._outputs import check_run_folder
     from codebrain.training._distributed import elastic_restart_count
     from codebrain.training.checkpointing import latest_checkpoint, load_checkpoint
     from codebrain.training.run import LAYOUT, RunFolder
