@@ -1,0 +1,139 @@
+"""The settings of :func:`codebrain.training.finetune.finetune`: :class:`FinetuneConfig`.
+
+The shared loop vocabulary (``lr``, ``min_lr``, ``grad_clip``, ``device``, ``seed``, ...) comes
+from :class:`~codebrain.training.loop_config.LoopConfig`; this module adds the fine-tuning
+fields, their checks and the deprecated spellings (``min_lr_ratio``, ``grad_clip=None``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from codebrain.models.probe import Pooling
+from codebrain.training.loop_config import LoopConfig
+from codebrain.training.metrics import PRIMARY_METRIC
+from codebrain.utils.check import check_int
+
+__all__ = ["FinetuneConfig", "Mode"]
+
+Mode = Literal["full", "linear", "mlp"]
+
+
+@dataclass
+class FinetuneConfig(LoopConfig):
+    """Hyper-parameters of :func:`finetune` (JSON-able: :meth:`to_dict` / :meth:`from_dict`).
+
+    The shared fields (``batch_size``, ``lr``, ``min_lr``, ``weight_decay``, ``grad_clip``,
+    ``seed``, ``device``, ``num_workers``, ``progress``) mean what
+    :class:`~codebrain.training.loop_config.LoopConfig` says, with these specifics: ``lr`` is
+    the peak learning rate of the head (``final_layer`` or the linear probe); ``min_lr``
+    (default ``lr / 100``) is the head's cosine floor, and every other group ends at the same
+    fraction of its own peak; ``weight_decay`` is not applied to norms, biases, gains, SGConv
+    kernels and skip weights (:mod:`codebrain.training.optim`); ``device`` defaults to ``"cpu"`` (``None`` or ``"auto"``: CUDA when available);
+    ``seed`` seeds Python, NumPy and torch, and the data order.
+
+    Parameters
+    ----------
+    mode : {"full", "linear", "mlp"}
+        What is trained (see the module docstring).
+    task : {"classification", "regression"}
+        Cross-entropy on class indices, or MSE on one output.
+    epochs : int
+        Maximum number of epochs.
+    backbone_lr : float
+        Peak learning rate of the backbone in ``"full"`` mode.
+    layer_decay : float
+        Layer-wise decay in ``"full"`` mode: block ``i`` of ``N`` residual blocks gets
+        ``backbone_lr * layer_decay ** (N - i)``; the patch embedding and ``init_conv``
+        ``layer_decay ** (N + 1)``; ``final_conv``/``norm`` ``backbone_lr``. 1.0 disables.
+    warmup_epochs : float
+        Linear warm-up length in epochs (fractions allowed).
+    class_weight : None, "balanced" or list of float
+        Per-class loss weights; ``"balanced"`` uses ``n_samples / (n_classes * count)``.
+    balanced_sampling : bool
+        Classification only: draw every training batch with replacement so that each class is
+        equally likely (``len(train_ds)`` draws per epoch), instead of shuffling. On EEGMAT
+        (3 rest windows per task window) a from-scratch CodeBrain otherwise learns to answer
+        "rest" (see ``benchmarks/results/eegmat_recipe_study.md``). Use it *or* ``class_weight``.
+    label_smoothing : float
+    patience : int or None
+        Stop after this many epochs without improvement of ``monitor`` on the validation set.
+    monitor : str
+        ``"auto"`` (balanced accuracy for classification, R² for regression), ``"loss"``, or
+        any key of the validation metrics (``"cohen_kappa"``, ``"auroc"``, ...).
+    pooling : {"mean_patches", "mean", "flatten"}
+        Feature pooling of the linear probe (``"linear"`` mode only).
+
+    Notes
+    -----
+    Deprecated (a ``DeprecationWarning``; also read from saved configs): ``min_lr_ratio``
+    (now ``min_lr = lr * min_lr_ratio``) and ``grad_clip=None`` (now ``0``, no clipping).
+    """
+
+    _deprecated_fields: ClassVar[dict[str, str]] = {"min_lr_ratio": "min_lr"}
+
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    device: str | None = "cpu"
+    mode: Mode = "full"
+    task: Literal["classification", "regression"] = "classification"
+    epochs: int = 10
+    backbone_lr: float = 1e-4
+    layer_decay: float = 1.0
+    warmup_epochs: float = 1.0
+    class_weight: None | str | list[float] = None
+    balanced_sampling: bool = False
+    label_smoothing: float = 0.0
+    patience: int | None = None
+    monitor: str = "auto"
+    pooling: Pooling = "mean_patches"
+
+    def __post_init__(self) -> None:
+        if self.grad_clip is None:
+            warnings.warn(
+                "FinetuneConfig.grad_clip=None is deprecated; use grad_clip=0 (no clipping).",
+                DeprecationWarning,
+                stacklevel=4,
+            )
+            self.grad_clip = 0.0
+        super().__post_init__()
+        if self.mode not in ("full", "linear", "mlp"):
+            raise ValueError(f"mode must be 'full', 'linear' or 'mlp', got {self.mode!r}.")
+        if self.task not in ("classification", "regression"):
+            raise ValueError(f"task must be 'classification' or 'regression', got {self.task!r}.")
+        if self.pooling not in ("mean_patches", "mean", "flatten"):
+            raise ValueError(
+                f"pooling must be 'mean_patches', 'mean' or 'flatten', got {self.pooling!r}."
+            )
+        check_int("epochs", self.epochs)
+        for name in ("backbone_lr", "layer_decay"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and v > 0):
+                raise ValueError(f"{name} must be a positive number, got {v!r}.")
+        if self.warmup_epochs < 0:
+            raise ValueError("warmup_epochs must be >= 0.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}.")
+        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
+            raise ValueError(f"patience must be a positive int or None, got {self.patience!r}.")
+        if isinstance(self.class_weight, str) and self.class_weight != "balanced":
+            raise ValueError(
+                f"class_weight must be None, 'balanced' or a list of floats, got {self.class_weight!r}."
+            )
+        if not isinstance(self.balanced_sampling, bool):
+            raise TypeError(
+                f"balanced_sampling must be True or False, got {self.balanced_sampling!r}."
+            )
+        if self.balanced_sampling and self.task != "classification":
+            raise ValueError("balanced_sampling needs task='classification' (class labels).")
+        if isinstance(self.class_weight, tuple):
+            self.class_weight = list(self.class_weight)
+
+    @property
+    def monitor_key(self) -> str:
+        """The validation quantity used for early stopping and best-epoch selection."""
+        return PRIMARY_METRIC[self.task] if self.monitor == "auto" else self.monitor
