@@ -13,9 +13,6 @@ lazily (PEP 562), so declaring recipes does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from codebrain.benchmark.hooks import Recording, TaskWindows
 from codebrain.benchmark.preprocessing import (
     BandPass,
@@ -42,18 +39,19 @@ from codebrain.benchmark.signal import (
     read_channels,
 )
 from codebrain.benchmark.split import Split, fallback_split, resolve_split
+from codebrain.utils._lazy import lazy_reexports
 
 _LAZY = {
-    "AuthorsHead": "models",
-    "MODEL_NAMES": "models",
-    "PEERS": "models",
-    "codebrain_training_settings": "models",
-    "DEFAULT_MODELS": "runner",
-    "PretrainOnTrain": "pretrain_on_train",
-    "run_benchmark": "runner",
-    "write_results": "report",
-    "results_table": "report",
-    "task_metrics": "scoring",
+    "AuthorsHead": ".models",
+    "MODEL_NAMES": ".models",
+    "PEERS": ".models",
+    "codebrain_training_settings": ".models",
+    "DEFAULT_MODELS": ".runner",
+    "PretrainOnTrain": ".pretrain_on_train",
+    "run_benchmark": ".runner",
+    "write_results": ".report",
+    "results_table": ".report",
+    "task_metrics": ".scoring",
 }
 
 __all__ = [
@@ -85,14 +83,4 @@ __all__ = [
     *_LAZY,
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_reexports(__name__, _LAZY)

@@ -30,11 +30,10 @@ Shape legend: ``n_windows`` windows, ``n_chans`` channels, ``n_times`` samples.
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -59,6 +58,7 @@ from codebrain.benchmark.split import (
     fallback_split,
     resolve_split,
 )
+from codebrain.utils._lazy import lazy_reexports
 
 # The registry imports this module, so its names are re-exported lazily (PEP 562).
 _MOVED = {
@@ -526,13 +526,4 @@ class TaskRecipe:
         return "\n".join(lines)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        value = getattr(importlib.import_module(_MOVED[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MOVED))
+__getattr__, __dir__ = lazy_reexports(__name__, _MOVED)

@@ -19,17 +19,17 @@ Shape legend: ``n_windows`` windows, ``n_chans`` channels, ``n_times`` samples p
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import mne
 import numpy as np
 
 from codebrain.data.io import RecordingError
 from codebrain.data.preprocess import NONFINITE_ANNOTATION, PreprocessConfig
+from codebrain.utils._lazy import lazy_reexports
 from codebrain.utils.check import check_option
 
 # Names that moved out of this module → their module. Imported on first access (PEP 562):
@@ -407,13 +407,4 @@ def _label_by_cover(
     return labels, keep
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        value = getattr(importlib.import_module(_MOVED[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MOVED))
+__getattr__, __dir__ = lazy_reexports(__name__, _MOVED)
