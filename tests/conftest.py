@@ -14,13 +14,13 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
+from collections.abc import Callable
+from pathlib import Path
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from _fixtures import (  # noqa: E402
+from _fixtures import (
     SYNTHETIC_EDF,
     TensorWindows,
     make_tiny_codebrain,

@@ -213,7 +213,7 @@ def _toy_sequence_recipe():
         y = np.abs(arr[:, 0, :: recipe.n_times]).astype(int) % recipe.n_classes
         return TaskWindows(arr * recipe.amplitude_scale, y, rec.subject, rec.id)
 
-    RECIPE_SEQ = TaskRecipe(  # noqa: N806
+    RECIPE_SEQ = TaskRecipe(
         name="toy_sleep",
         title="Toy sleep sequences",
         classes=("W", "N1", "N2", "N3", "REM"),

@@ -15,14 +15,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _pretrain_helpers import (  # noqa: E402
+from _pretrain_helpers import (
     WindowsDataset,
     _FixedTargetTokenizer,
     params_of,
     tiny_backbone,
 )
 
-from codebrain.training.pretrain import PretrainConfig, pretrain  # noqa: E402
+from codebrain.training.pretrain import PretrainConfig, pretrain
 
 BASE = dict(lr=3e-3, warmup_steps=2, log_every=1, progress=False, seed=3, val_every=0)
 

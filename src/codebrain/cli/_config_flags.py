@@ -75,7 +75,7 @@ def add_config_arguments(
     rename: Mapping[str, str] | None = None,
     aliases: Mapping[str, Iterable[str]] | None = None,
     hidden_aliases: Mapping[str, Iterable[str]] | None = None,
-    help: Mapping[str, str] | None = None,  # noqa: A002 (the documented keyword)
+    help: Mapping[str, str] | None = None,  # shadows the builtin: the documented keyword
     arg_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
     defaults: Mapping[str, Any] | None = None,
 ) -> list[str]:

@@ -232,7 +232,7 @@ def load_checkpoint_file(path: str | os.PathLike) -> OrderedDict[str, torch.Tens
         # weights ({"model": ..., "args": Namespace(...)}); a Namespace only holds attributes.
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - report any unpickling failure with the path
+    except Exception as err:  # report any unpickling failure with the path
         raise ValueError(
             f"Could not read checkpoint {path!r} with torch.load(weights_only=True): {err}"
         ) from err

@@ -251,7 +251,7 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
     for _, p in reversed(list_checkpoints(directory)):
         try:
             _read(p, "cpu")
-        except Exception as err:  # noqa: BLE001 - any unreadable file is skipped
+        except Exception as err:  # any unreadable file is skipped
             logger.warning("Skipping unreadable checkpoint %s: %s", p, err)
             continue
         return p
