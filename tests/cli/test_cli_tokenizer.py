@@ -146,10 +146,11 @@ def test_user_errors(tmp_path: Path, npy_corpus: Path, capsys) -> None:
     (tmp_path / "empty").mkdir()
     assert _train(tmp_path / "empty", tmp_path / "o") == 2
     assert "manifest.json" in capsys.readouterr().err
-    # 96 samples are not a multiple of 40.
+    # 96 samples are not a multiple of 40 (the flags themselves are consistent: the TFConv
+    # width of 40-sample patches is 20, and flags are checked before the corpus is read).
     rc = main(
         ["-q", "tokenizer-train", "--corpus", str(npy_corpus), "--out", str(tmp_path / "o"),
-         *TINY[2:], "--patch-size", "40", "--steps", "1", "--no-progress"]
+         *TINY[2:], "--patch-size", "40", "--embed-dim", "20", "--steps", "1", "--no-progress"]
     )  # fmt: skip
     assert rc == 2
     err = capsys.readouterr().err

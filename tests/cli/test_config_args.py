@@ -372,6 +372,74 @@ def test_a_bad_config_file_is_one_line_from_the_command(tmp_path):
     assert "unknown key 'stpes' for PretrainConfig" in lines[0]
 
 
+_BAD_CONFIGS = {
+    "bad-json": ('{"lr": 0.1,', "is not valid JSON"),
+    "unknown-key": ('{"lrr": 0.1}', "unknown key 'lrr' for "),
+    "wrong-type": ('{"lr": "fast"}', "key 'lr': expected a number, got 'fast' (str)"),
+}
+
+
+def _training_argv(command: str, root, data: str) -> list:
+    """``command``'s arguments with its data under ``root`` (absent, or big and present)."""
+    if data == "big":  # a 1 GiB sparse file in each data path: reading it would take long
+        for name in ("windows.npz", "corpus/windows.npy", "tokenizer/model.safetensors"):
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            with open(root / name, "wb") as fh:
+                fh.truncate(1 << 30)
+    windows, corpus, tok = root / "windows.npz", root / "corpus", root / "tokenizer"
+    out = root / "out"
+    return {
+        "finetune": ["finetune", windows, "-o", out],
+        "pretrain": ["pretrain", "--corpus", corpus, "--tokenizer", tok, "--out", out],
+        "pretrain-paper": ["pretrain", "--recipe", "paper", "--corpus", corpus, "--tokenizer",
+                           tok, "--out", out],
+        "tokenizer-train": ["tokenizer-train", "--corpus", corpus, "--out", out],
+        "tokenizer-train-paper": ["tokenizer-train", "--recipe", "paper", "--corpus", corpus,
+                                  "--out", out],
+    }[command]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(_BAD_CONFIGS))
+@pytest.mark.parametrize("data", ["missing", "big"])
+@pytest.mark.parametrize(
+    "command",
+    ["finetune", "pretrain", "pretrain-paper", "tokenizer-train", "tokenizer-train-paper"],
+)
+def test_a_training_command_reads_its_config_before_the_data(
+    command, data, kind, tmp_path, monkeypatch
+):
+    """A bad ``--config`` is the error, in well under a second, whatever the data path holds.
+
+    The data readers are replaced by ones that fail the test: a command that opened its data
+    before reading its config file would report that instead.
+    """
+    import time
+
+    import codebrain.cli._data_args
+    import codebrain.data
+
+    def touched(*args, **kwargs):
+        raise AssertionError(f"{command} read its data before its --config")
+
+    monkeypatch.setattr(codebrain.cli._data_args, "load_data_arg", touched)
+    monkeypatch.setattr(codebrain.cli._data_args, "load_windows", touched)
+    monkeypatch.setattr(codebrain.data, "CorpusDataset", touched)
+    text, expected = _BAD_CONFIGS[kind]
+    config = tmp_path / "bad.json"
+    config.write_text(text)
+    argv = _training_argv(command, tmp_path, data)
+    start = time.perf_counter()
+    res = run_cli("-q", *argv, "--config", config)
+    seconds = time.perf_counter() - start
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith(f"codebrain {argv[0]}: error: --config {str(config)!r}")
+    assert expected in lines[0]
+    assert not (tmp_path / "out").exists()
+    assert seconds < 5.0  # well under a second alone; a loaded test machine gets slack
+
+
 def test_benchmark_budget_flags_come_from_the_dataclasses(tmp_path):
     from codebrain.benchmark.pretrain_on_train import PretrainOnTrain
     from codebrain.training.finetune import FinetuneConfig

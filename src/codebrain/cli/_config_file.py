@@ -161,6 +161,7 @@ def config_from_args(
     *,
     base: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Build ``config_cls`` from its defaults, ``base``, ``config_file``, flags and ``extra``.
@@ -168,11 +169,15 @@ def config_from_args(
     Later sources win, in that order.
 
     ``base`` is a starting point below the file (a recipe's settings); ``extra`` holds values
-    the command derives itself (they win). Other keywords go to :func:`config_overrides`. A
-    value the config refuses raises :class:`CLIError` with its message.
+    the command derives itself (they win). ``overrides`` is what :func:`config_overrides`
+    returned for this config, file and flags when the command has read them already (they are
+    then not read, nor their deprecations logged, again); other keywords go to
+    :func:`config_overrides`. A value the config refuses raises :class:`CLIError` with its
+    message.
     """
     values = dict(base or {})
-    overrides = config_overrides(config_cls, args, config_file, **kwargs)
+    if overrides is None:
+        overrides = config_overrides(config_cls, args, config_file, **kwargs)
     deprecated: dict[str, str] = dict(getattr(config_cls, "_deprecated_fields", {}) or {})
     for old in overrides:
         if old in deprecated:  # an old spelling given beats the base's new one

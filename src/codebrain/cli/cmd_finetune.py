@@ -32,6 +32,9 @@ __all__ = ["register", "infer_task", "build_model"]
 
 logger = logging.getLogger(__name__)
 
+#: where a fine-tuned folder's ``finetune.json`` (or ``cv.json``) keeps the config
+_SECTIONS = ("config", "finetune_config")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``finetune`` subcommand."""
@@ -149,21 +152,33 @@ def _class_weight(text: str) -> str | list[float] | None:
         ) from None
 
 
-def _task_hint(args: argparse.Namespace) -> str:
-    """``--task``, else the ``--config`` file's task, else ``"auto"``."""
+def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The FinetuneConfig fields of ``--config FILE`` and the flags given (flags win).
+
+    The file is read and checked here (invalid JSON/YAML, unknown keys, values of the wrong
+    type raise :class:`~codebrain.cli.CLIError` naming the file).
+    """
+    return config_overrides(FinetuneConfig, args, args.config, sections=_SECTIONS)
+
+
+def _task_hint(args: argparse.Namespace, given: dict[str, Any] | None = None) -> str:
+    """``--task``, else the ``--config`` file's task, else ``"auto"``.
+
+    ``given`` is :func:`_config_overrides` when already read; its ``task`` can only come from
+    the file (the field has no generated flag).
+    """
     if args.task != "auto" or not args.config:
         return args.task
-    return config_overrides(FinetuneConfig, argparse.Namespace(), args.config).get("task", "auto")
+    return (_config_overrides(args) if given is None else given).get("task", "auto")
 
 
-def _finetune_config(args: argparse.Namespace, task: str):
-    """FinetuneConfig: its defaults < ``--config FILE`` < flags; ``task`` from the data."""
+def _finetune_config(args: argparse.Namespace, task: str, given: dict[str, Any] | None = None):
+    """FinetuneConfig: its defaults < ``--config FILE`` < flags; ``task`` last.
+
+    ``given`` is :func:`_config_overrides` when already read.
+    """
     return config_from_args(
-        FinetuneConfig,
-        args,
-        args.config,
-        sections=("config", "finetune_config"),
-        extra={"task": task},
+        FinetuneConfig, args, args.config, sections=_SECTIONS, extra={"task": task}, overrides=given
     )
 
 
@@ -190,6 +205,12 @@ def run(args: argparse.Namespace) -> int:
     from codebrain.training.plots import plot_confusion_matrix, plot_learning_curves
     from codebrain.utils.io import atomic_replace_dir, atomic_write_json
 
+    # The config file and every flag first: a bad config fails before any data is read. The
+    # task is the data's unless --task / the file says it; "auto" is checked as classification
+    # (the task every setting allows) and the config rebuilt once the data has decided.
+    given = _config_overrides(args)
+    hint = _task_hint(args, given)
+    config = _finetune_config(args, "classification" if hint == "auto" else hint, given)
     model_path = args.model if args.model and Path(args.model).exists() else None
     out = check_output(
         args.out,
@@ -205,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
     ds = labelled_subset(ds)
     if len(ds) == 0:
         raise CLIError("no labelled windows in the data.")
-    task = infer_task(ds, _task_hint(args))
+    task = infer_task(ds, hint)
     if task == "classification" and ds.labels.dtype.kind == "f":
         raise CLIError("--task classification needs integer class labels; the data holds floats.")
     n_outputs = _n_outputs(ds, task)
@@ -213,7 +234,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(
             f"the labels hold a single class ({ds.labels[0]}); classification needs at least two."
         )
-    config = _finetune_config(args, task)
+    if config.task != task:
+        config = _finetune_config(args, task, given)
     groups = _groups(ds, args.split_by)
     y_strat = ds.labels if task == "classification" else np.zeros(len(ds), dtype=np.int64)
 

@@ -37,6 +37,7 @@ from codebrain.cli._config_args import (
     add_config_file_argument,
     add_precision_short_forms,
     config_from_args,
+    config_overrides,
     resume_arg_kwargs,
 )
 from codebrain.training.masking import MASK_STRATEGIES
@@ -111,26 +112,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _config_from_args(args: argparse.Namespace, n_train: int | None = None) -> Any:
-    """PretrainConfig: its defaults < ``--recipe paper`` < ``--config FILE`` < flags."""
-    from codebrain.training.pretrain import PretrainConfig
+#: stand-in training-set size of ``--recipe paper`` before the corpus is opened: the recipe's
+#: settings (and the file and flags over them) are checked with it, and rebuilt from the real
+#: size afterwards (only ``steps`` and ``schedule_steps`` depend on it)
+_PAPER_CHECK_WINDOWS = 256 * 1024
 
+
+def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The PretrainConfig fields of ``--config FILE`` and the flags given (flags win).
+
+    A run's ``config.json`` holds the config under ``"pretrain"``; its ``resume`` is not
+    reused. Invalid JSON/YAML, unknown keys and values of the wrong type raise
+    :class:`~codebrain.cli.CLIError` naming the file.
+    """
+    return config_overrides(
+        PretrainConfig, args, args.config, sections=("pretrain",), ignore_file_keys=("resume",)
+    )
+
+
+def _config_from_args(
+    args: argparse.Namespace,
+    n_train: int | None = None,
+    given: dict[str, Any] | None = None,
+) -> Any:
+    """PretrainConfig: its defaults < ``--recipe paper`` < ``--config FILE`` < flags.
+
+    ``given`` is :func:`_config_overrides` when already read. ``--recipe paper`` without
+    ``n_train`` (the corpus not opened yet) uses a stand-in size, to check the settings.
+    """
     base: dict[str, Any] = {}
     if getattr(args, "recipe", "codebrain") == "paper":
         world = int(os.environ.get("WORLD_SIZE", "1"))
         try:
-            base = PretrainConfig.paper(n_train or 0, world).to_dict()
+            n = _PAPER_CHECK_WINDOWS * world if n_train is None else n_train
+            base = PretrainConfig.paper(n, world).to_dict()
         except ValueError as err:
             raise CLIError(f"--recipe paper: {err}") from err
-    # A run's config.json holds the config under "pretrain"; its "resume" is not reused.
-    return config_from_args(
-        PretrainConfig,
-        args,
-        args.config,
-        base=base,
-        sections=("pretrain",),
-        ignore_file_keys=("resume",),
-    )
+    if given is None:
+        given = _config_overrides(args)
+    return config_from_args(PretrainConfig, args, args.config, base=base, overrides=given)
 
 
 def _load_tokenizer(path: str) -> Any:
@@ -171,13 +191,17 @@ def _codebook_sizes(tokenizer: Any) -> tuple[int, int]:
     raise CLIError("cannot read the tokenizer's codebook sizes (codebook_size_t/_f).")
 
 
+def _check_val_fraction(val_fraction: float) -> None:
+    if not 0.0 <= val_fraction < 1.0:
+        raise CLIError(f"--val-fraction must be in [0, 1), got {val_fraction}.")
+
+
 def _split(corpus: Any, val_fraction: float, seed: int) -> tuple[Any, Any]:
     """Hold out whole recordings (never windows of a training recording) for validation."""
     import numpy as np
     from torch.utils.data import Subset
 
-    if not 0.0 <= val_fraction < 1.0:
-        raise CLIError(f"--val-fraction must be in [0, 1), got {val_fraction}.")
+    _check_val_fraction(val_fraction)
     recs = list(corpus.recordings)
     n_val = int(round(val_fraction * len(recs)))
     if val_fraction > 0 and n_val == 0 and len(recs) > 1:
@@ -229,10 +253,12 @@ def run(args: argparse.Namespace) -> int:
 
     if int(os.environ.get("RANK", "0")) != 0:
         logging.getLogger("codebrain").setLevel(logging.WARNING)  # one voice under torchrun
+    # The config file and every flag first: a bad config fails before the corpus is opened.
+    given = _config_overrides(args)
+    cfg = _config_from_args(args, given=given)
     out = check_run_folder(args.out, command="pretrain", own_kind="a pretrain run folder")
-    if args.recipe != "paper":
-        cfg = _config_from_args(args)  # flag errors before the corpus is opened
-        _check_resume(cfg, out)
+    _check_resume(cfg, out)
+    _check_val_fraction(args.val_fraction)
     try:
         corpus = CorpusDataset(args.corpus)
     except (CorpusError, FileNotFoundError) as err:
@@ -240,8 +266,7 @@ def run(args: argparse.Namespace) -> int:
     if len(corpus) == 0:
         raise CLIError(f"corpus {args.corpus!r} holds no windows.")
     if args.recipe == "paper":  # epochs -> steps need the training-set size
-        cfg = _config_from_args(args, len(_split(corpus, args.val_fraction, 0)[0]))
-        _check_resume(cfg, out)
+        cfg = _config_from_args(args, len(_split(corpus, args.val_fraction, 0)[0]), given)
     tokenizer = _load_tokenizer(args.tokenizer)
     k_t, k_f = _codebook_sizes(tokenizer)
     n_chans, n_times = corpus[0].shape

@@ -147,48 +147,90 @@ def _has_field(cls: type, name: str) -> bool:
     return any(f.name == name for f in dataclasses.fields(cls))
 
 
-def _model_config(args: argparse.Namespace, n_chans: int, n_times: int) -> Any:
-    """TokenizerConfig: the defaults < the flags; slot sizes fitted to the data."""
-    given = config_overrides(TokenizerConfig, args)
+#: stand-in corpus size of ``--recipe paper`` before the corpus is read: the recipe's settings
+#: (and the file and flags over them) are checked with it, and rebuilt from the real size
+#: afterwards (only ``steps`` depends on it)
+_PAPER_CHECK_WINDOWS = 256 * 1024
+
+
+def _model_config(
+    args: argparse.Namespace,
+    n_chans: int | None = None,
+    n_times: int | None = None,
+    given: dict[str, Any] | None = None,
+) -> Any:
+    """TokenizerConfig: the defaults < the flags; slot sizes fitted to the data.
+
+    Without ``n_chans``/``n_times`` (the corpus not read yet) the flags are checked with the
+    default slot sizes. ``given`` is ``config_overrides(TokenizerConfig, args)`` when already
+    read.
+    """
+    given = dict(config_overrides(TokenizerConfig, args) if given is None else given)
     if "codebook_size" in vars(args):
         given.setdefault("codebook_size_t", args.codebook_size)
         given.setdefault("codebook_size_f", args.codebook_size)
     patch = given.get("patch_size", TokenizerConfig.patch_size)
-    if patch < 1 or n_times % patch:
+    if n_times is not None and (patch < 1 or n_times % patch):
         raise CLIError(f"windows have {n_times} samples, not a multiple of --patch-size {patch}.")
     given["max_chans"] = (
-        args.max_chans if args.max_chans is not None else max(TokenizerConfig.max_chans, n_chans)
+        args.max_chans
+        if args.max_chans is not None
+        else max(TokenizerConfig.max_chans, n_chans or 0)
     )
     given["max_patches"] = (
         args.max_patches
         if args.max_patches is not None
-        else max(TokenizerConfig.max_patches, n_times // patch)
+        else max(TokenizerConfig.max_patches, n_times // patch if n_times is not None else 0)
     )
     return build_config(TokenizerConfig, given)
 
 
-def _configs(
-    args: argparse.Namespace, n_chans: int, n_times: int, n_windows: int = 0
-) -> tuple[Any, Any]:
-    model_cfg = _model_config(args, n_chans, n_times)
-    if args.recipe != "paper":
-        train_cfg = config_from_args(TokenizerTrainConfig, args, args.config, sections=_SECTIONS)
-        return model_cfg, train_cfg
-    import torch
+def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The TokenizerTrainConfig fields of ``--config FILE`` and the flags given (flags win).
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    Invalid JSON/YAML, unknown keys and values of the wrong type raise
+    :class:`~codebrain.cli.CLIError` naming the file. With ``--recipe paper`` and no
+    precision given, the precision is the recipe's fp16 on a GPU and fp32 on the CPU.
+    """
     explicit = config_overrides(TokenizerTrainConfig, args, args.config, sections=_SECTIONS)
-    if "precision" not in explicit:
+    if args.recipe == "paper" and "precision" not in explicit:
+        import torch
+
         device = explicit.get("device")
         on_gpu = (device or ("cuda" if torch.cuda.is_available() else "cpu")) != "cpu"
         explicit["precision"] = "fp16" if on_gpu else "fp32"
         if not on_gpu:
             logger.warning("--recipe paper on the CPU: fp32 instead of the authors' fp16.")
+    return explicit
+
+
+def _train_config(
+    args: argparse.Namespace, explicit: dict[str, Any], n_windows: int | None = None
+) -> Any:
+    """TokenizerTrainConfig: its defaults (or ``--recipe paper``'s) < ``--config FILE`` < flags.
+
+    ``explicit`` is :func:`_train_overrides`. ``--recipe paper`` without ``n_windows`` (the
+    corpus not read yet) uses a stand-in size, to check the settings.
+    """
+    if args.recipe != "paper":
+        return config_from_args(
+            TokenizerTrainConfig, args, args.config, sections=_SECTIONS, overrides=explicit
+        )
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     try:
-        train_cfg = TokenizerTrainConfig.paper(n_windows, world, **explicit)
+        return TokenizerTrainConfig.paper(
+            _PAPER_CHECK_WINDOWS * world if n_windows is None else n_windows, world, **explicit
+        )
     except (TypeError, ValueError) as err:
         raise CLIError(f"--recipe paper: {err}") from err
-    return model_cfg, train_cfg
+
+
+def _configs(
+    args: argparse.Namespace, n_chans: int, n_times: int, n_windows: int = 0
+) -> tuple[Any, Any]:
+    """The model and training configs for a corpus of ``n_windows`` windows."""
+    model_cfg = _model_config(args, n_chans, n_times)
+    return model_cfg, _train_config(args, _train_overrides(args), n_windows)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -200,6 +242,11 @@ def run(args: argparse.Namespace) -> int:
     from codebrain.training.run import LAYOUT, RunFolder
     from codebrain.training.tokenizer_trainer import train_tokenizer
 
+    # The config file and every flag first: a bad config fails before the corpus is read.
+    explicit = _train_overrides(args)
+    model_given = config_overrides(TokenizerConfig, args)
+    _model_config(args, given=model_given)
+    train_cfg = _train_config(args, explicit)
     check_run_folder(args.out, command="tokenizer-train", own_kind="a tokenizer-train run folder")
     dataset = load_windows(args.corpus)
     if len(dataset) == 0:  # type: ignore[arg-type]
@@ -207,7 +254,9 @@ def run(args: argparse.Namespace) -> int:
     first = dataset[0]
     first = first[0] if isinstance(first, (tuple, list)) else first
     n_chans, n_times = (int(v) for v in first.shape)
-    model_cfg, train_cfg = _configs(args, n_chans, n_times, len(dataset))  # type: ignore[arg-type]
+    model_cfg = _model_config(args, n_chans, n_times, model_given)
+    if args.recipe == "paper":  # epochs -> steps need the corpus size
+        train_cfg = _train_config(args, explicit, len(dataset))  # type: ignore[arg-type]
     out = Path(args.out)
     # a group that torchrun relaunched (--max-restarts) resumes without --resume
     no_resume = train_cfg.resume is False and elastic_restart_count() == 0
