@@ -361,6 +361,34 @@ def test_training_commands_apply_file_then_flags(tmp_path):
     assert not fcfg.grad_clip and fcfg.class_weight == "balanced"
 
 
+def test_paper_recipes_are_checked_before_the_data_and_sized_by_it(monkeypatch):
+    from codebrain.cli import CLIError, cmd_pretrain, cmd_tokenizer_train
+    from codebrain.training.pretrain import PretrainConfig
+    from codebrain.training.tokenizer_trainer import TokenizerTrainConfig
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    args = _parse("pretrain", "--corpus", "c", "--tokenizer", "t", "--out", "o",
+                  "--recipe", "paper", "--lr", "2e-4")  # fmt: skip
+    early = cmd_pretrain._config_from_args(args)  # no corpus yet: a stand-in size
+    cfg = cmd_pretrain._config_from_args(args, 512)
+    paper = PretrainConfig.paper(512)
+    assert (cfg.steps, cfg.schedule_steps, cfg.lr) == (paper.steps, paper.schedule_steps, 2e-4)
+    assert dataclasses.replace(early, steps=cfg.steps, schedule_steps=cfg.schedule_steps) == cfg
+    with pytest.raises(CLIError, match="--recipe paper: the paper recipe's global batch"):
+        cmd_pretrain._config_from_args(args, 10)  # the data decides what the data decides
+
+    args = _parse("tokenizer-train", "--corpus", "c", "--out", "o", "--recipe", "paper",
+                  "--device", "cpu", "--weight-decay", "0.01")  # fmt: skip
+    explicit = cmd_tokenizer_train._train_overrides(args)
+    early = cmd_tokenizer_train._train_config(args, explicit)
+    tcfg = cmd_tokenizer_train._train_config(args, explicit, 512)
+    paper = TokenizerTrainConfig.paper(512, precision="fp32", device="cpu", weight_decay=0.01)
+    assert tcfg == paper
+    assert dataclasses.replace(early, steps=tcfg.steps) == tcfg
+    with pytest.raises(CLIError, match="--recipe paper: the paper recipe's batch"):
+        cmd_tokenizer_train._train_config(args, explicit, 10)
+
+
 def test_a_bad_config_file_is_one_line_from_the_command(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"stpes": 3}))
