@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from codebrain.utils.check import (
+    check_callable,
     check_int,
     check_number,
     check_option,
@@ -78,3 +79,23 @@ def test_check_option():
         check_option("mode", "c", ("a", "b"))
     with pytest.raises(ValueError, match="mode must be one of"):
         check_option("mode", ["a"], ("a", "b"))
+
+
+def test_check_number_exclusive_upper_bound():
+    assert check_number("dropout", 0, minimum=0, less=1) == 0.0
+    assert check_number("dropout", 0.5, minimum=0, less=1) == 0.5
+    with pytest.raises(ValueError, match=r"^dropout must be a finite number >= 0 and < 1, got 1\.$"):
+        check_number("dropout", 1, minimum=0, less=1)
+    with pytest.raises(TypeError, match="dropout must be a number, got str"):
+        check_number("dropout", "0.1", minimum=0, less=1)
+
+
+def test_check_callable():
+    assert check_callable("fn", len) is len
+    assert check_callable("fn", None, allow_none=True) is None
+    with pytest.raises(TypeError, match=r"^fn must be callable, got int 3\.$"):
+        check_callable("fn", 3)
+    with pytest.raises(TypeError, match=r"^fn must be callable, got NoneType None\.$"):
+        check_callable("fn", None)
+    with pytest.raises(TypeError, match=r"^fn must be callable or None, got str 'x'\.$"):
+        check_callable("fn", "x", allow_none=True)

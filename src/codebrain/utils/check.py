@@ -7,8 +7,8 @@ range; both say which argument was wrong and what was expected, in one line::
     n_chans must be an int, got str 'nineteen'.
     sfreq must be a finite number > 0 (Hz), got 0.0.
 
-:func:`check_int`, :func:`check_positive_int`, :func:`check_number` and :func:`check_option`
-are thin wrappers: the type check first, then the value check.
+:func:`check_int`, :func:`check_positive_int`, :func:`check_number`, :func:`check_option` and
+:func:`check_callable` are thin wrappers: the type check first, then the value check.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "check_callable",
     "check_int",
     "check_number",
     "check_option",
@@ -155,6 +156,7 @@ def check_number(
     greater: float | None = None,
     minimum: float | None = None,
     maximum: float | None = None,
+    less: float | None = None,
     unit: str | None = None,
 ) -> float:
     """Check that ``value`` is a finite real number within bounds; return it as a ``float``.
@@ -169,6 +171,8 @@ def check_number(
         Exclusive lower bound (``greater=0``: "> 0").
     minimum, maximum : float, optional
         Inclusive bounds.
+    less : float, optional
+        Exclusive upper bound (``minimum=0, less=1``: ">= 0 and < 1", i.e. in [0, 1)).
     unit : str, optional
         Shown after the bounds, e.g. ``"Hz"``.
 
@@ -183,10 +187,24 @@ def check_number(
     bounds = [f"> {greater:g}" if greater is not None else ""]
     bounds += [f">= {minimum:g}" if minimum is not None else ""]
     bounds += [f"<= {maximum:g}" if maximum is not None else ""]
+    bounds += [f"< {less:g}" if less is not None else ""]
     what = " and ".join(b for b in bounds if b)
     expected = f"a finite number {what}".rstrip() + (f" ({unit})" if unit else "")
     v = float(value)
     ok = math.isfinite(v)
     ok = ok and (greater is None or v > greater) and (minimum is None or v >= minimum)
-    check_value(name, value, ok and (maximum is None or v <= maximum), expected)
+    ok = ok and (maximum is None or v <= maximum) and (less is None or v < less)
+    check_value(name, value, ok, expected)
     return v
+
+
+def check_callable(name: str, value: Any, *, allow_none: bool = False) -> Any:
+    """Raise ``TypeError`` unless ``value`` is callable (or ``None`` with ``allow_none``).
+
+    Returns ``value``, unchanged; the message reads ``"{name} must be callable[ or None], got
+    {type} {value!r}."``.
+    """
+    if callable(value) or (allow_none and value is None):
+        return value
+    what = "callable or None" if allow_none else "callable"
+    raise TypeError(f"{name} must be {what}, got {type(value).__name__} {_show(value)}.")
