@@ -68,6 +68,7 @@ from codebrain.models.checkpoints import (
 )
 from codebrain.models.tokenizer_config import TokenizerConfig
 from codebrain.models.tokenizer_outputs import TokenizerLosses, TokenizerOutput, TokenizerTargets
+from codebrain.utils.check import check_type
 
 __all__ = [
     "TFDualTokenizer",
@@ -136,8 +137,7 @@ class TFDualTokenizer(
     def __init__(self, config: TokenizerConfig | None = None) -> None:
         super().__init__()
         cfg = config if config is not None else TokenizerConfig()
-        if not isinstance(cfg, TokenizerConfig):
-            raise TypeError(f"config must be a TokenizerConfig, got {type(cfg).__name__}.")
+        check_type("config", cfg, TokenizerConfig)
         self.config = cfg
         d = cfg.embed_dim
         self.tfconv = TFConv(cfg.patch_size, cfg.conv_channels, cfg.conv_dropout)
@@ -194,10 +194,9 @@ class TFDualTokenizer(
             to it, or too many channels/patches for the embeddings.
         """
         cfg = self.config
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}.")
+        check_type("x", x, torch.Tensor, "a torch.Tensor")
         if not x.is_floating_point():
-            raise TypeError(f"expected a floating-point tensor, got dtype {x.dtype}.")
+            raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}.")
         if x.ndim == 3:
             b, c, t = x.shape
             if t == 0 or t % cfg.patch_size:
@@ -491,8 +490,7 @@ targets of the EEGSSM backbone's masked-token pretraining."""
         ValueError
             ``model_type`` names another model, or a field is unknown or out of range.
         """
-        if not isinstance(config, Mapping):
-            raise TypeError(f"config must be a dict, got {type(config).__name__}.")
+        check_type("config", config, Mapping, "a dict")
         fields = dict(config)
         model_type = fields.pop("model_type", _MODEL_TYPE)
         if model_type != _MODEL_TYPE:

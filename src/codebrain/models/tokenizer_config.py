@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from codebrain.layers.tfconv import tfconv_out_dim
+from codebrain.utils.check import check_int, check_number, check_option, check_value
 from codebrain.utils.config import JSONConfig
 
 __all__ = ["TokenizerConfig"]
@@ -105,10 +106,7 @@ class TokenizerConfig(JSONConfig):
                 "weights cannot be loaded into this one. Retrain with `codebrain "
                 "tokenizer-train` (or load the authors' CodeBrain_Tokenizer.pth)."
             )
-        if self.target_norm != "sample":
-            raise ValueError(
-                f"TokenizerConfig.target_norm must be 'sample', got {self.target_norm!r}."
-            )
+        check_option("TokenizerConfig.target_norm", self.target_norm, ("sample",))
         for name in (
             "patch_size",
             "max_chans",
@@ -122,17 +120,14 @@ class TokenizerConfig(JSONConfig):
             "codebook_size_f",
             "code_dim",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"TokenizerConfig.{name} must be an int, got {value!r}.")
-            if value < 1:
-                raise ValueError(f"TokenizerConfig.{name} must be >= 1, got {value}.")
-        if self.patch_size < 8:
-            raise ValueError(f"TokenizerConfig.patch_size must be >= 8, got {self.patch_size}.")
-        if self.conv_channels < 2 or self.conv_channels % 2:
-            raise ValueError(
-                f"TokenizerConfig.conv_channels must be even and >= 2, got {self.conv_channels}."
-            )
+            check_int(f"TokenizerConfig.{name}", getattr(self, name))
+        check_int("TokenizerConfig.patch_size", self.patch_size, minimum=8)
+        check_value(
+            "TokenizerConfig.conv_channels",
+            self.conv_channels,
+            self.conv_channels >= 2 and self.conv_channels % 2 == 0,
+            "even and >= 2",
+        )
         width = tfconv_out_dim(self.patch_size, self.conv_channels)
         if self.embed_dim != width:
             raise ValueError(
@@ -146,27 +141,16 @@ class TokenizerConfig(JSONConfig):
                 f"({self.num_heads})."
             )
         for name in ("codebook_size_t", "codebook_size_f"):
-            if getattr(self, name) < 2:
-                raise ValueError(f"TokenizerConfig.{name} must be >= 2, got {getattr(self, name)}.")
-        for name in ("dropout", "conv_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(
-                    f"TokenizerConfig.{name} must be in [0, 1), got {getattr(self, name)}."
-                )
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"TokenizerConfig.ema_decay must be in [0, 1), got {self.ema_decay}.")
-        if self.mlp_ratio <= 0:
-            raise ValueError(f"TokenizerConfig.mlp_ratio must be > 0, got {self.mlp_ratio}.")
-        if self.codebook_update not in ("norm_ema", "sum_ema"):
-            raise ValueError(
-                "TokenizerConfig.codebook_update must be 'norm_ema' or 'sum_ema', got "
-                f"{self.codebook_update!r}."
-            )
-        if not self.contrastive_temperature > 0:
-            raise ValueError(
-                "TokenizerConfig.contrastive_temperature must be > 0, got "
-                f"{self.contrastive_temperature}."
-            )
+            check_int(f"TokenizerConfig.{name}", getattr(self, name), minimum=2)
+        for name in ("dropout", "conv_dropout", "ema_decay"):
+            check_number(f"TokenizerConfig.{name}", getattr(self, name), minimum=0, less=1)
+        check_number("TokenizerConfig.mlp_ratio", self.mlp_ratio, greater=0)
+        check_option(
+            "TokenizerConfig.codebook_update", self.codebook_update, ("norm_ema", "sum_ema")
+        )
+        check_number(
+            "TokenizerConfig.contrastive_temperature", self.contrastive_temperature, greater=0
+        )
         for name in (
             "dead_code_threshold",
             "commitment_weight",
@@ -175,8 +159,7 @@ class TokenizerConfig(JSONConfig):
             "phase_weight",
             "contrastive_weight",
         ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"TokenizerConfig.{name} must be >= 0, got {getattr(self, name)}.")
+            check_number(f"TokenizerConfig.{name}", getattr(self, name), minimum=0)
 
     @property
     def n_freqs(self) -> int:
