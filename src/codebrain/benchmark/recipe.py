@@ -59,6 +59,14 @@ from codebrain.benchmark.split import (
     resolve_split,
 )
 from codebrain.utils._lazy import lazy_reexports
+from codebrain.utils.check import (
+    check_callable,
+    check_int,
+    check_number,
+    check_option,
+    check_type,
+    check_value,
+)
 
 # The registry imports this module, so its names are re-exported lazily (PEP 562).
 _MOVED = {
@@ -142,25 +150,14 @@ class FinetuneRecipe:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-                raise ValueError(f"FinetuneRecipe.{name} must be a positive int, got {v!r}.")
-        if not (isinstance(self.warmup_epochs, int) and self.warmup_epochs >= 0):
-            raise ValueError(
-                f"FinetuneRecipe.warmup_epochs must be a non-negative int, got {self.warmup_epochs!r}."
-            )
+            check_int(f"FinetuneRecipe.{name}", getattr(self, name))
+        check_int("FinetuneRecipe.warmup_epochs", self.warmup_epochs, minimum=0)
         for name in ("lr", "clip_grad_norm"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and v > 0):
-                raise ValueError(f"FinetuneRecipe.{name} must be a positive number, got {v!r}.")
+            check_number(f"FinetuneRecipe.{name}", getattr(self, name), greater=0)
         for name in ("weight_decay", "min_lr"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and v >= 0):
-                raise ValueError(f"FinetuneRecipe.{name} must be a number >= 0, got {v!r}.")
+            check_number(f"FinetuneRecipe.{name}", getattr(self, name), minimum=0)
         for name in ("label_smoothing", "dropout"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and 0 <= v < 1):
-                raise ValueError(f"FinetuneRecipe.{name} must be in [0, 1), got {v!r}.")
+            check_number(f"FinetuneRecipe.{name}", getattr(self, name), minimum=0, less=1)
 
 
 @dataclass(frozen=True)
@@ -273,26 +270,26 @@ class TaskRecipe:
     reference: str = ""
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.name, str) and _NAME_RE.match(self.name)):
-            raise ValueError(
-                f"TaskRecipe.name must be lower case letters, digits and '_', got {self.name!r}."
-            )
+        check_type("TaskRecipe.name", self.name, str)
+        ok = bool(_NAME_RE.match(self.name))
+        check_value("TaskRecipe.name", self.name, ok, "lower case letters, digits and '_'")
         where = f"recipe {self.name!r}"
         classes = tuple(self.classes)
-        if len(classes) < 2 or len(set(classes)) != len(classes):
-            raise ValueError(f"{where}: classes must be >= 2 distinct names, got {classes}.")
+        ok = len(classes) >= 2 and len(set(classes)) == len(classes)
+        check_value(f"{where}: classes", classes, ok, ">= 2 distinct names")
         object.__setattr__(self, "classes", classes)
         channels = tuple(str(c) for c in self.channels)
-        if not channels or len(set(channels)) != len(channels):
-            raise ValueError(f"{where}: channels must be distinct and non-empty, got {channels}.")
+        ok = bool(channels) and len(set(channels)) == len(channels)
+        check_value(f"{where}: channels", channels, ok, "distinct and non-empty")
         object.__setattr__(self, "channels", channels)
         steps = tuple(self.preprocessing)
         for s in steps:
-            if not isinstance(s, Resample | BandPass | Notch | CommonAverage):
-                raise TypeError(
-                    f"{where}: preprocessing steps must be Resample/BandPass/Notch/CommonAverage, "
-                    f"got {s!r}."
-                )
+            check_type(
+                f"{where}: preprocessing steps",
+                s,
+                (Resample, BandPass, Notch, CommonAverage),
+                "Resample/BandPass/Notch/CommonAverage",
+            )
         object.__setattr__(self, "preprocessing", steps)
         resamples = [s for s in steps if isinstance(s, Resample)]
         if resamples and resamples[-1].sfreq != self.sfreq:
@@ -300,44 +297,34 @@ class TaskRecipe:
                 f"{where}: the last Resample goes to {resamples[-1].sfreq:g} Hz but sfreq is "
                 f"{self.sfreq:g} Hz."
             )
-        if not (isinstance(self.window_s, int | float) and self.window_s > 0):
-            raise ValueError(f"{where}: window_s must be a positive number, got {self.window_s!r}.")
+        check_number(f"{where}: window_s", self.window_s, greater=0)
         n_times = self.window_s * self.sfreq
         if abs(n_times - round(n_times)) > 1e-6 or round(n_times) % PATCH_SIZE:
             raise ValueError(
                 f"{where}: window_s={self.window_s!r} at {self.sfreq:g} Hz is {n_times:g} samples, "
                 f"not a multiple of the {PATCH_SIZE}-sample patch."
             )
-        if self.stride_s is not None and not (
-            isinstance(self.stride_s, int | float) and self.stride_s > 0
-        ):
-            raise ValueError(
-                f"{where}: stride_s must be a positive number or None, got {self.stride_s!r}."
-            )
-        if not (isinstance(self.amplitude_scale, int | float) and self.amplitude_scale > 0):
-            raise ValueError(
-                f"{where}: amplitude_scale must be positive, got {self.amplitude_scale!r}."
-            )
+        if self.stride_s is not None:
+            check_number(f"{where}: stride_s", self.stride_s, greater=0)
+        check_number(f"{where}: amplitude_scale", self.amplitude_scale, greater=0)
+        check_type(f"{where}: subject_pattern", self.subject_pattern, (str, re.Pattern), "a regex")
         try:
             rx = re.compile(self.subject_pattern)
-        except (re.error, TypeError) as err:
+        except re.error as err:
             raise ValueError(
                 f"{where}: subject_pattern {self.subject_pattern!r} is not a regex: {err}."
             ) from err
-        if rx.groups < 1:
-            raise ValueError(
-                f"{where}: subject_pattern {self.subject_pattern!r} needs a capture group "
-                "(named 'subject' or the first group) holding the subject id."
-            )
+        check_value(
+            f"{where}: subject_pattern",
+            self.subject_pattern,
+            rx.groups >= 1,
+            "a regex with a capture group (named 'subject' or the first group) for the subject id",
+        )
         for hook in ("find", "load"):
-            if not callable(getattr(self, hook)):
-                raise TypeError(f"{where}: {hook} must be callable.")
-        if self.split is not None and not isinstance(self.split, Split):
-            raise TypeError(f"{where}: split must be a Split or None, got {self.split!r}.")
-        if self.split_rule is not None and not callable(self.split_rule):
-            raise TypeError(f"{where}: split_rule must be callable or None.")
-        if not (isinstance(self.n_folds, int) and self.n_folds >= 1):
-            raise ValueError(f"{where}: n_folds must be a positive int, got {self.n_folds!r}.")
+            check_callable(f"{where}: {hook}", getattr(self, hook))
+        check_type(f"{where}: split", self.split, (Split, type(None)), "a Split or None")
+        check_callable(f"{where}: split_rule", self.split_rule, allow_none=True)
+        check_int(f"{where}: n_folds", self.n_folds)
         fractions = self.fallback_fractions
         if fractions is None:
             if self.split is not None:
@@ -346,11 +333,17 @@ class TaskRecipe:
             else:
                 fractions = (0.7, 0.15, 0.15)
         fractions = tuple(float(f) for f in fractions)
-        if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-            raise ValueError(
-                f"{where}: fallback_fractions must be three positive fractions summing to 1, "
-                f"got {self.fallback_fractions!r}."
-            )
+        ok = (
+            len(fractions) == 3
+            and all(f > 0 for f in fractions)
+            and abs(sum(fractions) - 1) <= 1e-6
+        )
+        check_value(
+            f"{where}: fallback_fractions",
+            self.fallback_fractions,
+            ok,
+            "three positive fractions summing to 1",
+        )
         object.__setattr__(self, "fallback_fractions", fractions)
         metrics = self.metrics
         if metrics is None:
@@ -364,21 +357,16 @@ class TaskRecipe:
                 f"{where}: selection_metric {selection!r} is not among metrics {self.metrics}."
             )
         object.__setattr__(self, "selection_metric", selection)
-        if self.head not in ("mlp", "isruc_sequence"):
-            raise ValueError(f"{where}: head must be 'mlp' or 'isruc_sequence', got {self.head!r}.")
-        if not (isinstance(self.head_dropout, int | float) and 0 <= self.head_dropout < 1):
-            raise ValueError(f"{where}: head_dropout must be in [0, 1), got {self.head_dropout!r}.")
-        if not isinstance(self.finetune, FinetuneRecipe):
-            raise TypeError(f"{where}: finetune must be a FinetuneRecipe.")
-        if not (isinstance(self.sequence_length, int) and self.sequence_length >= 1):
-            raise ValueError(f"{where}: sequence_length must be a positive int.")
+        check_option(f"{where}: head", self.head, ("mlp", "isruc_sequence"))
+        check_number(f"{where}: head_dropout", self.head_dropout, minimum=0, less=1)
+        check_type(f"{where}: finetune", self.finetune, FinetuneRecipe)
+        check_int(f"{where}: sequence_length", self.sequence_length)
         if (self.head == "isruc_sequence") != (self.sequence_length > 1):
             raise ValueError(
                 f"{where}: the 'isruc_sequence' head and sequence_length > 1 go together "
                 f"(head={self.head!r}, sequence_length={self.sequence_length})."
             )
-        if self.download is not None and not callable(self.download):
-            raise TypeError(f"{where}: download must be callable or None.")
+        check_callable(f"{where}: download", self.download, allow_none=True)
         object.__setattr__(self, "aliases", tuple(self.aliases))
 
     # ---- derived ---------------------------------------------------------------------------
