@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from codebrain.data.corpus_format import CorpusError, _check_shard, _read_journal, _read_manifest
-from codebrain.utils.check import check_positive_int
+from codebrain.utils.check import check_positive_int, check_value
 
 __all__ = ["WindowDataset", "NpyWindows", "CorpusDataset"]
 
@@ -154,8 +154,7 @@ class NpyWindows(Dataset):
     """
 
     def __init__(self, paths: list[str | os.PathLike]) -> None:
-        if not paths:
-            raise ValueError("NpyWindows needs at least one .npy file.")
+        check_value("NpyWindows paths", paths, bool(paths), "at least one .npy file")
         self.paths = [Path(p) for p in paths]
         self._arrays: list[np.ndarray] | None = None
         shapes = []

@@ -23,7 +23,7 @@ from typing import Literal
 import mne
 import numpy as np
 
-from codebrain.utils.check import check_option
+from codebrain.utils.check import check_option, check_type, check_value
 
 __all__ = [
     "DEFAULT_CHANNELS",
@@ -89,8 +89,7 @@ def normalize_channel_name(name: str) -> str:
     str
         Canonical name, e.g. ``"EEG FP1-REF"`` → ``"FP1"``, ``"eeg t7-le"`` → ``"T3"``.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"channel name must be a str, got {type(name).__name__} ({name!r}).")
+    check_type("channel name", name, str)
     out = name.strip().rstrip(".").strip()
     out = _PREFIX_RE.sub("", out)
     out = _SUFFIX_RE.sub("", out)
@@ -301,8 +300,7 @@ def pick_target_channels(
         ``raw`` with exactly ``channels`` (canonical names, type ``eeg``) in that order.
     """
     check_option("on_missing", on_missing, ("raise", "interpolate"))
-    if len(channels) == 0:
-        raise ValueError("channels must list at least one target channel, got an empty list.")
+    check_value("channels", channels, len(channels) > 0, "a list of at least one target channel")
     targets = [normalize_channel_name(c) for c in channels]
     dup_targets = sorted({t for t in targets if targets.count(t) > 1})
     if dup_targets:

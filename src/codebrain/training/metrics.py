@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from codebrain.utils.check import check_option
+
 __all__ = [
     "classification_metrics",
     "regression_metrics",
@@ -200,9 +202,8 @@ def compute_metrics(
     dict
         See :func:`classification_metrics` and :func:`regression_metrics`.
     """
-    if task == "classification":
-        outputs = np.asarray(outputs)
-        return classification_metrics(y_true, softmax(outputs), n_classes=outputs.shape[1])
+    check_option("task", task, ("classification", "regression"))
     if task == "regression":
         return regression_metrics(y_true, outputs)
-    raise ValueError(f"task must be 'classification' or 'regression', got {task!r}.")
+    outputs = np.asarray(outputs)
+    return classification_metrics(y_true, softmax(outputs), n_classes=outputs.shape[1])
