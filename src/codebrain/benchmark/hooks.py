@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codebrain.benchmark.split import Split
+from codebrain.utils.check import check_type, check_value
 
 if TYPE_CHECKING:
     from codebrain.benchmark.recipe import TaskRecipe
@@ -64,8 +65,8 @@ class Recording:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
-        if not isinstance(self.subject, str) or not self.subject:
-            raise ValueError(f"Recording.subject must be a non-empty str, got {self.subject!r}.")
+        check_type("Recording.subject", self.subject, str, "a non-empty str")
+        check_value("Recording.subject", self.subject, bool(self.subject), "a non-empty str")
 
     @property
     def id(self) -> str:

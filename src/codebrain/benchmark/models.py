@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from codebrain.benchmark.recipe import PATCH_SIZE, TaskRecipe
+from codebrain.utils.check import check_value
 
 __all__ = [
     "AuthorsHead",
@@ -432,10 +433,8 @@ class PeerSpec:
     input_unit: str = "recipe"
 
     def __post_init__(self) -> None:
-        if self.input_unit not in ("recipe", "uV"):
-            raise ValueError(
-                f"PeerSpec.input_unit must be 'recipe' or 'uV', got {self.input_unit!r}."
-            )
+        ok = self.input_unit in ("recipe", "uV")
+        check_value("PeerSpec.input_unit", self.input_unit, ok, "'recipe' or 'uV'")
 
 
 def _eegnet(r: TaskRecipe) -> nn.Module:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from codebrain.utils.check import check_int, check_number, check_option
+
 __all__ = ["Resample", "BandPass", "Notch", "CommonAverage", "PreprocessStep"]
 
 
@@ -32,10 +34,8 @@ class Resample:
     method: Literal["mne", "scipy"] = "mne"
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.sfreq, int | float) and self.sfreq > 0):
-            raise ValueError(f"Resample.sfreq must be a positive number, got {self.sfreq!r}.")
-        if self.method not in ("mne", "scipy"):
-            raise ValueError(f"Resample.method must be 'mne' or 'scipy', got {self.method!r}.")
+        check_number("Resample.sfreq", self.sfreq, greater=0)
+        check_option("Resample.method", self.method, ("mne", "scipy"))
 
     def describe(self) -> str:
         """One-line human description."""
@@ -70,17 +70,14 @@ class BandPass:
         if self.l_freq is None and self.h_freq is None:
             raise ValueError("BandPass needs l_freq or h_freq (both are None).")
         for name in ("l_freq", "h_freq"):
-            v = getattr(self, name)
-            if v is not None and not (isinstance(v, int | float) and v > 0):
-                raise ValueError(f"BandPass.{name} must be a positive number or None, got {v!r}.")
+            if getattr(self, name) is not None:
+                check_number(f"BandPass.{name}", getattr(self, name), greater=0)
         if self.l_freq is not None and self.h_freq is not None and self.l_freq >= self.h_freq:
             raise ValueError(
                 f"BandPass needs l_freq < h_freq, got {self.l_freq!r} >= {self.h_freq!r}."
             )
-        if self.method not in ("fir", "butter"):
-            raise ValueError(f"BandPass.method must be 'fir' or 'butter', got {self.method!r}.")
-        if not (isinstance(self.order, int) and self.order >= 1):
-            raise ValueError(f"BandPass.order must be a positive int, got {self.order!r}.")
+        check_option("BandPass.method", self.method, ("fir", "butter"))
+        check_int("BandPass.order", self.order)
 
     def describe(self) -> str:
         """One-line human description."""
@@ -107,8 +104,7 @@ class Notch:
     freq: float
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.freq, int | float) and self.freq > 0):
-            raise ValueError(f"Notch.freq must be a positive number, got {self.freq!r}.")
+        check_number("Notch.freq", self.freq, greater=0)
 
     def describe(self) -> str:
         """One-line human description."""

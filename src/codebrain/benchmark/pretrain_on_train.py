@@ -19,6 +19,7 @@ import numpy as np
 
 from codebrain.benchmark.hooks import TaskWindows
 from codebrain.benchmark.recipe import PATCH_SIZE, TaskRecipe
+from codebrain.utils.check import check_int
 
 __all__ = ["PretrainOnTrain"]
 
@@ -68,9 +69,7 @@ class PretrainOnTrain:
             "tokenizer_depth",
             "tokenizer_heads",
         ):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"PretrainOnTrain.{name} must be a positive int, got {v!r}.")
+            check_int(f"PretrainOnTrain.{name}", getattr(self, name))
 
 
 def _pretrain_on_train(

@@ -13,6 +13,7 @@ import pkgutil
 import re
 
 from codebrain.benchmark.recipe import TaskRecipe
+from codebrain.utils.check import check_type
 
 __all__ = ["register_recipe", "get_recipe", "list_recipes"]
 
@@ -40,8 +41,7 @@ def register_recipe(recipe: TaskRecipe, *, replace: bool = False) -> TaskRecipe:
     TaskRecipe
         ``recipe``.
     """
-    if not isinstance(recipe, TaskRecipe):
-        raise TypeError(f"register_recipe needs a TaskRecipe, got {type(recipe).__name__}.")
+    check_type("register_recipe recipe", recipe, TaskRecipe)
     keys = [recipe.name, *(_normal(a) for a in recipe.aliases)]
     for key in keys:
         owner = _ALIASES.get(key)

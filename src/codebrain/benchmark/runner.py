@@ -49,6 +49,7 @@ from codebrain.benchmark.train import (
     fit_logbandpower,
     fit_torch,
 )
+from codebrain.utils.check import check_int
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -333,8 +334,8 @@ def run_benchmark(
     if pretrain_on_train and "codebrain_pt" not in names:
         names.append("codebrain_pt")
     seed_list = parse_seeds(seeds)
-    if epochs is not None and not (isinstance(epochs, int) and epochs >= 1):
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}.")
+    if epochs is not None:
+        check_int("epochs", epochs)
     if pretrained is not None and "codebrain" not in names:
         raise ValueError("--pretrained is for the 'codebrain' model, which --models does not list.")
     if pretrained is not None and (width is not None or layers is not None):

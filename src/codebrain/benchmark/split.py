@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from codebrain.utils.check import check_option, check_type, check_value
+
 if TYPE_CHECKING:
     from codebrain.benchmark.hooks import Recording
     from codebrain.benchmark.recipe import TaskRecipe
@@ -60,10 +62,7 @@ class Split:
         )
         if overlap:
             raise ValueError(f"Split parts overlap on {sorted(overlap)}; they must be disjoint.")
-        if self.unit not in ("subject", "recording", "trial"):
-            raise ValueError(
-                f"Split.unit must be 'subject', 'recording' or 'trial', got {self.unit!r}."
-            )
+        check_option("Split.unit", self.unit, ("subject", "recording", "trial"))
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -137,10 +136,10 @@ def resolve_split(
     -------
     (Split, str)
     """
-    if not (isinstance(fold, int) and 0 <= fold < recipe.n_folds):
-        raise ValueError(
-            f"{recipe.title}: fold must be an int in [0, {recipe.n_folds}), got {fold!r}."
-        )
+    check_type(f"{recipe.title}: fold", fold, int)
+    check_value(
+        f"{recipe.title}: fold", fold, 0 <= fold < recipe.n_folds, f"in [0, {recipe.n_folds})"
+    )
     subjects = sorted({r.subject for r in recordings}, key=_natural_key)
     if recipe.split is not None:
         if recipe.split.unit != "subject":
