@@ -95,7 +95,7 @@ def test_paper_recipe_accepts_old_and_new_step_override():
     [
         (TokenizerTrainConfig, dict(lr=1e-3, min_lr=1e-2), "min_lr"),
         (TokenizerTrainConfig, dict(grad_clip=-1.0), "grad_clip"),
-        (TokenizerTrainConfig, dict(resume=3), "resume"),
+        (TokenizerTrainConfig, dict(resume=""), "resume"),
         (PretrainConfig, dict(checkpoint_every=-1), "checkpoint_every"),
         (FinetuneConfig, dict(batch_size=0), "batch_size"),
         (FinetuneConfig, dict(lr=0.0), "lr"),
@@ -103,4 +103,18 @@ def test_paper_recipe_accepts_old_and_new_step_override():
 )
 def test_shared_validation(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
+        cls(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "match"),
+    [
+        (TokenizerTrainConfig, dict(resume=3), "resume must be True, False or a checkpoint path"),
+        (PretrainConfig, dict(seed="0"), "seed must be an int"),
+        (FinetuneConfig, dict(lr="1e-3"), "lr must be a number"),
+        (PretrainConfig, dict(device=0), "device must be a device name or None"),
+    ],
+)
+def test_shared_validation_wrong_type_is_a_type_error(cls, kwargs, match):
+    with pytest.raises(TypeError, match=match):
         cls(**kwargs)

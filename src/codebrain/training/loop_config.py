@@ -21,12 +21,13 @@ as keys of saved configs (:meth:`LoopConfig.from_dict`): each class lists them i
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from codebrain.utils.check import check_int
+from codebrain.utils.check import check_int, check_number, check_option, check_type, check_value
 from codebrain.utils.config import JSONConfig
 
 __all__ = ["PRECISIONS", "LoopConfig", "StepLoopConfig"]
@@ -147,29 +148,20 @@ class LoopConfig(JSONConfig, metaclass=_DeprecatedKwargs):
     def __post_init__(self) -> None:
         check_int(self._label("batch_size"), self.batch_size, minimum=1)
         check_int(self._label("num_workers"), self.num_workers, minimum=0)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"{self._label('seed')} must be an int, got {self.seed!r}.")
-        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise ValueError(f"{self._label('lr')} must be a positive number, got {self.lr!r}.")
+        check_type(self._label("seed"), self.seed, int)
+        check_number(self._label("lr"), self.lr, greater=0)
         if self.min_lr is None:
             self.min_lr = DEFAULT_MIN_LR_FRACTION * self.lr
-        if not 0 <= self.min_lr <= self.lr:
-            raise ValueError(
-                f"{self._label('min_lr')} must be in [0, lr={self.lr}], got {self.min_lr}."
-            )
-        if self.weight_decay < 0:
-            raise ValueError(
-                f"{self._label('weight_decay')} must be >= 0, got {self.weight_decay}."
-            )
-        if self.grad_clip is None or self.grad_clip < 0:
-            raise ValueError(
-                f"{self._label('grad_clip')} must be >= 0 (0 disables clipping), got "
-                f"{self.grad_clip!r}."
-            )
-        if self.device is not None and not isinstance(self.device, str):
-            raise TypeError(
-                f"{self._label('device')} must be a device name or None, got {self.device!r}."
-            )
+        in_range = f"in [0, lr={self.lr}]"
+        check_type(self._label("min_lr"), self.min_lr, numbers.Real, f"a number {in_range}")
+        check_value(self._label("min_lr"), self.min_lr, 0 <= self.min_lr <= self.lr, in_range)
+        check_type(self._label("weight_decay"), self.weight_decay, numbers.Real, "a number >= 0")
+        check_value(self._label("weight_decay"), self.weight_decay, self.weight_decay >= 0, ">= 0")
+        clip = ">= 0 (0 disables clipping)"
+        check_type(self._label("grad_clip"), self.grad_clip, numbers.Real, f"a number {clip}")
+        check_value(self._label("grad_clip"), self.grad_clip, self.grad_clip >= 0, clip)
+        device = "a device name or None"
+        check_type(self._label("device"), self.device, (str, type(None)), device)
 
     @property
     def min_lr_fraction(self) -> float:
@@ -225,12 +217,7 @@ class StepLoopConfig(LoopConfig):
             check_int(self._label(name), getattr(self, name), minimum=1)
         for name in ("warmup_steps", "checkpoint_every"):
             check_int(self._label(name), getattr(self, name), minimum=0)
-        if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"{self._label('precision')} must be one of {PRECISIONS}, got {self.precision!r}."
-            )
-        if not isinstance(self.resume, (bool, str)) or self.resume == "":
-            raise ValueError(
-                f"{self._label('resume')} must be True, False or a checkpoint path, got "
-                f"{self.resume!r}."
-            )
+        check_option(self._label("precision"), self.precision, PRECISIONS)
+        resume = "True, False or a checkpoint path"
+        check_type(self._label("resume"), self.resume, (bool, str), resume)
+        check_value(self._label("resume"), self.resume, self.resume != "", resume)
