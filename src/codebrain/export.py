@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from codebrain.utils.check import check_int, check_option
 from codebrain.utils.io import atomic_path
 
 __all__ = ["export_onnx", "check_onnx", "DEFAULT_OPSET"]
@@ -78,15 +79,14 @@ def export_onnx(
 
     Raises
     ------
+    TypeError
+        ``batch_size`` or ``opset`` is not an int.
     ValueError
         Invalid ``batch_size``, ``opset`` or ``output``.
     """
-    if output not in ("logits", "features", "token_logits"):
-        raise ValueError(f"output must be 'logits', 'features' or 'token_logits', got {output!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-    if opset < 20:
-        raise ValueError(f"opset must be >= 20 (ONNX DFT with a length input), got {opset}.")
+    check_option("output", output, ("logits", "features", "token_logits"))
+    check_int("batch_size", batch_size)
+    check_int("opset", opset, minimum=20)  # ONNX DFT with a length input
     path = Path(path)
     n_times = model.n_times if n_times is None else n_times
     param = next(model.parameters())

@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from codebrain.utils.check import check_int, check_number
+
 __all__ = ["WarmupCosine", "build_warmup_cosine_scheduler", "warmup_cosine_factor"]
 
 
@@ -52,12 +54,9 @@ class WarmupCosine:
     """
 
     def __init__(self, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.0) -> None:
-        if warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}.")
-        if total_steps < 1:
-            raise ValueError(f"total_steps must be >= 1, got {total_steps}.")
-        if not 0.0 <= min_lr_ratio <= 1.0:
-            raise ValueError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio}.")
+        check_int("warmup_steps", warmup_steps, minimum=0, allow_numpy=True)
+        check_int("total_steps", total_steps, allow_numpy=True)
+        check_number("min_lr_ratio", min_lr_ratio, minimum=0, maximum=1)
         self.warmup_steps = int(warmup_steps)
         self.total_steps = int(total_steps)
         self.min_lr_ratio = float(min_lr_ratio)

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from codebrain.utils.check import check_int, check_number
+
 __all__ = ["group_train_val_split", "group_kfold", "warn_if_subjects_are_recordings"]
 
 logger = logging.getLogger(__name__)
@@ -57,8 +59,7 @@ def group_train_val_split(
     from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
     y = np.asarray(y)
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}.")
+    check_number("val_fraction", val_fraction, greater=0, less=1)
     groups = _check_groups(groups, y.shape[0], 2, "A train/validation split")
     idx = np.arange(y.shape[0])
     n_groups = np.unique(groups).size
@@ -98,8 +99,7 @@ def group_kfold(
     from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
     y = np.asarray(y)
-    if n_splits < 2:
-        raise ValueError(f"n_splits must be >= 2, got {n_splits}.")
+    check_int("n_splits", n_splits, minimum=2, allow_numpy=True)
     groups = _check_groups(groups, y.shape[0], n_splits, f"{n_splits}-fold cross-validation")
     idx = np.arange(y.shape[0])
     if stratify and np.issubdtype(y.dtype, np.integer):

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from codebrain.utils.check import check_int
 from codebrain.utils.io import atomic_torch_save
 
 __all__ = [
@@ -260,8 +261,7 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
 
 def prune_checkpoints(directory: str | Path, keep: int) -> list[Path]:
     """Delete all but the newest ``keep`` checkpoints; returns the removed paths."""
-    if keep < 1:
-        raise ValueError(f"keep must be >= 1, got {keep}.")
+    check_int("keep", keep)
     found = list_checkpoints(directory)
     removed = []
     for _, p in found[:-keep]:

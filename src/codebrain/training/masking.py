@@ -40,7 +40,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from codebrain.utils.check import check_int
+from codebrain.utils.check import check_int, check_number, check_option
 
 __all__ = [
     "DEFAULT_MASK_RATIO",
@@ -65,10 +65,8 @@ def _check_mask_args(
 ) -> None:
     for name, v in (("n_chans", n_chans), ("n_patches", n_patches), ("block_size", block_size)):
         check_int(name, v, allow_numpy=True)
-    if not isinstance(mask_ratio, (int, float)) or not 0.0 < float(mask_ratio) <= 1.0:
-        raise ValueError(f"mask_ratio must be in (0, 1], got {mask_ratio!r}.")
-    if strategy not in MASK_STRATEGIES:
-        raise ValueError(f"strategy must be one of {MASK_STRATEGIES}, got {strategy!r}.")
+    check_number("mask_ratio", mask_ratio, greater=0, maximum=1)
+    check_option("strategy", strategy, MASK_STRATEGIES)
 
 
 def n_masked_per_sample(
@@ -185,8 +183,7 @@ def random_patch_mask(
         ``True`` marks a masked patch; every sample has at least one.
     """
     _check_mask_args(n_chans, n_patches, mask_ratio, strategy, block_size)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
-        raise ValueError(f"batch_size must be a non-negative int, got {batch_size!r}.")
+    check_int("batch_size", batch_size, minimum=0)
     masks = [
         _one_mask(n_chans, n_patches, float(mask_ratio), strategy, block_size, generator)
         for _ in range(batch_size)

@@ -41,11 +41,14 @@ and ``init_conv``; ``i + 1``: residual block ``i``; ``N + 1``: everything after 
 from __future__ import annotations
 
 import logging
+import numbers
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from torch import nn
+
+from codebrain.utils.check import check_type, check_value
 
 __all__ = [
     "NORM_LAYERS",
@@ -143,11 +146,13 @@ def param_groups(
 
     Raises
     ------
+    TypeError
+        ``weight_decay`` is not a number.
     ValueError
         ``weight_decay`` is negative.
     """
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}.")
+    check_type("weight_decay", weight_decay, numbers.Real, "a number >= 0")
+    check_value("weight_decay", weight_decay, weight_decay >= 0, ">= 0")
     exempt = no_weight_decay_names(model)
     named = list(model.named_parameters())
     if sort_by_name:
