@@ -39,6 +39,7 @@ import mne
 import numpy as np
 
 from codebrain.data.montage import _montage_positions
+from codebrain.utils.check import check_int
 from codebrain.utils.io import atomic_path
 
 __all__ = [
@@ -175,8 +176,7 @@ def make_synthetic_recording(
             f"n_trials ({n_trials}) must be a positive multiple of the number of classes "
             f"({len(classes)}) so labels are balanced."
         )
-    if subject < 0:
-        raise ValueError(f"subject must be >= 0, got {subject}.")
+    check_int("subject", subject, minimum=0, allow_numpy=True)
     rng = np.random.default_rng([seed, subject])
 
     # Subject traits.
@@ -290,8 +290,7 @@ def write_synthetic_dataset(
     list of Path
         The EDF files, one per subject, in subject order.
     """
-    if n_subjects < 1:
-        raise ValueError(f"n_subjects must be >= 1, got {n_subjects}.")
+    check_int("n_subjects", n_subjects, allow_numpy=True)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []

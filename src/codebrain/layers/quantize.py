@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from codebrain.utils import distributed as _distributed
-from codebrain.utils.check import check_int, check_number, check_option, check_value
+from codebrain.utils.check import check_int, check_number, check_option, check_type, check_value
 
 __all__ = [
     "Codebook",
@@ -388,8 +388,7 @@ class Codebook(nn.Module):
         return F.embedding(indices.long(), self.embed)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}.")
+        check_type("x", x, torch.Tensor, "a torch.Tensor")
         if x.ndim < 1 or x.shape[-1] != self.dim:
             raise ValueError(f"expected input of shape (..., {self.dim}), got {tuple(x.shape)}.")
         if not x.is_floating_point():

@@ -23,6 +23,7 @@ from codebrain.models._hub import CONFIG_NAME, WEIGHTS_NAME, HubMixin
 from codebrain.models._paper import CARD_CITATION
 from codebrain.models._signal import serialize_chs_info
 from codebrain.models.checkpoints import convert_upstream_state_dict, is_upstream_state_dict
+from codebrain.utils.check import check_type
 
 __all__ = ["BRAINDECODE_FORMAT_VERSION", "CodeBrainHubMixin"]
 
@@ -83,8 +84,7 @@ class CodeBrainHubMixin(HubMixin):
         TypeError
             The config is not a dict, or has keys that are not constructor arguments.
         """
-        if not isinstance(config, dict):
-            raise TypeError(f"config must be a dict, got {type(config).__name__}.")
+        check_type("config", config, dict)
         config = {k: v for k, v in config.items() if k not in _FOREIGN_CONFIG_KEYS}
         params = set(inspect.signature(cls.__init__).parameters) - {"self"}
         unknown = sorted(set(config) - params)

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from codebrain.utils.check import check_type
+
 __all__ = [
     "ConversionReport",
     "UPSTREAM_TOKENIZER_FILE",
@@ -94,10 +96,7 @@ def _convert(
     (``report.filled``). Raises ``ValueError`` when two keys collide, and (``strict``) when
     the result does not fit ``reference`` (``what`` names the checkpoint in the message).
     """
-    if not isinstance(state_dict, Mapping):
-        raise TypeError(
-            f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}."
-        )
+    check_type("state_dict", state_dict, Mapping, "a mapping of names to tensors")
     report = ConversionReport()
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
     for key, value in state_dict.items():

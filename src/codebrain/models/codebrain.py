@@ -570,10 +570,9 @@ The folder layout is braindecode's: it also loads with `braindecode.models.CodeB
         self, inputs: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Validate inputs and cut them into patches ``(B, C, P, S)``; mask to bool."""
-        if not isinstance(inputs, torch.Tensor):
-            raise TypeError(
-                f"inputs must be a torch.Tensor of shape (batch, n_chans, n_times), got {type(inputs).__name__}."
-            )
+        check_type(
+            "inputs", inputs, torch.Tensor, "a torch.Tensor of shape (batch, n_chans, n_times)"
+        )
         if inputs.ndim != 3:
             raise ValueError(
                 f"inputs must have shape (batch, n_chans, n_times); got {inputs.ndim} dimensions "
@@ -614,8 +613,7 @@ The folder layout is braindecode's: it also loads with `braindecode.models.CodeB
                 self._warned_trim = True
         patches = inputs[:, :, : p * s].reshape(b, c, p, s)
         if mask is not None:
-            if not isinstance(mask, torch.Tensor):
-                raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}.")
+            check_type("mask", mask, torch.Tensor, "a torch.Tensor")
             if tuple(mask.shape) != (b, c, p):
                 raise ValueError(
                     f"mask must have shape (batch, n_chans, n_patches) = {(b, c, p)}, got {tuple(mask.shape)}."

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from codebrain.models.codebrain import CodeBrain
+from codebrain.utils.check import check_option
 from codebrain.utils.io import atomic_path, atomic_write_json
 
 __all__ = [
@@ -57,9 +58,8 @@ def pool_features(features: torch.Tensor, pooling: Pooling) -> torch.Tensor:
         return features.mean(dim=2).flatten(1)
     if pooling == "mean":
         return features.mean(dim=(1, 2))
-    if pooling == "flatten":
-        return features.flatten(1)
-    raise ValueError(f"pooling must be 'mean_patches', 'mean' or 'flatten', got {pooling!r}.")
+    check_option("pooling", pooling, ("mean_patches", "mean", "flatten"))
+    return features.flatten(1)
 
 
 def pooled_dim(model: CodeBrain, pooling: Pooling) -> int:
@@ -92,10 +92,7 @@ class LinearProbe(nn.Module):
 
     def __init__(self, in_features: int, n_outputs: int, pooling: Pooling = "mean_patches"):
         super().__init__()
-        if pooling not in ("mean_patches", "mean", "flatten"):
-            raise ValueError(
-                f"pooling must be 'mean_patches', 'mean' or 'flatten', got {pooling!r}."
-            )
+        check_option("pooling", pooling, ("mean_patches", "mean", "flatten"))
         self.pooling = pooling
         self.linear = nn.Linear(in_features, n_outputs)
 
