@@ -34,6 +34,7 @@ from codebrain.benchmark.preprocessing import (
     Resample,
 )
 from codebrain.benchmark.recipe import DatasetNotFoundError, TaskRecipe
+from codebrain.utils.check import check_int
 
 __all__ = [
     "apply_preprocessing",
@@ -250,8 +251,8 @@ def fixed_windows(x: np.ndarray, n_times: int, stride: int | None = None) -> np.
         ``(n_windows, n_chans, n_times)``; zero windows when ``total < n_times``.
     """
     stride = n_times if stride is None else int(stride)
-    if n_times < 1 or stride < 1:
-        raise ValueError(f"n_times and stride must be positive, got {n_times}, {stride}.")
+    check_int("n_times", n_times, allow_numpy=True)
+    check_int("stride", stride, allow_numpy=True)
     x = np.asarray(x)
     starts = range(0, x.shape[-1] - n_times + 1, stride)
     if not len(starts):

@@ -29,7 +29,7 @@ import mne
 import numpy as np
 
 from codebrain.data.montage import CHANNEL_ALIASES, normalize_channel_name
-from codebrain.utils.check import check_option
+from codebrain.utils.check import check_option, check_value
 
 __all__ = [
     "TCP_BIPOLAR_PAIRS",
@@ -174,8 +174,7 @@ def bipolar_derivations(
         raise ValueError(
             f"data has {data.shape[0]} channels but {len(ch_names)} channel names were given."
         )
-    if len(pairs) == 0:
-        raise ValueError("pairs must list at least one derivation, got an empty list.")
+    check_value("pairs", pairs, len(pairs) > 0, "a list of at least one derivation")
     mono, bip = _index_channels(ch_names)
     dtype = data.dtype if np.issubdtype(data.dtype, np.floating) else np.float64
     out = np.zeros((len(pairs), data.shape[1]), dtype=dtype)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
+from codebrain.utils.check import check_int, check_value
 from codebrain.utils.io import atomic_open
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,8 @@ class ResumableDistributedSampler(DistributedSampler):
 
     def set_start(self, start: int) -> None:
         """Skip the first ``start`` indices of this rank's shard in the current epoch."""
-        if start < 0 or start > self.num_samples:
-            raise ValueError(f"start must be in [0, {self.num_samples}], got {start}.")
+        check_int("start", start, minimum=0, allow_numpy=True)
+        check_value("start", start, start <= self.num_samples, f"in [0, {self.num_samples}]")
         self.start = int(start)
 
     def __iter__(self) -> Iterator[int]:

@@ -43,6 +43,7 @@ from codebrain.training.checkpointing import (
     prune_checkpoints,
     save_checkpoint,
 )
+from codebrain.utils.check import check_option
 from codebrain.utils.distributed import barrier, is_dist, world_size
 from codebrain.utils.io import atomic_write_json
 
@@ -142,8 +143,7 @@ class RunFolder:
     """
 
     def __init__(self, path: str | os.PathLike, kind: str, *, main: bool = True) -> None:
-        if kind not in RUN_KINDS:
-            raise ValueError(f"kind must be one of {RUN_KINDS}, got {kind!r}.")
+        check_option("kind", kind, RUN_KINDS)
         self.path = Path(path)
         self.kind = kind
         self.main = main

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from codebrain.utils.check import check_type
+
 __all__ = ["resolve_device"]
 
 _KNOWN = ("cpu", "cuda", "mps")
@@ -37,6 +39,8 @@ def resolve_device(
 
     Raises
     ------
+    TypeError
+        ``device`` is not a str, a ``torch.device``, an int (a CUDA index) or None.
     ValueError
         The name is not a device, this PyTorch has no CUDA (or MPS) support, no GPU is visible,
         or the GPU index is out of range.
@@ -45,6 +49,7 @@ def resolve_device(
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count())
         return torch.device("cpu")
+    check_type(name, device, (str, torch.device, int), "a device name, a torch.device or None")
     try:
         dev = torch.device(device.strip() if isinstance(device, str) else device)
     except (RuntimeError, TypeError, ValueError):
