@@ -84,7 +84,9 @@ def test_check_option():
 def test_check_number_exclusive_upper_bound():
     assert check_number("dropout", 0, minimum=0, less=1) == 0.0
     assert check_number("dropout", 0.5, minimum=0, less=1) == 0.5
-    with pytest.raises(ValueError, match=r"^dropout must be a finite number >= 0 and < 1, got 1\.$"):
+    with pytest.raises(
+        ValueError, match=r"^dropout must be a finite number >= 0 and < 1, got 1\.$"
+    ):
         check_number("dropout", 1, minimum=0, less=1)
     with pytest.raises(TypeError, match="dropout must be a number, got str"):
         check_number("dropout", "0.1", minimum=0, less=1)
