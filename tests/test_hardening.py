@@ -18,20 +18,14 @@ import numpy as np
 import pytest
 import torch
 
+from _fixtures import make_tiny_classifier
 from codebrain import CodeBrain
 from codebrain.cli import main
 
-TINY = dict(
-    n_outputs=2,
-    n_chans=3,
-    n_times=400,
-    res_channels=8,
-    skip_channels=8,
-    out_channels=8,
-    num_res_layers=1,
-    codebook_size_t=16,
-    codebook_size_f=16,
-)
+
+def _tiny_model() -> CodeBrain:
+    """The shared tiny 2-class CodeBrain with one residual layer (seeded; compiles quickly)."""
+    return make_tiny_classifier(seed=0, num_res_layers=1)
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str]:
@@ -63,8 +57,7 @@ def work(tmp_path_factory) -> dict[str, Path]:
     from codebrain.data.windows import WindowDataset, save_windows_npz
 
     root = tmp_path_factory.mktemp("hardening")
-    torch.manual_seed(0)
-    model = CodeBrain(**TINY)
+    model = _tiny_model()
     model.save_pretrained(root / "model")
     rng = np.random.default_rng(0)
     ds = WindowDataset(
@@ -165,7 +158,7 @@ def test_finetune_into_the_folder_holding_its_input_is_refused(work, tmp_path, c
 def test_existing_file_as_folder_output_is_refused_before_any_move(work, tmp_path, capsys):
     afile = tmp_path / "afile"
     ckpt = tmp_path / "ckpt.pth"
-    torch.save(CodeBrain(**TINY).state_dict(), ckpt)
+    torch.save(_tiny_model().state_dict(), ckpt)
     tok = tmp_path / "tok"
     tok.mkdir()
     cases = [
@@ -261,7 +254,7 @@ def test_pretrain_over_checkpoints_names_the_resume_flag(tmp_path, capsys):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"pretrain": {}}))
-    model = CodeBrain(**TINY)
+    model = _tiny_model()
     save_checkpoint(run / "checkpoints" / "ckpt_00000001.pt", model=model, extra={"step": 1})
     code, err = run_cli(
         capsys, "pretrain", "--corpus", str(tmp_path / "c"), "--tokenizer", str(tmp_path / "t"),
@@ -320,8 +313,7 @@ def test_resolve_device_messages():
 
 @pytest.fixture
 def nan_model(work, tmp_path) -> Path:
-    torch.manual_seed(0)
-    model = CodeBrain(**TINY)
+    model = _tiny_model()
     with torch.no_grad():
         model.final_layer[-1].weight.fill_(float("nan"))
     model.save_pretrained(tmp_path / "nan_model")
@@ -342,8 +334,7 @@ def test_nan_weights_are_named_not_blamed_on_the_input(work, nan_model, tmp_path
 
 
 def test_model_api_bad_tensors():
-    torch.manual_seed(0)
-    model = CodeBrain(**TINY).eval()
+    model = _tiny_model().eval()
     x = torch.randn(2, 3, 400)
     with pytest.raises(ValueError, match="batch size 0"):
         model(x[:0])
@@ -364,8 +355,7 @@ def test_model_api_bad_tensors():
 
 
 def test_output_check_keeps_the_model_compilable():
-    torch.manual_seed(0)
-    model = CodeBrain(**TINY).eval()
+    model = _tiny_model().eval()
     x = torch.randn(2, 3, 400)
     compiled = torch.compile(model, fullgraph=True, backend="eager")
     with torch.no_grad():
@@ -409,7 +399,7 @@ def test_temporaries_of_a_killed_writer_are_removed_by_the_next_one(tmp_path):
 def test_model_safetensors_gets_ordinary_permissions(tmp_path):
     old = os.umask(0o022)
     try:
-        CodeBrain(**TINY).save_pretrained(tmp_path / "m")
+        _tiny_model().save_pretrained(tmp_path / "m")
     finally:
         os.umask(old)
     for name in ("model.safetensors", "config.json"):

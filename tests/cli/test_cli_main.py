@@ -30,13 +30,12 @@ def assert_one_line_error(proc: CLIResult, command: str, match: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> dict[str, Path]:
-    """Synthetic EDFs → windows .npz → tiny fine-tuned model, via the real commands."""
-    from codebrain.data.synthetic import write_synthetic_dataset
-
+def workspace(tmp_path_factory, synthetic_edfs) -> dict[str, Path]:
+    """Synthetic EDFs (the shared, read-only folder) → windows .npz → tiny fine-tuned model,
+    via the real commands."""
     root = tmp_path_factory.mktemp("cli")
-    edf = root / "edf"
-    write_synthetic_dataset(edf, n_subjects=3, n_trials=8, seed=0)
+    edf = synthetic_edfs[0].parent
+    assert sorted(edf.iterdir()) == sorted(synthetic_edfs)  # the folder holds just the 3 EDFs
     npz = root / "windows.npz"
     proc = cli(
         "prepare", str(edf), "-o", str(npz), "--channels", CHANNELS, "--window-seconds", "2",

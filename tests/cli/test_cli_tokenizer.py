@@ -165,12 +165,12 @@ def test_user_errors(tmp_path: Path, npy_corpus: Path, capsys) -> None:
     assert rc == 2 and "is not a folder" in capsys.readouterr().err
 
 
-def test_built_corpus_is_accepted(tmp_path: Path) -> None:
+def test_built_corpus_is_accepted(tmp_path: Path, synthetic_edf_folder) -> None:
     """A folder written by codebrain.data.build_corpus is read through CorpusDataset."""
     data = pytest.importorskip("codebrain.data")
     from codebrain.cli._common import load_windows
 
-    edfs = data.write_synthetic_dataset(tmp_path / "edf", n_subjects=1, n_trials=4, seed=0)
+    edfs = synthetic_edf_folder(n_subjects=1, n_trials=4, seed=0)
     corpus = tmp_path / "corpus"
     data.build_corpus(edfs, corpus, data.PreprocessConfig(window_seconds=2.0), verbose="error")
     ds = load_windows(corpus)

@@ -13,15 +13,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests root: _fixtures
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _pretrain_helpers
 
-from _pretrain_helpers import (
-    WindowsDataset,
-    _FixedTargetTokenizer,
-    params_of,
-    tiny_backbone,
-)
+from _pretrain_helpers import _FixedTargetTokenizer, params_of
 
+from _fixtures import make_tiny_backbone, sine_windows
 from codebrain.training.pretrain import PretrainConfig, pretrain
 
 BASE = dict(lr=3e-3, warmup_steps=2, log_every=1, progress=False, seed=3, val_every=0)
@@ -29,14 +26,14 @@ BASE = dict(lr=3e-3, warmup_steps=2, log_every=1, progress=False, seed=3, val_ev
 
 def main(out: str, steps: int, batch_size: int, checkpoint_every: int) -> None:
     torch.set_num_threads(1)
-    model = tiny_backbone(seed=0)
+    model = make_tiny_backbone(seed=0)
     cfg = PretrainConfig(
         **BASE,
         steps=steps,
         batch_size=batch_size,
         checkpoint_every=checkpoint_every,
     )
-    pretrain(model, _FixedTargetTokenizer(), WindowsDataset(16), None, cfg, out)
+    pretrain(model, _FixedTargetTokenizer(), sine_windows(16), None, cfg, out)
     if int(os.environ.get("RANK", "0")) == 0:
         torch.save(params_of(model), Path(out) / "weights.pt")
 

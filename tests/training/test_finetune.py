@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import TensorDataset
 
+from _fixtures import TINY_CLASSIFIER, TensorWindows, make_tiny_classifier, rhythm_windows
 from codebrain import CodeBrain
 from codebrain.models.probe import LinearProbe, ProbedCodeBrain, load_finetuned, pool_features
 from codebrain.training._splits import group_kfold, group_train_val_split
@@ -20,35 +19,6 @@ from codebrain.training.finetune import (
     finetune,
 )
 from codebrain.training.inference import encode_dataset, evaluate, predict
-
-TINY = dict(
-    n_outputs=2,
-    n_chans=3,
-    n_times=400,
-    res_channels=16,
-    skip_channels=12,
-    out_channels=8,
-    num_res_layers=2,
-    codebook_size_t=16,
-    codebook_size_f=16,
-    s4_lmax=6,  # = n_chans * n_patches: SGConv kernels no longer than the sequence
-)
-
-
-def _model(seed: int = 0, **kw) -> CodeBrain:
-    torch.manual_seed(seed)
-    return CodeBrain(**{**TINY, **kw})
-
-
-def _data(n: int = 48, seed: int = 0) -> TensorDataset:
-    """Class 1 carries a 20 Hz rhythm on channel 0 (units of 100 µV), class 0 a 6 Hz one."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % 2
-    t = torch.arange(400) / 200.0
-    x = 0.3 * torch.randn(n, 3, 400, generator=g)
-    freq = torch.where(y == 1, 20.0, 6.0)[:, None]
-    x[:, 0] += torch.sin(2 * math.pi * freq * t[None, :])
-    return TensorDataset(x, y)
 
 
 def _cfg(**kw) -> FinetuneConfig:
@@ -62,28 +32,31 @@ def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_same_seed_gives_identical_weights():
-    ds = _data()
-    a = finetune(_model(), ds, _data(16, seed=1), _cfg(seed=3)).model
-    b = finetune(_model(), ds, _data(16, seed=1), _cfg(seed=3)).model
+    ds = rhythm_windows()
+    a = finetune(make_tiny_classifier(), ds, rhythm_windows(16, seed=1), _cfg(seed=3)).model
+    b = finetune(make_tiny_classifier(), ds, rhythm_windows(16, seed=1), _cfg(seed=3)).model
     sa, sb = a.state_dict(), b.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    c = finetune(_model(), ds, None, _cfg(seed=4)).model
+    c = finetune(make_tiny_classifier(), ds, None, _cfg(seed=4)).model
     assert not all(torch.equal(sa[k], c.state_dict()[k]) for k in sa)
 
 
 def test_full_finetuning_learns_a_separable_task():
     res = finetune(
-        _model(), _data(64), _data(32, seed=1), _cfg(epochs=8, lr=3e-3, backbone_lr=3e-3)
+        make_tiny_classifier(),
+        rhythm_windows(64),
+        rhythm_windows(32, seed=1),
+        _cfg(epochs=8, lr=3e-3, backbone_lr=3e-3),
     )
     assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
-    assert evaluate(res.model, _data(32, seed=2))["balanced_accuracy"] >= 0.8
+    assert evaluate(res.model, rhythm_windows(32, seed=2))["balanced_accuracy"] >= 0.8
 
 
 def test_mlp_probe_trains_only_the_head():
-    model = _model()
+    model = make_tiny_classifier()
     before = _state(model)
     flags = [p.requires_grad for p in model.parameters()]
-    res = finetune(model, _data(), _data(16, seed=1), _cfg(mode="mlp", epochs=2))
+    res = finetune(model, rhythm_windows(), rhythm_windows(16, seed=1), _cfg(mode="mlp", epochs=2))
     after = res.model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("final_layer.") for k in changed)
@@ -91,21 +64,26 @@ def test_mlp_probe_trains_only_the_head():
 
 
 def test_linear_probe_keeps_model_and_saves_roundtrip(tmp_path):
-    model = _model()
+    model = make_tiny_classifier()
     before = _state(model)
-    res = finetune(model, _data(), _data(16, seed=1), _cfg(mode="linear", epochs=3))
+    res = finetune(
+        model, rhythm_windows(), rhythm_windows(16, seed=1), _cfg(mode="linear", epochs=3)
+    )
     probed = res.model
     assert isinstance(probed, ProbedCodeBrain)
     assert all(torch.equal(before[k], v) for k, v in probed.backbone.state_dict().items())
-    assert probed.probe.linear.in_features == TINY["n_chans"] * TINY["out_channels"]
-    out, _ = predict(probed, _data(8, seed=5))
+    assert (
+        probed.probe.linear.in_features
+        == TINY_CLASSIFIER["n_chans"] * TINY_CLASSIFIER["out_channels"]
+    )
+    out, _ = predict(probed, rhythm_windows(8, seed=5))
     probed.save_pretrained(tmp_path / "m")
     loaded = load_finetuned(tmp_path / "m")
     assert isinstance(loaded, ProbedCodeBrain)
-    out2, _ = predict(loaded, _data(8, seed=5))
+    out2, _ = predict(loaded, rhythm_windows(8, seed=5))
     np.testing.assert_allclose(out, out2, atol=1e-6)
     # a plain CodeBrain folder loads as CodeBrain
-    _model().save_pretrained(tmp_path / "plain")
+    make_tiny_classifier().save_pretrained(tmp_path / "plain")
     assert type(load_finetuned(tmp_path / "plain")) is CodeBrain
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_finetuned(tmp_path / "nothing")
@@ -122,8 +100,8 @@ def test_pool_features_shapes():
 
 
 def test_best_epoch_is_restored_and_history_is_complete():
-    val = _data(16, seed=1)
-    res = finetune(_model(), _data(), val, _cfg(epochs=4, monitor="loss"))
+    val = rhythm_windows(16, seed=1)
+    res = finetune(make_tiny_classifier(), rhythm_windows(), val, _cfg(epochs=4, monitor="loss"))
     losses = [h["val_loss"] for h in res.history]
     assert res.best_epoch == int(np.argmin(losses)) + 1
     assert res.best_score == pytest.approx(min(losses))
@@ -139,12 +117,12 @@ def test_best_epoch_is_restored_and_history_is_complete():
 def test_early_stopping_stops_before_max_epochs():
     # a learning rate this small cannot improve the balanced accuracy for long
     cfg = _cfg(epochs=6, patience=1, lr=1e-9, backbone_lr=1e-9, warmup_epochs=0)
-    res = finetune(_model(), _data(), _data(16, seed=1), cfg)
+    res = finetune(make_tiny_classifier(), rhythm_windows(), rhythm_windows(16, seed=1), cfg)
     assert res.stopped_early and len(res.history) < 6
 
 
 def test_param_groups_layer_decay_and_no_decay():
-    model = _model()
+    model = make_tiny_classifier()
     cfg = _cfg(lr=1e-3, backbone_lr=1e-4, layer_decay=0.5, weight_decay=0.1)
     groups = _param_groups(model, model.final_layer, cfg)
     lr_of = {}
@@ -152,7 +130,7 @@ def test_param_groups_layer_decay_and_no_decay():
         for p in g["params"]:
             lr_of[id(p)] = (g["lr"], g["weight_decay"])
     named = dict(model.named_parameters())
-    n = TINY["num_res_layers"]
+    n = TINY_CLASSIFIER["num_res_layers"]
     assert lr_of[id(named["final_layer.1.weight"])] == (1e-3, 0.1)
     assert lr_of[id(named["final_layer.1.bias"])] == (1e-3, 0.0)
     blk = "residual_layer.residual_blocks.{}.res_conv.parametrizations.weight.original1"
@@ -171,9 +149,9 @@ def test_class_weights_balanced():
 
 
 def test_frozen_features_and_encode_dataset():
-    feats, labels = encode_dataset(_model(), _data(8), pooling=None)
+    feats, labels = encode_dataset(make_tiny_classifier(), rhythm_windows(8), pooling=None)
     assert feats.shape == (8, 3, 2, 8) and labels.shape == (8,)
-    pooled, _ = encode_dataset(_model(), _data(8), pooling="mean")
+    pooled, _ = encode_dataset(make_tiny_classifier(), rhythm_windows(8), pooling="mean")
     assert pooled.shape == (8, 8)
 
 
@@ -186,9 +164,9 @@ def test_frozen_features_and_encode_dataset():
     ],
 )
 def test_bad_labels_raise(labels, match):
-    ds = TensorDataset(torch.randn(8, 3, 400), labels)
+    ds = TensorWindows(torch.randn(8, 3, 400), labels)
     with pytest.raises(ValueError, match=match):
-        finetune(_model(), ds, None, _cfg(epochs=1))
+        finetune(make_tiny_classifier(), ds, None, _cfg(epochs=1))
 
 
 def test_bad_config_and_inputs():
@@ -200,15 +178,22 @@ def test_bad_config_and_inputs():
         FinetuneConfig.from_dict({"epochz": 3})
     assert FinetuneConfig.from_dict(FinetuneConfig().to_dict()) == FinetuneConfig()
     with pytest.raises(ValueError, match="empty"):
-        finetune(_model(), TensorDataset(torch.zeros(0, 3, 400), torch.zeros(0)), None, _cfg())
+        finetune(
+            make_tiny_classifier(),
+            TensorWindows(torch.zeros(0, 3, 400), torch.zeros(0)),
+            None,
+            _cfg(),
+        )
     with pytest.raises(TypeError, match="CodeBrain"):
-        finetune(torch.nn.Linear(2, 2), _data(), None, _cfg())
+        finetune(torch.nn.Linear(2, 2), rhythm_windows(), None, _cfg())
 
 
 def test_regression_mode():
-    ds = _data(32)
-    target = TensorDataset(ds.tensors[0], ds.tensors[1].float())
-    res = finetune(_model(n_outputs=1), target, target, _cfg(task="regression", epochs=2))
+    ds = rhythm_windows(32)
+    target = TensorWindows(ds.x, ds.y.float())
+    res = finetune(
+        make_tiny_classifier(n_outputs=1), target, target, _cfg(task="regression", epochs=2)
+    )
     assert {"val_rmse", "val_r2", "val_pearson_r"} <= set(res.history[0])
     assert res.monitor == "r2"
 
@@ -230,19 +215,19 @@ def test_group_splits_never_share_groups():
 
 def test_learning_rate_warms_up_then_decays():
     cfg = _cfg(epochs=4, warmup_epochs=1, lr=1e-2, min_lr_ratio=0.1)
-    lrs = [h["lr"] for h in finetune(_model(), _data(32), None, cfg).history]
+    lrs = [h["lr"] for h in finetune(make_tiny_classifier(), rhythm_windows(32), None, cfg).history]
     # logged after each epoch: peak after warm-up, then cosine down to lr * min_lr_ratio
     assert lrs[0] == pytest.approx(1e-2)
     assert lrs[0] > lrs[1] > lrs[2] > lrs[3] == pytest.approx(1e-3)
 
 
 def test_requires_grad_flags_restored_even_on_error():
-    model = _model()
+    model = make_tiny_classifier()
     model.patch_embedding.requires_grad_(False)
-    finetune(model, _data(16), None, _cfg(mode="mlp", epochs=1))
+    finetune(model, rhythm_windows(16), None, _cfg(mode="mlp", epochs=1))
     assert not any(p.requires_grad for p in model.patch_embedding.parameters())
     assert all(p.requires_grad for p in model.final_layer.parameters())
-    bad = TensorDataset(torch.full((8, 3, 400), 1e38), torch.arange(8) % 2)
+    bad = TensorWindows(torch.full((8, 3, 400), 1e38), torch.arange(8) % 2)
     with pytest.raises(ValueError, match="loss became|NaN or Inf"):
         finetune(model, bad, None, _cfg(epochs=1))
     assert all(p.requires_grad for p in model.final_layer.parameters())
@@ -264,13 +249,13 @@ def test_balanced_sampling_draws_classes_equally():
 def test_balanced_sampling_learns_an_imbalanced_task():
     # 7 of 8 training windows are class 0; balanced sampling still separates the classes
     # and is exactly reproducible.
-    full = _data(96)
-    keep = [i for i in range(96) if full.tensors[1][i] == 0 or i % 8 == 1]
-    ds = TensorDataset(full.tensors[0][keep], full.tensors[1][keep])
+    full = rhythm_windows(96)
+    keep = [i for i in range(96) if full.y[i] == 0 or i % 8 == 1]
+    ds = TensorWindows(full.x[keep], full.y[keep])
     cfg = _cfg(balanced_sampling=True, epochs=6, batch_size=8)
-    bal = finetune(_model(), ds, None, cfg)
-    assert evaluate(bal.model, _data(32, seed=5))["balanced_accuracy"] >= 0.8
-    again = finetune(_model(), ds, None, cfg).model.state_dict()
+    bal = finetune(make_tiny_classifier(), ds, None, cfg)
+    assert evaluate(bal.model, rhythm_windows(32, seed=5))["balanced_accuracy"] >= 0.8
+    again = finetune(make_tiny_classifier(), ds, None, cfg).model.state_dict()
     assert all(torch.equal(v, again[k]) for k, v in bal.model.state_dict().items())
 
 

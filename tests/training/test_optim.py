@@ -6,9 +6,9 @@ import copy
 
 import pytest
 import torch
-from _pretrain_helpers import tiny_backbone, tiny_tokenizer
 from torch import nn
 
+from _fixtures import make_tiny_backbone, make_tiny_backbone_tokenizer
 from codebrain.models.probe import LinearProbe
 from codebrain.training.finetune import FinetuneConfig, _param_groups
 from codebrain.training.optim import (
@@ -141,7 +141,7 @@ def _names(group: dict) -> set[str]:
 
 
 def _model() -> nn.Module:
-    return tiny_backbone(num_res_layers=2)
+    return make_tiny_backbone(num_res_layers=2)
 
 
 # ------------------------------------------------------------------------ pinned groups
@@ -160,7 +160,7 @@ def test_codebrain_groups_are_pinned():
 
 
 def test_tokenizer_groups_are_pinned():
-    model = tiny_tokenizer().train()
+    model = make_tiny_backbone_tokenizer().train()
     groups = param_groups(model, 1e-4, sort_by_name=True)
     assert [g["weight_decay"] for g in groups] == [1e-4, 0.0]
     assert _names(groups[0]) == TOKENIZER_DECAY
@@ -175,7 +175,7 @@ def test_loops_use_the_one_rule():
     pre = build_param_groups(model, 0.05)
     assert (_names(pre[0]), _names(pre[1])) == (CODEBRAIN_DECAY, CODEBRAIN_NO_DECAY)
 
-    tok = tiny_tokenizer().train()
+    tok = make_tiny_backbone_tokenizer().train()
     name_of = {id(p): n for n, p in tok.named_parameters()}
     groups = tokenizer_param_groups(tok, 1e-4)
     assert [g["weight_decay"] for g in groups] == [1e-4, 0.0]

@@ -7,16 +7,10 @@ import logging
 
 import pytest
 import torch
-from _pretrain_helpers import (
-    TINY_BACKBONE,
-    WindowsDataset,
-    _FixedTargetTokenizer,
-    params_of,
-    tiny_backbone,
-    tiny_tokenizer,
-)
+from _pretrain_helpers import _FixedTargetTokenizer, params_of
 from torch import nn
 
+from _fixtures import TINY_BACKBONE, make_tiny_backbone, make_tiny_backbone_tokenizer, sine_windows
 from codebrain import CodeBrain
 from codebrain.training.pretrain import (
     PretrainConfig,
@@ -57,7 +51,7 @@ def test_config_validation(kwargs, match):
 
 # ------------------------------------------------------------------------ components
 def test_param_groups_exclude_sgconv_norms_biases():
-    model = tiny_backbone()
+    model = make_tiny_backbone()
     decay, no_decay = build_param_groups(model, 0.05)
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
     nd, d = set(no_decay["names"]), set(decay["names"])
@@ -94,7 +88,7 @@ class _RecordingTokenizer(nn.Module):
 
 def test_targets_are_computed_frozen_in_eval_mode():
     tok = _RecordingTokenizer().train()
-    x = WindowsDataset(2).x
+    x = sine_windows(2).x
     ids_t, ids_f = compute_token_targets(tok, x, n_patches=3)
     assert ids_t.shape == ids_f.shape == (2, 3, 3) and ids_t.dtype == torch.long
     assert tok.seen_training == [False] and tok.seen_grad == [False]
@@ -105,12 +99,12 @@ def test_targets_are_computed_frozen_in_eval_mode():
 
 # ------------------------------------------------------------------------- end to end
 def test_pretrain_learns_and_writes_a_loadable_backbone(tmp_path):
-    model = tiny_backbone(seed=0)
+    model = make_tiny_backbone(seed=0)
     head_before = {k: v.clone() for k, v in model.final_layer.state_dict().items()}
-    tok = tiny_tokenizer(seed=0).train()  # pretrain must switch it to eval and freeze it
+    tok = make_tiny_backbone_tokenizer(seed=0).train()  # pretrain must switch it to eval, freeze it
     tok_before = {k: v.clone() for k, v in tok.state_dict().items()}
-    train = WindowsDataset(32, seed=0, with_labels=True)  # (x, y) items are accepted
-    val = WindowsDataset(16, seed=1)
+    train = sine_windows(32, seed=0, labelled=True)  # (x, y) items are accepted
+    val = sine_windows(16, seed=1)
     before = evaluate_masked_tokens(model, tok, val, batch_size=8, seed=0)
     cfg = PretrainConfig(steps=40, log_every=10, val_every=20, **FAST)
     result = pretrain(model, tok, train, val, cfg, tmp_path / "run")
@@ -161,9 +155,9 @@ def test_pretrain_learns_and_writes_a_loadable_backbone(tmp_path):
 
 def test_bf16_autocast_on_cpu(tmp_path):
     result = pretrain(
-        tiny_backbone(),
+        make_tiny_backbone(),
         _FixedTargetTokenizer(),
-        WindowsDataset(8),
+        sine_windows(8),
         None,
         PretrainConfig(steps=2, log_every=1, precision="bf16", **FAST),
         tmp_path,
@@ -173,9 +167,9 @@ def test_bf16_autocast_on_cpu(tmp_path):
 
 def test_block_masking_and_accumulation_run(tmp_path):
     result = pretrain(
-        tiny_backbone(),
+        make_tiny_backbone(),
         _FixedTargetTokenizer(),
-        WindowsDataset(8),
+        sine_windows(8),
         None,
         PretrainConfig(
             steps=2,
@@ -199,9 +193,9 @@ def test_tensorboard_is_optional(tmp_path, caplog):
         has_tb = True
     with caplog.at_level(logging.INFO, logger="codebrain.training"):
         pretrain(
-            tiny_backbone(),
+            make_tiny_backbone(),
             _FixedTargetTokenizer(),
-            WindowsDataset(8),
+            sine_windows(8),
             None,
             PretrainConfig(steps=1, tensorboard=True, **FAST),
             tmp_path,
@@ -217,23 +211,23 @@ def test_input_errors(tmp_path):
     tok = _FixedTargetTokenizer()
     cfg = PretrainConfig(steps=1, **FAST)
     with pytest.raises(ValueError, match="channels"):
-        pretrain(tiny_backbone(), tok, WindowsDataset(8, n_chans=4), None, cfg, tmp_path / "a")
+        pretrain(make_tiny_backbone(), tok, sine_windows(8, n_chans=4), None, cfg, tmp_path / "a")
     with pytest.raises(ValueError, match="fewer than one global batch"):
-        pretrain(tiny_backbone(), tok, WindowsDataset(3), None, cfg, tmp_path / "b")
-    small = tiny_backbone(codebook_size_t=4)
+        pretrain(make_tiny_backbone(), tok, sine_windows(3), None, cfg, tmp_path / "b")
+    small = make_tiny_backbone(codebook_size_t=4)
     flags = {n: p.requires_grad for n, p in small.named_parameters()}
     with pytest.raises(ValueError, match="codebook_size_t"):
-        pretrain(small, tok, WindowsDataset(8), None, cfg, tmp_path / "c")
+        pretrain(small, tok, sine_windows(8), None, cfg, tmp_path / "c")
     # The error came after parameters outside the objective were frozen: flags are restored.
     assert {n: p.requires_grad for n, p in small.named_parameters()} == flags
     assert not all(flags.values())  # (the frozen mask encoding stays frozen)
     with pytest.raises(TypeError, match="tokenize"):
-        pretrain(tiny_backbone(), object(), WindowsDataset(8), None, cfg, tmp_path / "d")
+        pretrain(make_tiny_backbone(), object(), sine_windows(8), None, cfg, tmp_path / "d")
     with pytest.raises(ValueError, match="CUDA"):
         pretrain(
-            tiny_backbone(),
+            make_tiny_backbone(),
             tok,
-            WindowsDataset(8),
+            sine_windows(8),
             None,
             PretrainConfig(steps=1, precision="fp16", device="cpu", **FAST),
             tmp_path / "e",
@@ -251,7 +245,7 @@ def corpus_and_tokenizer(tmp_path_factory):
     build_corpus(
         edf, root / "corpus", PreprocessConfig(channels=("C3", "CZ", "C4"), window_seconds=3.0)
     )
-    tiny_tokenizer().save_pretrained(root / "tok")
+    make_tiny_backbone_tokenizer().save_pretrained(root / "tok")
     return root / "corpus", root / "tok"
 
 

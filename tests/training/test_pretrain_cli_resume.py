@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from _pretrain_helpers import tiny_tokenizer
 from safetensors.torch import load_file
 
 import codebrain.data as data
+from _fixtures import make_tiny_backbone_tokenizer as tiny_tokenizer
 from codebrain.cli import main
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")

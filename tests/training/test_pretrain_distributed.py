@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import torch
 import torch.multiprocessing as mp
-from _pretrain_helpers import (
-    WindowsDataset,
-    _FixedTargetTokenizer,
-    ddp_worker,
-    free_port,
-    params_of,
-    tiny_backbone,
-)
+from _pretrain_helpers import _FixedTargetTokenizer, ddp_worker, free_port, params_of
 
+from _fixtures import make_tiny_backbone, sine_windows
 from codebrain.training.pretrain import PretrainConfig, pretrain
 
 N_WINDOWS = 16
@@ -34,12 +28,12 @@ BASE = dict(
 
 
 def _single(tmp_path, name: str, **kw) -> tuple[dict, dict]:
-    model = tiny_backbone(seed=0)
+    model = make_tiny_backbone(seed=0)
     result = pretrain(
         model,
         _FixedTargetTokenizer(),
-        WindowsDataset(N_WINDOWS),
-        WindowsDataset(6, seed=1),
+        sine_windows(N_WINDOWS),
+        sine_windows(6, seed=1),
         PretrainConfig(**{**BASE, **kw}),
         tmp_path / name,
     )
@@ -60,7 +54,7 @@ def test_two_gloo_ranks_match_one_process(tmp_path):
     r1 = torch.load(out / "rank1.pt", weights_only=True)
 
     single, single_val = _single(tmp_path, "single", batch_size=4)
-    start = params_of(tiny_backbone(seed=0))
+    start = params_of(make_tiny_backbone(seed=0))
 
     # The run moved the weights, both ranks agree, and one process with the same global
     # batch reaches the same weights.

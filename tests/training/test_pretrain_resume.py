@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from _pretrain_helpers import WindowsDataset, _FixedTargetTokenizer, params_of, tiny_backbone
+from _pretrain_helpers import _FixedTargetTokenizer, params_of
 
+from _fixtures import make_tiny_backbone, sine_windows
 from codebrain.training.checkpointing import list_checkpoints
 from codebrain.training.pretrain import PretrainConfig, pretrain
 
@@ -41,8 +42,9 @@ CHILD = textwrap.dedent(
     import sys, time
     from pathlib import Path
     import torch
-    sys.path.insert(0, {here!r})
-    from _pretrain_helpers import WindowsDataset, _FixedTargetTokenizer, tiny_backbone
+    sys.path[:0] = [{here!r}, {root!r}]  # _pretrain_helpers, _fixtures
+    from _fixtures import make_tiny_backbone, sine_windows
+    from _pretrain_helpers import _FixedTargetTokenizer
     from codebrain.training.pretrain import PretrainConfig, pretrain
 
     torch.set_num_threads({threads})
@@ -53,8 +55,8 @@ CHILD = textwrap.dedent(
             (out / "ready").write_text(str(step))
             time.sleep(600)
 
-    pretrain(tiny_backbone(seed=0, dropout=True), _FixedTargetTokenizer(),
-             WindowsDataset({n}), None, PretrainConfig(**{cfg!r}), out, step_callback=hang)
+    pretrain(make_tiny_backbone(seed=0, dropout=True), _FixedTargetTokenizer(),
+             sine_windows({n}), None, PretrainConfig(**{cfg!r}), out, step_callback=hang)
     """
 )
 
@@ -65,11 +67,11 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _run(out: Path, **overrides) -> tuple[dict, object]:
-    model = tiny_backbone(seed=0, dropout=True)
+    model = make_tiny_backbone(seed=0, dropout=True)
     result = pretrain(
         model,
         _FixedTargetTokenizer(),
-        WindowsDataset(N_WINDOWS),
+        sine_windows(N_WINDOWS),
         None,
         PretrainConfig(**{**CFG, **overrides}),
         out,
@@ -82,6 +84,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     out.mkdir()
     code = CHILD.format(
         here=str(HERE),
+        root=str(HERE.parent),
         threads=torch.get_num_threads(),
         out=str(out),
         kill_at=KILL_AT,
@@ -122,7 +125,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     assert (
         max(  # the run did train (weights moved from their initial values)
             float((resumed_weights[k].double() - v.double()).abs().max())
-            for k, v in params_of(tiny_backbone(seed=0, dropout=True)).items()
+            for k, v in params_of(make_tiny_backbone(seed=0, dropout=True)).items()
         )
         > 1e-3
     )
@@ -175,13 +178,13 @@ def test_resume_over_a_different_dataset_warns(tmp_path, caplog):
     cfg = PretrainConfig(**{**CFG, "steps": 4, "resume": "auto"})
     with caplog.at_level("WARNING", logger="codebrain.training"):
         pretrain(
-            tiny_backbone(seed=0), _FixedTargetTokenizer(), WindowsDataset(N_WINDOWS), None, cfg,
+            make_tiny_backbone(seed=0), _FixedTargetTokenizer(), sine_windows(N_WINDOWS), None, cfg,
             tmp_path / "r",
         )  # fmt: skip
         assert "checkpoint was written over" not in caplog.text  # same data: silent
         cfg = PretrainConfig(**{**CFG, "steps": 6, "resume": "auto"})
         pretrain(
-            tiny_backbone(seed=0), _FixedTargetTokenizer(), WindowsDataset(N_WINDOWS + 4), None,
+            make_tiny_backbone(seed=0), _FixedTargetTokenizer(), sine_windows(N_WINDOWS + 4), None,
             cfg, tmp_path / "r",
         )  # fmt: skip
     assert f"dataset of {N_WINDOWS + 4} windows, but the checkpoint was written over" in caplog.text
@@ -194,7 +197,7 @@ def test_resume_over_a_shrunk_dataset_starts_the_next_epoch(tmp_path, caplog):
     cfg = PretrainConfig(**{**CFG, "steps": 6, "resume": "auto"})
     with caplog.at_level("WARNING", logger="codebrain.training"):
         result = pretrain(
-            tiny_backbone(seed=0), _FixedTargetTokenizer(), WindowsDataset(8), None, cfg,
+            make_tiny_backbone(seed=0), _FixedTargetTokenizer(), sine_windows(8), None, cfg,
             tmp_path / "r",
         )  # fmt: skip
     assert result.step == 6

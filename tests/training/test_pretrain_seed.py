@@ -10,21 +10,21 @@ from __future__ import annotations
 import importlib
 
 import torch
-from _pretrain_helpers import WindowsDataset, tiny_tokenizer
 
 import codebrain.data
+from _fixtures import TensorWindows, make_tiny_backbone_tokenizer, sine_windows
 from codebrain.cli import main
 
 # The module, not the function: ``codebrain.training`` re-exports ``pretrain`` under that name.
 pretrain_module = importlib.import_module("codebrain.training.pretrain")
 
 
-class _FakeCorpus(WindowsDataset):
+class _FakeCorpus(TensorWindows):
     recordings = ("rec",)
     sfreq = 200.0
 
     def __init__(self, path) -> None:
-        super().__init__(8)
+        super().__init__(sine_windows(8).x)
 
 
 def _initial_weights(tmp_path, monkeypatch, seed: str, name: str) -> dict[str, torch.Tensor]:
@@ -38,7 +38,7 @@ def _initial_weights(tmp_path, monkeypatch, seed: str, name: str) -> dict[str, t
     monkeypatch.setattr(pretrain_module, "pretrain", fake_pretrain)
     tok = tmp_path / "tok"
     if not tok.exists():
-        tiny_tokenizer().save_pretrained(tok)
+        make_tiny_backbone_tokenizer().save_pretrained(tok)
     torch.manual_seed(int(name[-1]) + 100)  # a different global RNG state each time
     code = main(
         ["-q", "pretrain", "--corpus", str(tmp_path), "--tokenizer", str(tok), "--out",

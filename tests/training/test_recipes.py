@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from _pretrain_helpers import WindowsDataset, _FixedTargetTokenizer, tiny_backbone
+from _pretrain_helpers import _FixedTargetTokenizer
 
+from _fixtures import make_tiny_backbone, sine_windows
 from codebrain.training._schedule import warmup_cosine_factor
 from codebrain.training.masking import (
     n_masked_per_sample,
@@ -39,7 +40,7 @@ def test_tokenizer_paper_recipe_is_the_authors_settings() -> None:
 
 
 def test_tokenizer_fp16_needs_cuda(tmp_path) -> None:
-    ds = WindowsDataset(8)
+    ds = sine_windows(8)
     with pytest.raises(ValueError, match="fp16' needs a CUDA device"):
         train_tokenizer(
             ds,
@@ -133,7 +134,7 @@ def test_pretrain_runs_with_bernoulli_masks_and_steps_without_masked_positions(t
         checkpoint_every=0,
     )
     result = pretrain(
-        tiny_backbone(), _FixedTargetTokenizer(), WindowsDataset(8), None, cfg, tmp_path
+        make_tiny_backbone(), _FixedTargetTokenizer(), sine_windows(8), None, cfg, tmp_path
     )
     assert result.step == 3
     # Intervals without masked positions write no row; the others are finite.

@@ -7,31 +7,11 @@ import os
 
 import pytest
 import torch
-from torch.utils.data import Dataset
 
-from codebrain.models.tokenizer import TFDualTokenizer, TokenizerConfig
+from _fixtures import random_windows, tiny_loop_tokenizer_config
+from codebrain.models.tokenizer import TFDualTokenizer
 from codebrain.training.run import LAYOUT, RunFolder, run_kind
 from codebrain.training.tokenizer_trainer import TokenizerTrainConfig, train_tokenizer
-
-S, C, P = 32, 3, 2
-
-
-class _Windows(Dataset):
-    def __init__(self, n: int) -> None:
-        self.x = torch.randn(n, C, P * S, generator=torch.Generator().manual_seed(0))
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.x[i]
-
-
-def _model_config() -> TokenizerConfig:
-    return TokenizerConfig(
-        patch_size=S, max_chans=C, max_patches=P, embed_dim=16, conv_channels=4, depth=1,
-        num_heads=2, decoder_depth=1, codebook_size_t=16, codebook_size_f=16, code_dim=4,
-    )  # fmt: skip
 
 
 def _train_config(**kw) -> TokenizerTrainConfig:
@@ -54,7 +34,9 @@ def _rows(path):
 
 def test_tokenizer_run_uses_the_layout_and_keeps_old_names(tmp_path):
     out = tmp_path / "run"
-    train_tokenizer(_Windows(16), _train_config(), out, model_config=_model_config())
+    train_tokenizer(
+        random_windows(16), _train_config(), out, model_config=tiny_loop_tokenizer_config()
+    )
     for name in (LAYOUT.config, "metrics.csv", "metrics.jsonl", LAYOUT.result):
         assert (out / name).is_file(), name
     assert (out / LAYOUT.final / "model.safetensors").is_file()
@@ -69,7 +51,7 @@ def test_tokenizer_run_uses_the_layout_and_keeps_old_names(tmp_path):
 
 def test_a_folder_of_the_old_layout_resumes(tmp_path):
     """A run written by the previous version (train_config.json, log.*) continues exactly."""
-    ds, mcfg = _Windows(16), _model_config()
+    ds, mcfg = random_windows(16), tiny_loop_tokenizer_config()
     straight = train_tokenizer(ds, _train_config(), tmp_path / "a", model_config=mcfg)
     out = tmp_path / "b"
     train_tokenizer(ds, _train_config(), out, model_config=mcfg, stop_after=4)
@@ -113,7 +95,9 @@ def test_a_folder_of_another_command_is_refused(tmp_path):
     (out / "config.json").write_text(json.dumps({"pretrain": {}}))
     assert run_kind(out) == "pretrain"
     with pytest.raises(ValueError, match="is a pretrain run folder, not a tokenizer-train one"):
-        train_tokenizer(_Windows(16), _train_config(), out, model_config=_model_config())
+        train_tokenizer(
+            random_windows(16), _train_config(), out, model_config=tiny_loop_tokenizer_config()
+        )
     legacy = tmp_path / "old_tok"
     (legacy / "tokenizer").mkdir(parents=True)
     assert run_kind(legacy) == "tokenizer-train"

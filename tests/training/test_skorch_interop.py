@@ -16,7 +16,7 @@ from braindecode import EEGClassifier  # noqa: E402
 from braindecode.datasets import BaseConcatDataset, RawDataset  # noqa: E402
 from braindecode.preprocessing import create_windows_from_events  # noqa: E402
 
-from codebrain import CodeBrain  # noqa: E402
+from _fixtures import make_tiny_classifier  # noqa: E402
 
 SFREQ = 200.0
 N_TIMES = 400  # 2 s windows = 2 patches of 200 samples
@@ -54,19 +54,8 @@ def test_eegclassifier_trains_codebrain_for_an_epoch():
         preload=True,
     )
     assert len(windows) == 16
-    torch.manual_seed(0)
-    module = CodeBrain(
-        n_outputs=2,
-        n_chans=3,
-        n_times=N_TIMES,
-        res_channels=16,
-        skip_channels=12,
-        out_channels=8,
-        num_res_layers=1,
-        codebook_size_t=16,
-        codebook_size_f=16,
-        s4_lmax=6,
-    )
+    module = make_tiny_classifier(seed=0, num_res_layers=1)
+    assert (module.n_chans, module.n_times) == (3, N_TIMES)
     before = {k: v.clone() for k, v in module.state_dict().items()}
     clf = EEGClassifier(
         module=module,

@@ -8,10 +8,11 @@ import math
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from torch.utils.data import Dataset
 
+from _fixtures import TINY_LOOP_TOKENIZER, TensorWindows, random_windows, tiny_loop_tokenizer_config
 from codebrain.models.tokenizer import TFDualTokenizer, TokenizerConfig
 from codebrain.training._schedule import (
     WarmupCosine,
@@ -24,7 +25,7 @@ from codebrain.training.tokenizer_trainer import (
     train_tokenizer,
 )
 
-S, C, P = 32, 3, 2
+S, P = TINY_LOOP_TOKENIZER["patch_size"], TINY_LOOP_TOKENIZER["max_patches"]
 
 
 @pytest.fixture(autouse=True)
@@ -37,23 +38,11 @@ def _one_thread():
 
 def _model_config(**kw) -> TokenizerConfig:
     base = dict(
-        patch_size=S,
-        max_chans=C,
-        max_patches=P,
-        embed_dim=16,
-        conv_channels=4,
-        depth=1,
-        num_heads=2,
-        decoder_depth=1,
-        codebook_size_t=16,
-        codebook_size_f=16,
-        code_dim=4,
         dropout=0.1,  # makes the RNG state matter for exact resume
         ema_decay=0.9,
         dead_code_threshold=0.5,  # restarts draw random numbers too
     )
-    base.update(kw)
-    return TokenizerConfig(**base)
+    return tiny_loop_tokenizer_config(**{**base, **kw})
 
 
 def _train_config(**kw) -> TokenizerTrainConfig:
@@ -72,25 +61,9 @@ def _train_config(**kw) -> TokenizerTrainConfig:
     return TokenizerTrainConfig(**base)
 
 
-class _Tensors(Dataset):
-    """Items are plain tensors (like CorpusDataset)."""
-
-    def __init__(self, n: int, n_times: int = P * S, seed: int = 0) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.x = torch.randn(n, C, n_times, generator=g)
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.x[i]
-
-
-class _Pairs(_Tensors):
+def _pairs(n: int) -> TensorWindows:
     """Items are (x, y) tuples (like WindowDataset), x as a NumPy array."""
-
-    def __getitem__(self, i: int):
-        return self.x[i].numpy(), i % 2
+    return TensorWindows(random_windows(n).x.numpy(), np.arange(n) % 2)
 
 
 def _read_jsonl(path):
@@ -98,7 +71,7 @@ def _read_jsonl(path):
 
 
 def test_exact_resume(tmp_path) -> None:
-    ds = _Tensors(36)  # 4 batches per epoch: the run crosses epoch boundaries
+    ds = random_windows(36)  # 4 batches per epoch: the run crosses epoch boundaries
     mcfg = _model_config()
     straight = train_tokenizer(ds, _train_config(), tmp_path / "a", model_config=mcfg)
     assert straight.finished and straight.step == 12
@@ -131,7 +104,7 @@ def test_exact_resume(tmp_path) -> None:
 
 def test_a_group_relaunched_by_torchrun_resumes_by_itself(tmp_path, monkeypatch, caplog) -> None:
     """``TORCHELASTIC_RESTART_COUNT > 0`` (torchrun's relaunch) turns ``resume=False`` into True."""
-    ds, mcfg = _Tensors(36), _model_config()
+    ds, mcfg = random_windows(36), _model_config()
     straight = train_tokenizer(ds, _train_config(max_steps=8), tmp_path / "a", model_config=mcfg)
     cfg = _train_config(max_steps=8, resume=False)
     train_tokenizer(ds, cfg, tmp_path / "b", model_config=mcfg, stop_after=4)  # "killed" at 4
@@ -149,7 +122,7 @@ def test_a_group_relaunched_by_torchrun_resumes_by_itself(tmp_path, monkeypatch,
 
 
 def test_outputs_and_logs(tmp_path) -> None:
-    ds = _Pairs(20)
+    ds = _pairs(20)
     out = tmp_path / "run"
     res = train_tokenizer(
         ds, _train_config(max_steps=6, checkpoint_every=2), out, model_config=_model_config()
@@ -170,7 +143,7 @@ def test_outputs_and_logs(tmp_path) -> None:
     cfg = json.loads((out / "train_config.json").read_text())
     assert cfg["train"]["max_steps"] == 6 and cfg["model"]["embed_dim"] == 16
     loaded = TFDualTokenizer.from_pretrained(out / "tokenizer")
-    x = ds.x[:2]
+    x = torch.from_numpy(ds.x[:2])
     assert all(
         torch.equal(a, b) for a, b in zip(loaded.tokenize(x), res.model.tokenize(x), strict=True)
     )
@@ -183,7 +156,7 @@ def test_outputs_and_logs(tmp_path) -> None:
 
 def test_bf16_and_no_clip(tmp_path) -> None:
     res = train_tokenizer(
-        _Tensors(16),
+        random_windows(16),
         _train_config(max_steps=2, precision="bf16", grad_clip=0.0),
         tmp_path / "bf16",
         model_config=_model_config(dropout=0.0),
@@ -193,7 +166,7 @@ def test_bf16_and_no_clip(tmp_path) -> None:
 
 
 def test_resume_with_another_model_config_fails(tmp_path) -> None:
-    ds = _Tensors(16)
+    ds = random_windows(16)
     train_tokenizer(ds, _train_config(max_steps=2), tmp_path / "r", model_config=_model_config())
     with pytest.raises(ValueError, match="different tokenizer configuration"):
         train_tokenizer(
@@ -206,11 +179,14 @@ def test_resume_with_another_model_config_fails(tmp_path) -> None:
 
 def test_resume_over_a_grown_dataset_warns(tmp_path, caplog) -> None:
     train_tokenizer(
-        _Tensors(16), _train_config(max_steps=2), tmp_path / "r", model_config=_model_config()
+        random_windows(16), _train_config(max_steps=2), tmp_path / "r", model_config=_model_config()
     )
     with caplog.at_level("WARNING", logger="codebrain.training"):
         train_tokenizer(
-            _Tensors(24), _train_config(max_steps=3), tmp_path / "r", model_config=_model_config()
+            random_windows(24),
+            _train_config(max_steps=3),
+            tmp_path / "r",
+            model_config=_model_config(),
         )
     assert "dataset of 24 windows, but the checkpoint was written over 16" in caplog.text
 
@@ -221,10 +197,10 @@ def test_resume_over_a_shrunk_dataset_starts_the_next_epoch(tmp_path, caplog, n_
     epoch of ``n_after`` windows: resuming moves to the next epoch instead of failing (16) or
     looping forever on an empty epoch (28)."""
     cfg = _train_config(max_steps=3, batch_size=8)
-    train_tokenizer(_Tensors(32), cfg, tmp_path / "r", model_config=_model_config())
+    train_tokenizer(random_windows(32), cfg, tmp_path / "r", model_config=_model_config())
     with caplog.at_level("WARNING", logger="codebrain.training"):
         res = train_tokenizer(
-            _Tensors(n_after),
+            random_windows(n_after),
             _train_config(max_steps=5, batch_size=8),
             tmp_path / "r",
             model_config=_model_config(),
@@ -236,20 +212,22 @@ def test_resume_over_a_shrunk_dataset_starts_the_next_epoch(tmp_path, caplog, n_
 def test_bad_datasets(tmp_path) -> None:
     cfg = _train_config(max_steps=1)
     with pytest.raises(ValueError, match="empty"):
-        train_tokenizer(_Tensors(0), cfg, tmp_path / "x", model_config=_model_config())
+        train_tokenizer(random_windows(0), cfg, tmp_path / "x", model_config=_model_config())
     with pytest.raises(ValueError, match="batch_size"):
-        train_tokenizer(_Tensors(5), cfg, tmp_path / "x", model_config=_model_config())
+        train_tokenizer(random_windows(5), cfg, tmp_path / "x", model_config=_model_config())
     with pytest.raises(ValueError, match="multiple of patch_size"):
         train_tokenizer(
-            _Tensors(16, n_times=P * S + 3), cfg, tmp_path / "x", model_config=_model_config()
+            random_windows(16, n_times=P * S + 3), cfg, tmp_path / "x", model_config=_model_config()
         )
 
-    class _Strings(_Tensors):
+    class _Strings(TensorWindows):
         def __getitem__(self, i):
             return "not a tensor"
 
     with pytest.raises(TypeError, match="expected a float tensor"):
-        train_tokenizer(_Strings(16), cfg, tmp_path / "x", model_config=_model_config())
+        train_tokenizer(
+            _Strings(random_windows(16).x), cfg, tmp_path / "x", model_config=_model_config()
+        )
     with pytest.raises(ValueError, match="precision"):
         _train_config(precision="fp8")  # fp16 became valid (the paper recipe)
     with pytest.raises(ValueError, match="max_steps"):
@@ -270,7 +248,7 @@ def test_default_model_config_fits_the_data(tmp_path, monkeypatch) -> None:
         raise _Stop
 
     monkeypatch.setattr(tokenizer_trainer, "TFDualTokenizer", spy)
-    ds = _Tensors(2, n_times=200 * 70)
+    ds = random_windows(2, n_times=200 * 70)
     with pytest.raises(_Stop):
         train_tokenizer(ds, _train_config(max_steps=1, batch_size=2), tmp_path / "d")
     got = captured["config"]
@@ -322,13 +300,16 @@ def test_warmup_cosine_schedule() -> None:
 
 
 def test_collate_rejects_mixed_shapes(tmp_path) -> None:
-    class _Mixed(_Tensors):
+    class _Mixed(TensorWindows):
         def __getitem__(self, i):
             return self.x[i] if i % 2 else self.x[i][:, :S]
 
     with pytest.raises(ValueError, match="different shapes"):
         train_tokenizer(
-            _Mixed(16), _train_config(max_steps=1), tmp_path / "m", model_config=_model_config()
+            _Mixed(random_windows(16).x),
+            _train_config(max_steps=1),
+            tmp_path / "m",
+            model_config=_model_config(),
         )
 
 
@@ -364,7 +345,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
         torch.save(cb.state_dict(), f"{out}/codebook{rank}.pt")
         # The full training loop (DDP + DistributedSampler).
         res = train_tokenizer(
-            _Tensors(32),
+            random_windows(32),
             _train_config(max_steps=4, batch_size=4, checkpoint_every=2),
             f"{out}/run",
             model_config=_model_config(),
@@ -399,7 +380,7 @@ def _env_worker(rank: int, world: int, port: int, out: str) -> None:
         MASTER_PORT=str(port),
     )
     res = train_tokenizer(
-        _Tensors(32),
+        random_windows(32),
         _train_config(max_steps=2, batch_size=4, checkpoint_every=2),
         f"{out}/run",
         model_config=_model_config(),
