@@ -4,6 +4,8 @@ Offline hub, deterministic seeds, and the shared tiny building blocks of :mod:`_
 ``tiny_codebrain`` / ``tiny_codebrain_config``, ``tiny_tokenizer`` / ``tiny_tokenizer_config``
 (factories taking overrides), ``windows_dataset`` (a factory of map-style tensor datasets) and
 ``synthetic_edfs`` / ``synthetic_edf_folder`` (synthetic EDF+ subjects written once per session).
+The training tests' variants (``TINY_CLASSIFIER``, ``TINY_BACKBONE`` and its tokenizer,
+``TINY_LOOP_TOKENIZER``, the ``*_windows`` factories) are imported from :mod:`_fixtures`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from _fixtures import make_tiny_classifier
+from _fixtures import make_tiny_classifier, make_tiny_tokenizer
 from codebrain import CodeBrain
 from codebrain.cli import main
 
@@ -207,11 +207,9 @@ def test_truncated_weights_are_named_by_every_command(work, tmp_path, capsys, co
     """An empty or truncated ``model.safetensors``: one line naming the file, no traceback."""
     import shutil
 
-    from codebrain.models.tokenizer import TFDualTokenizer, TokenizerConfig
-
     folder = tmp_path / "m"
     if command == "tokenizer-report":
-        TFDualTokenizer(TokenizerConfig(max_chans=3, max_patches=2)).save_pretrained(folder)
+        make_tiny_tokenizer(seed=0).save_pretrained(folder)
     else:
         shutil.copytree(work["model"], folder)
     weights = folder / "model.safetensors"
