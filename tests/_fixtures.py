@@ -141,7 +141,8 @@ def make_tiny_tokenizer(*, seed: int | None = None, **overrides: Any) -> TFDualT
 
 
 def make_tiny_classifier(*, seed: int | None = 0, **overrides: Any) -> CodeBrain:
-    """A :data:`TINY_CLASSIFIER` CodeBrain; ``seed`` as in :func:`make_tiny_codebrain`."""
+    """A :data:`TINY_CLASSIFIER` CodeBrain; ``seed`` seeds torch first (default 0: fixed weights;
+    ``None``: the current RNG state)."""
     if seed is not None:
         torch.manual_seed(seed)
     return CodeBrain(**{**TINY_CLASSIFIER, **overrides})
@@ -163,7 +164,8 @@ def make_tiny_backbone(
 def make_tiny_backbone_tokenizer(
     *, seed: int | None = 0, n_chans: int = 3, n_patches: int = 3, **overrides: Any
 ) -> TFDualTokenizer:
-    """A randomly initialised :data:`TINY_BACKBONE_TOKENIZER` for ``n_chans`` x ``n_patches``."""
+    """A randomly initialised :data:`TINY_BACKBONE_TOKENIZER` for ``n_chans`` x ``n_patches``
+    (train mode; ``seed`` as in :func:`make_tiny_classifier`)."""
     if seed is not None:
         torch.manual_seed(seed)
     cfg = {**TINY_BACKBONE_TOKENIZER, "max_chans": n_chans, "max_patches": n_patches}
@@ -176,7 +178,7 @@ def tiny_loop_tokenizer_config(**overrides: Any) -> TokenizerConfig:
 
 
 class TensorWindows(Dataset):
-    """Map-style windows ``x[i]`` of shape ``(C, T)``, or ``(x[i], int(y[i]))`` when labelled.
+    """Map-style windows ``x[i]`` of shape ``(C, T)``, or ``(x[i], label)`` when labelled.
 
     Parameters
     ----------
