@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 from codebrain.models.probe import Pooling
 from codebrain.training.loop_config import LoopConfig
 from codebrain.training.metrics import PRIMARY_METRIC
-from codebrain.utils.check import check_int
+from codebrain.utils.check import check_int, check_number, check_option, check_type, check_value
 
 __all__ = ["FinetuneConfig", "Mode"]
 
@@ -101,33 +101,23 @@ class FinetuneConfig(LoopConfig):
             )
             self.grad_clip = 0.0
         super().__post_init__()
-        if self.mode not in ("full", "linear", "mlp"):
-            raise ValueError(f"mode must be 'full', 'linear' or 'mlp', got {self.mode!r}.")
-        if self.task not in ("classification", "regression"):
-            raise ValueError(f"task must be 'classification' or 'regression', got {self.task!r}.")
-        if self.pooling not in ("mean_patches", "mean", "flatten"):
-            raise ValueError(
-                f"pooling must be 'mean_patches', 'mean' or 'flatten', got {self.pooling!r}."
-            )
-        check_int("epochs", self.epochs)
+        check_option(self._label("mode"), self.mode, ("full", "linear", "mlp"))
+        check_option(self._label("task"), self.task, ("classification", "regression"))
+        check_option(self._label("pooling"), self.pooling, ("mean_patches", "mean", "flatten"))
+        check_int(self._label("epochs"), self.epochs)
         for name in ("backbone_lr", "layer_decay"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and v > 0):
-                raise ValueError(f"{name} must be a positive number, got {v!r}.")
-        if self.warmup_epochs < 0:
-            raise ValueError("warmup_epochs must be >= 0.")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}.")
-        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
-            raise ValueError(f"patience must be a positive int or None, got {self.patience!r}.")
-        if isinstance(self.class_weight, str) and self.class_weight != "balanced":
-            raise ValueError(
-                f"class_weight must be None, 'balanced' or a list of floats, got {self.class_weight!r}."
-            )
-        if not isinstance(self.balanced_sampling, bool):
-            raise TypeError(
-                f"balanced_sampling must be True or False, got {self.balanced_sampling!r}."
-            )
+            check_number(self._label(name), getattr(self, name), greater=0)
+        check_number(self._label("warmup_epochs"), self.warmup_epochs, minimum=0)
+        check_number(self._label("label_smoothing"), self.label_smoothing, minimum=0, less=1)
+        patience = "a positive int or None"
+        check_type(self._label("patience"), self.patience, (int, type(None)), patience)
+        ok = self.patience is None or self.patience >= 1
+        check_value(self._label("patience"), self.patience, ok, patience)
+        if isinstance(self.class_weight, str):
+            weights = "None, 'balanced' or a list of floats"
+            ok = self.class_weight == "balanced"
+            check_value(self._label("class_weight"), self.class_weight, ok, weights)
+        check_type(self._label("balanced_sampling"), self.balanced_sampling, bool, "True or False")
         if self.balanced_sampling and self.task != "classification":
             raise ValueError("balanced_sampling needs task='classification' (class labels).")
         if isinstance(self.class_weight, tuple):

@@ -12,7 +12,7 @@ from typing import Any
 
 from codebrain.training.loop_config import StepLoopConfig
 from codebrain.training.masking import DEFAULT_MASK_RATIO, MASK_STRATEGIES
-from codebrain.utils.check import check_int
+from codebrain.utils.check import check_int, check_number, check_option, check_type, check_value
 
 __all__ = ["PretrainConfig"]
 
@@ -112,16 +112,14 @@ class PretrainConfig(StepLoopConfig):
         check_int("PretrainConfig.accum_steps", self.accum_steps, minimum=1)
         for name in ("schedule_steps", "val_every", "mask_block_size"):
             check_int(f"PretrainConfig.{name}", getattr(self, name), minimum=0)
-        if self.val_batches is not None and self.val_batches < 1:
-            raise ValueError(f"PretrainConfig.val_batches must be >= 1, got {self.val_batches}.")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f"betas must be two values in [0, 1), got {self.betas}.")
-        if not 0.0 < self.mask_ratio <= 1.0:
-            raise ValueError(f"mask_ratio must be in (0, 1], got {self.mask_ratio}.")
-        if self.mask_strategy not in MASK_STRATEGIES:
-            raise ValueError(
-                f"mask_strategy must be one of {MASK_STRATEGIES}, got {self.mask_strategy!r}."
-            )
+        val_batches = "a positive int or None"
+        check_type(self._label("val_batches"), self.val_batches, (int, type(None)), val_batches)
+        ok = self.val_batches is None or self.val_batches >= 1
+        check_value(self._label("val_batches"), self.val_batches, ok, val_batches)
+        ok = len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)
+        check_value(self._label("betas"), self.betas, ok, "two values in [0, 1)")
+        check_number(self._label("mask_ratio"), self.mask_ratio, greater=0, maximum=1)
+        check_option(self._label("mask_strategy"), self.mask_strategy, MASK_STRATEGIES)
 
     @classmethod
     def paper(cls, n_windows: int, world_size: int = 1, **overrides: Any) -> PretrainConfig:
