@@ -66,6 +66,7 @@ from codebrain.training.inference import encode_features as _encode
 from codebrain.training.inference import progress_bar as _progress
 from codebrain.training.metrics import compute_metrics
 from codebrain.training.optim import layer_decay_lr, merge_param_groups, param_groups
+from codebrain.utils.check import check_type
 from codebrain.utils.device import resolve_device
 
 __all__ = [
@@ -264,10 +265,8 @@ def finetune(
         Empty sets, labels out of range or a single training class, wrong ``n_outputs``.
     """
     cfg = config if config is not None else FinetuneConfig()
-    if not isinstance(cfg, FinetuneConfig):
-        raise TypeError(f"config must be a FinetuneConfig, got {type(cfg).__name__}.")
-    if not isinstance(model, CodeBrain):
-        raise TypeError(f"model must be a codebrain.CodeBrain, got {type(model).__name__}.")
+    check_type("config", cfg, FinetuneConfig)
+    check_type("model", model, CodeBrain, "a codebrain.CodeBrain")
     if len(train_ds) == 0:
         raise ValueError("The training set is empty.")
     _seed_everything(cfg.seed)

@@ -62,6 +62,7 @@ from codebrain.training.checkpointing import unwrap_model
 from codebrain.training.optim import param_groups
 from codebrain.training.run import RunFolder, progress_bar, resume_after_relaunch
 from codebrain.training.tokenizer_train_config import TokenizerTrainConfig
+from codebrain.utils.check import check_type, check_value
 from codebrain.utils.device import resolve_device
 
 __all__ = ["TokenizerTrainConfig", "TokenizerTrainResult", "train_tokenizer"]
@@ -268,10 +269,9 @@ def _check_config(
     config: TokenizerTrainConfig | None, stop_after: int | None
 ) -> TokenizerTrainConfig:
     cfg = config if config is not None else TokenizerTrainConfig()
-    if not isinstance(cfg, TokenizerTrainConfig):
-        raise TypeError(f"config must be a TokenizerTrainConfig, got {type(cfg).__name__}.")
-    if stop_after is not None and stop_after < 1:
-        raise ValueError(f"stop_after must be >= 1, got {stop_after}.")
+    check_type("config", cfg, TokenizerTrainConfig)
+    check_type("stop_after", stop_after, (int, type(None)), "an int >= 1 or None")
+    check_value("stop_after", stop_after, stop_after is None or stop_after >= 1, ">= 1")
     return cfg
 
 
