@@ -15,8 +15,13 @@ from codebrain.benchmark.split import Split
 from codebrain.data.synthetic import write_synthetic_dataset
 from codebrain.models.probe import LinearProbe
 from codebrain.models.tokenizer_config import TokenizerConfig
+from codebrain.training.finetune import finetune
+from codebrain.training.finetune_config import FinetuneConfig
 from codebrain.training.masking import random_patch_mask
+from codebrain.training.pretrain_config import PretrainConfig
 from codebrain.training.run import RunFolder
+from codebrain.training.tokenizer_train_config import TokenizerTrainConfig
+from codebrain.training.tokenizer_trainer import train_tokenizer
 from codebrain.utils.device import resolve_device
 
 
@@ -40,6 +45,37 @@ CASES = [
     (_split, None, dict(unit="session"), "Split.unit"),
     (PretrainOnTrain, dict(batch_size="8"), dict(batch_size=0), "PretrainOnTrain.batch_size"),
     (LinearProbe, None, dict(pooling="max"), "pooling"),
+    (FinetuneConfig, None, dict(mode="partial"), "FinetuneConfig.mode"),
+    (FinetuneConfig, None, dict(task="ranking"), "FinetuneConfig.task"),
+    (FinetuneConfig, None, dict(pooling="max"), "FinetuneConfig.pooling"),
+    (FinetuneConfig, dict(epochs=2.0), dict(epochs=0), "FinetuneConfig.epochs"),
+    (FinetuneConfig, dict(backbone_lr="1e-4"), dict(backbone_lr=0.0), "FinetuneConfig.backbone_lr"),
+    (FinetuneConfig, dict(layer_decay=None), dict(layer_decay=-0.5), "FinetuneConfig.layer_decay"),
+    (
+        FinetuneConfig,
+        dict(warmup_epochs="1"),
+        dict(warmup_epochs=-1),
+        "FinetuneConfig.warmup_epochs",
+    ),
+    (
+        FinetuneConfig,
+        dict(label_smoothing="0.1"),
+        dict(label_smoothing=1.0),
+        "FinetuneConfig.label_smoothing",
+    ),
+    (FinetuneConfig, dict(patience=2.5), dict(patience=0), "FinetuneConfig.patience"),
+    (FinetuneConfig, None, dict(class_weight="uniform"), "FinetuneConfig.class_weight"),
+    (PretrainConfig, dict(steps=1.5), dict(steps=0), "PretrainConfig.steps"),
+    (PretrainConfig, dict(accum_steps="2"), dict(accum_steps=0), "PretrainConfig.accum_steps"),
+    (PretrainConfig, dict(val_batches=1.5), dict(val_batches=0), "PretrainConfig.val_batches"),
+    (PretrainConfig, dict(mask_ratio="0.5"), dict(mask_ratio=0.0), "PretrainConfig.mask_ratio"),
+    (PretrainConfig, None, dict(mask_strategy="x"), "PretrainConfig.mask_strategy"),
+    (PretrainConfig, None, dict(betas=(0.9, 1.0)), "PretrainConfig.betas"),
+    (PretrainConfig, None, dict(precision="fp8"), "PretrainConfig.precision"),
+    (TokenizerTrainConfig, dict(steps=2.0), dict(steps=0), "TokenizerTrainConfig.steps"),
+    (TokenizerTrainConfig, dict(seed=None), dict(seed=-1), "TokenizerTrainConfig.seed"),
+    (TokenizerTrainConfig, dict(resume=3), dict(resume=""), "TokenizerTrainConfig.resume"),
+    (TokenizerTrainConfig, dict(lr="1e-3"), dict(lr=0.0), "TokenizerTrainConfig.lr"),
 ]
 
 _DEFAULTS: dict[Any, dict[str, Any]] = {
@@ -83,3 +119,13 @@ def test_functions_and_small_classes_use_the_pair(tmp_path) -> None:
         resolve_device(["cpu"], name="--device")
     with pytest.raises(ValueError, match="is not a device"):
         resolve_device("gpu0", name="--device")
+    with pytest.raises(TypeError, match="^config must be a FinetuneConfig"):
+        finetune(None, [], None, config={"epochs": 1})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="^model must be a codebrain.CodeBrain"):
+        finetune(None, [], None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="^config must be a TokenizerTrainConfig"):
+        train_tokenizer([], {"steps": 1}, tmp_path / "t")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="^stop_after must be an int >= 1 or None"):
+        train_tokenizer([], TokenizerTrainConfig(), tmp_path / "t", stop_after=1.5)
+    with pytest.raises(ValueError, match="^stop_after must be >= 1"):
+        train_tokenizer([], TokenizerTrainConfig(), tmp_path / "t", stop_after=0)
