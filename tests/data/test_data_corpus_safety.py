@@ -79,8 +79,11 @@ def _journal_lines(out: Path) -> int:
         return 0
 
 
+# The build runs as from a terminal: Ctrl-C raises KeyboardInterrupt even when the test itself
+# was started in the background (a shell leaves SIGINT ignored there, and children inherit it).
 _BUILD_SCRIPT = """
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from codebrain.data import PreprocessConfig, build_corpus
 build_corpus([sys.argv[2]], sys.argv[1], PreprocessConfig(window_seconds=10.0), n_jobs=2)
 """
