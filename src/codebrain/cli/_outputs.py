@@ -148,13 +148,7 @@ def check_output(
                     )
             else:
                 raise CLIError(f"{flag} {out} exists; pass --force to overwrite it.")
-    parent = out.absolute().parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise CLIError(f"{flag} {out}: {parent} is a file, not a folder.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise CLIError(f"{flag} {out}: no permission to write in {parent}.")
+    _check_writable(out, out.absolute().parent, flag)
     return out
 
 
@@ -175,14 +169,19 @@ def check_run_folder(
         raise CLIError(
             f"{flag} {out} is {found}, not a {command} run; choose an empty or new folder."
         )
-    parent = out.absolute()
+    _check_writable(out, out.absolute(), flag)
+    return out
+
+
+def _check_writable(out: Path, start: Path, flag: str) -> None:
+    """The nearest existing folder at or above ``start`` must be a writable folder."""
+    parent = start
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
         raise CLIError(f"{flag} {out}: {parent} is a file, not a folder.")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise CLIError(f"{flag} {out}: no permission to write in {parent}.")
-    return out
 
 
 # ------------------------------------------------------------------------ run control
