@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -95,15 +96,66 @@ def test_prepare_writes_a_complete_windows_file(workspace):
 
 
 def test_finetune_output_folder(workspace):
-    model = workspace["model"]
-    names = {p.name for p in model.iterdir()}
-    assert {"config.json", "model.safetensors", "finetune.json", "preprocess.json"} <= names
-    assert {"learning_curves.png", "confusion_matrix.png"} <= names
-    meta = json.loads((model / "finetune.json").read_text())
+    run = workspace["model"]
+    names = {p.name for p in run.iterdir()}
+    assert {"config.json", "metrics.csv", "metrics.jsonl", "checkpoints", "final"} <= names
+    assert {"result.json", "learning_curves.png", "confusion_matrix.png"} <= names
+    assert "finetune" in json.loads((run / "config.json").read_text())
+    final = {p.name for p in (run / "final").iterdir()}
+    assert {"config.json", "model.safetensors", "finetune.json", "preprocess.json"} <= final
+    meta = json.loads((run / "final" / "finetune.json").read_text())
+    assert meta == json.loads((run / "result.json").read_text())
     assert meta["classes"] == ["left_hand", "right_hand"]
     assert set(meta["train_groups"]).isdisjoint(meta["val_groups"])
     assert len(meta["history"]) == 1
-    assert not [p for p in model.parent.iterdir() if p.name.startswith(".model")]
+    assert not [p for p in run.parent.iterdir() if p.name.startswith(".model")]
+
+
+def test_folders_of_earlier_versions_and_final_still_load(workspace, tmp_path):
+    """A model folder as ``finetune -o`` wrote it before run folders (the model and its
+    ``finetune.json``/``preprocess.json`` at the top, what ``final/`` holds now) and the run
+    folder's ``final/`` itself work wherever the run folder does."""
+    old = tmp_path / "tuned"
+    shutil.copytree(workspace["model"] / "final", old)
+    preds = []
+    for model in (workspace["model"], old, workspace["model"] / "final"):
+        out = tmp_path / f"p{len(preds)}.csv"
+        proc = cli("predict", str(model), str(workspace["npz"]), "-o", str(out), "--no-progress")
+        assert proc.returncode == 0, proc.stderr
+        preds.append(out.read_text())
+    assert preds[0] == preds[1] == preds[2]
+
+
+def test_finetune_resume_continues_and_a_fresh_start_is_refused(workspace, tmp_path):
+    npz, out = str(workspace["npz"]), tmp_path / "run"
+    common = ("--width", "8", "--layers", "1", "--epochs", "3", "--batch-size", "8",
+              "--val-fraction", "0.34", "--no-progress", "--keep-checkpoints", "3")  # fmt: skip
+    proc = cli("finetune", npz, "-o", str(out), *common)
+    assert proc.returncode == 0, proc.stderr
+    ref = json.loads((out / "result.json").read_text())
+    proc = cli("finetune", npz, "-o", str(out), *common)
+    assert proc.returncode == 2 and "pass --resume to continue it or --force" in proc.stderr
+    # as a run killed in epoch 3 leaves it: no final model, no result, checkpoints 1 and 2
+    shutil.rmtree(out / "final")
+    (out / "result.json").unlink()
+    (out / "checkpoints" / "ckpt_00000003.pt").unlink()
+    proc = cli("predict", str(out), npz, "-o", str(tmp_path / "p.csv"), "--no-progress")
+    assert proc.returncode == 2 and "has not finished" in proc.stderr
+    proc = cli("finetune", npz, "-o", str(out), *common, "--lr", "0.01", "--resume")
+    assert proc.returncode == 2 and "its run had other config" in proc.stderr
+    proc = cli("finetune", npz, "-o", str(out), *common, "--resume")
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads((out / "result.json").read_text())
+    assert again["history"] == ref["history"] and again["best_epoch"] == ref["best_epoch"]
+    assert (out / "final" / "preprocess.json").is_file()
+    proc = cli("finetune", npz, "-o", str(out), *common, "--folds", "2", "--resume")
+    assert proc.returncode == 2 and "does not apply to --folds" in proc.stderr
+    # the run's config.json is a --config file (its "resume" is not reused)
+    other = tmp_path / "again"
+    proc = cli("finetune", npz, "-o", str(other), "--config", str(out / "config.json"),
+               "--width", "8", "--layers", "1", "--val-fraction", "0.34")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((other / "result.json").read_text())["history"] == ref["history"]
 
 
 def test_evaluate_predict_embed_info(workspace):

@@ -46,13 +46,19 @@ def load_model_and_windows(args: argparse.Namespace) -> tuple[Any, Any, dict[str
     model : CodeBrain or ProbedCodeBrain
     ds : WindowDataset
     meta : dict
-        ``finetune.json`` of the model folder (``{}`` if absent).
+        ``finetune.json`` of the model folder (``{}`` if absent). A run folder's model and
+        files are those of its ``final/``.
     """
     from codebrain.models.probe import load_finetuned
+    from codebrain.utils.run_layout import run_final_dir
 
     model_dir = Path(args.model)
     if not model_dir.is_dir():
         raise CLIError(f"model folder {model_dir} not found.")
+    try:  # a run folder (``codebrain finetune -o``): its final model, with its settings
+        model_dir = run_final_dir(model_dir) or model_dir
+    except FileNotFoundError as err:
+        raise CLIError(str(err)) from None
     model = load_finetuned(model_dir)
     check_model_finite(model, model_dir)
     base = None

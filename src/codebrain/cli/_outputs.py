@@ -26,16 +26,18 @@ __all__ = ["check_output", "check_run_folder", "folder_kind", "sigterm_as_exit"]
 def folder_kind(path: str | os.PathLike) -> str | None:
     """What wrote the folder ``path``, in words (``None``: empty, absent or not recognised).
 
-    Recognises the folders codebrain writes: a corpus (``manifest.json``), a tokenizer-train
-    or pretrain run folder (:func:`codebrain.training.run.run_kind`), a fine-tuned model (``finetune.json``), a tokenizer report, a demo output, and a
-    model folder (``config.json`` + ``model.safetensors``).
+    Recognises the folders codebrain writes: a corpus (``manifest.json``), a tokenizer-train,
+    pretrain or finetune run folder (:func:`codebrain.utils.run_layout.run_kind`), a
+    fine-tuned model of earlier versions (``finetune.json``) or a cross-validation
+    (``cv.json``), a tokenizer report, a demo output, and a model folder (``config.json`` +
+    ``model.safetensors``).
     """
     path = Path(path)
     if not path.is_dir():
         return None
     if (path / "manifest.json").is_file():
         return "a corpus folder (written by 'prepare --corpus')"
-    from codebrain.training.run import run_kind
+    from codebrain.utils.run_layout import run_kind
 
     kind = run_kind(path)
     if kind is not None:

@@ -2,18 +2,25 @@
 
 Input: a windows ``.npz`` from ``codebrain prepare`` or EEG files/folders (prepared on the fly
 with the preprocessing flags). The validation (and optional test) split is by subject (or
-recording): windows of one subject never appear in two splits. Output folder (written
-atomically, complete or absent): the model (``save_pretrained`` layout, plus
-``linear_probe.*`` in linear mode), ``preprocess.json``, ``finetune.json`` (config, history,
-classes, split, metrics), ``learning_curves.png`` and ``confusion_matrix.png``. With
-``--folds K`` it runs subject-wise K-fold cross-validation and writes ``cv.json`` instead.
+recording): windows of one subject never appear in two splits. Output: the run folder of
+every training command: ``config.json``, ``metrics.csv`` (one row per epoch),
+``checkpoints/`` (``--resume`` continues a killed run), ``final/`` (the selected model,
+``save_pretrained`` layout, plus ``linear_probe.*`` in linear mode, ``preprocess.json`` and
+``finetune.json``: config, history, classes, split, metrics), ``result.json`` (the same
+summary), ``learning_curves.png`` and ``confusion_matrix.png``. ``final/`` and
+``result.json`` appear only when the run is complete; ``evaluate``, ``predict``, ``embed``
+and ``--model`` take the run folder (or its ``final/``). With ``--folds K`` it runs
+subject-wise K-fold cross-validation and writes ``cv.json`` instead (one folder, written
+atomically).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +32,7 @@ from codebrain.cli._config_args import (
     add_config_file_argument,
     config_from_args,
     config_overrides,
+    resume_arg_kwargs,
 )
 from codebrain.training.finetune import FinetuneConfig
 
@@ -32,8 +40,9 @@ __all__ = ["register", "infer_task", "build_model"]
 
 logger = logging.getLogger(__name__)
 
-#: where a fine-tuned folder's ``finetune.json`` (or ``cv.json``) keeps the config
-_SECTIONS = ("config", "finetune_config")
+#: where a run's ``config.json``, ``result.json`` / ``final/finetune.json`` (or ``cv.json``)
+#: keeps the config
+_SECTIONS = ("finetune", "config", "finetune_config")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,10 +73,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         FinetuneConfig,
         exclude=("task",),
         arg_kwargs={
+            "resume": resume_arg_kwargs(FinetuneConfig),
             "grad_clip": dict(type=_grad_clip, metavar="X"),
             "class_weight": dict(type=_class_weight, metavar="{none,balanced,W1,W2,...}"),
         },
         help={
+            "resume": "continue the run in --out from its newest checkpoint ('--resume' "
+            "alone), or from the checkpoint file CKPT (same data and settings)",
             "lr": "peak learning rate of the head (the linear probe or 'final_layer')",
             "grad_clip": "max gradient norm; 0 or 'none' disables clipping",
             "class_weight": "per-class loss weights: none, balanced (n / (n_classes x "
@@ -158,7 +170,9 @@ def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     The file is read and checked here (invalid JSON/YAML, unknown keys, values of the wrong
     type raise :class:`~codebrain.cli.CLIError` naming the file).
     """
-    return config_overrides(FinetuneConfig, args, args.config, sections=_SECTIONS)
+    return config_overrides(
+        FinetuneConfig, args, args.config, sections=_SECTIONS, ignore_file_keys=("resume",)
+    )
 
 
 def _task_hint(args: argparse.Namespace, given: dict[str, Any] | None = None) -> str:
@@ -197,12 +211,11 @@ def run(args: argparse.Namespace) -> int:
 
     from codebrain.cli import CLIError
     from codebrain.cli._data_args import labelled_subset, load_data_arg
-    from codebrain.cli._outputs import check_output, sigterm_as_exit
+    from codebrain.cli._outputs import sigterm_as_exit
     from codebrain.data.windows import load_windows_npz
     from codebrain.training._splits import group_kfold, group_train_val_split
     from codebrain.training.finetune import finetune
     from codebrain.training.inference import evaluate
-    from codebrain.training.plots import plot_confusion_matrix, plot_learning_curves
     from codebrain.utils.io import atomic_replace_dir, atomic_write_json
 
     # The config file and every flag first: a bad config fails before any data is read. The
@@ -211,13 +224,7 @@ def run(args: argparse.Namespace) -> int:
     given = _config_overrides(args)
     hint = _task_hint(args, given)
     config = _finetune_config(args, "classification" if hint == "auto" else hint, given)
-    model_path = args.model if args.model and Path(args.model).exists() else None
-    out = check_output(
-        args.out,
-        kind="dir",
-        force=args.force,
-        inputs=[*args.data, args.val, model_path, args.labels],
-    )
+    out, replacing = _check_out(args, config)
     for name in ("val_fraction", "test_fraction"):
         v = getattr(args, name)
         if not 0.0 <= v < 1.0:
@@ -256,8 +263,8 @@ def run(args: argparse.Namespace) -> int:
         return train_ds.subset(tr), train_ds.subset(va)
 
     summary: dict[str, Any] = {"task": task, "classes": ds.classes, "split_by": args.split_by}
-    with sigterm_as_exit(), atomic_replace_dir(out) as tmp:
-        if args.folds:
+    if args.folds:
+        with sigterm_as_exit(), atomic_replace_dir(out) as tmp:
             folds = group_kfold(y_strat, groups, n_splits=args.folds, seed=config.seed)
             fold_rows = []
             for k, (tr_idx, te_idx) in enumerate(folds):
@@ -298,40 +305,27 @@ def run(args: argparse.Namespace) -> int:
             )
             return 0
 
-        test_ds = None
-        work = ds
-        if args.test_fraction > 0:
-            tr, te = group_train_val_split(
-                y_strat, groups, val_fraction=args.test_fraction, seed=config.seed + 1
-            )
-            work, test_ds = ds.subset(tr), ds.subset(te)
-            summary["test_groups"] = sorted(set(groups[te].tolist()))
-        train_ds, val_ds = split_val(work)
-        summary["train_groups"] = sorted(set(_groups(train_ds, args.split_by).tolist()))
-        if val_ds is not None:
-            summary["val_groups"] = sorted(set(_groups(val_ds, args.split_by).tolist()))
-        torch.manual_seed(config.seed)
-        model = build_model(args, ds, n_outputs)
-        result = finetune(model, train_ds, val_ds, config)
+    test_ds = None
+    work = ds
+    if args.test_fraction > 0:
+        tr, te = group_train_val_split(
+            y_strat, groups, val_fraction=args.test_fraction, seed=config.seed + 1
+        )
+        work, test_ds = ds.subset(tr), ds.subset(te)
+        summary["test_groups"] = sorted(set(groups[te].tolist()))
+    train_ds, val_ds = split_val(work)
+    summary["train_groups"] = sorted(set(_groups(train_ds, args.split_by).tolist()))
+    if val_ds is not None:
+        summary["val_groups"] = sorted(set(_groups(val_ds, args.split_by).tolist()))
+    torch.manual_seed(config.seed)
+    model = build_model(args, ds, n_outputs)
+    with sigterm_as_exit(), _run_folder(out, replacing) as folder:
+        files = {"finetune.json": summary, **({"preprocess.json": pre} if pre is not None else {})}
+        result = finetune(model, train_ds, val_ds, config, out_dir=folder, final_files=files)
         summary.update(result.to_dict())
         if test_ds is not None:
             summary["test_metrics"] = evaluate(result.model, test_ds, task=task)
-        result.model.save_pretrained(tmp)
-        if pre is not None:
-            atomic_write_json(tmp / "preprocess.json", pre)
-        metric = "balanced_accuracy" if task == "classification" else "r2"
-        plot_learning_curves(
-            result.history, tmp / "learning_curves.png", metric=metric, best_epoch=result.best_epoch
-        )
-        shown = summary.get("test_metrics") or result.val_metrics
-        if task == "classification" and shown is not None:
-            plot_confusion_matrix(
-                shown["confusion_matrix"],
-                tmp / "confusion_matrix.png",
-                class_names=ds.classes,
-                title="Test subjects" if test_ds is not None else "Validation subjects",
-            )
-        atomic_write_json(tmp / "finetune.json", summary)
+        _write_summary(folder, summary, result, test_ds is not None, ds.classes)
     main = _primary(task)
     parts = [
         f"Fine-tuned ({config.mode}) on {len(train_ds)} windows; best epoch {result.best_epoch}"
@@ -342,6 +336,81 @@ def run(args: argparse.Namespace) -> int:
         parts.append(f"test {main} {summary['test_metrics'].get(main)}")
     print("; ".join(parts) + f"; saved to {out}")
     return 0
+
+
+def _check_out(args: argparse.Namespace, config: FinetuneConfig) -> tuple[Path, bool]:
+    """Check ``--out`` before any work; ``(path, an existing folder is replaced)``.
+
+    ``--resume`` continues the run folder in place (it must be empty or a finetune run). A
+    fresh run writes an absent or empty folder in place; over an existing output (only with
+    ``--force``) it is built under a temporary name and replaces it once complete, so a
+    failed run leaves the old folder as it was. A fresh start over a finetune run that has
+    checkpoints needs ``--resume`` or ``--force``.
+    """
+    from codebrain.cli import CLIError
+    from codebrain.cli._outputs import check_output, check_run_folder
+    from codebrain.utils.run_layout import LAYOUT, run_kind
+
+    model_path = args.model if args.model and Path(args.model).exists() else None
+    inputs = [*args.data, args.val, model_path, args.labels]
+    if config.resume is not False and args.folds:
+        raise CLIError("--resume continues one run; it does not apply to --folds.")
+    if config.resume is not False:
+        check_output(args.out, kind="dir", force=True, inputs=inputs)  # inputs, kind, access
+        out = check_run_folder(args.out, command="finetune", own_kind="a finetune run folder")
+        if isinstance(config.resume, str) and not Path(config.resume).is_file():
+            raise CLIError(f"--resume {config.resume!r}: no such checkpoint file.")
+        return out, False
+    checkpoints = Path(args.out) / LAYOUT.checkpoints
+    if (
+        not args.force
+        and run_kind(args.out) == "finetune"
+        and checkpoints.is_dir()
+        and any(checkpoints.iterdir())
+    ):
+        raise CLIError(
+            f"--out {args.out} holds the checkpoints of a finetune run; pass --resume to "
+            "continue it or --force to replace it."
+        )
+    out = check_output(args.out, kind="dir", force=args.force, inputs=inputs)
+    return out, out.is_dir() and any(out.iterdir())
+
+
+@contextlib.contextmanager
+def _run_folder(out: Path, replacing: bool) -> Iterator[Path]:
+    """The folder to train in: ``out`` itself, or a temporary one replacing it when complete."""
+    from codebrain.utils.io import atomic_replace_dir
+
+    if not replacing:
+        yield out
+        return
+    with atomic_replace_dir(out) as tmp:
+        yield tmp
+
+
+def _write_summary(
+    folder: Path, summary: dict[str, Any], result: Any, tested: bool, classes: Any
+) -> None:
+    """The run's plots, ``result.json`` and ``final/finetune.json`` (with the test metrics)."""
+    from codebrain.training.plots import plot_confusion_matrix, plot_learning_curves
+    from codebrain.utils.io import atomic_write_json
+    from codebrain.utils.run_layout import LAYOUT
+
+    task = summary["task"]
+    metric = "balanced_accuracy" if task == "classification" else "r2"
+    plot_learning_curves(
+        result.history, folder / "learning_curves.png", metric=metric, best_epoch=result.best_epoch
+    )
+    shown = summary.get("test_metrics") or result.val_metrics
+    if task == "classification" and shown is not None:
+        plot_confusion_matrix(
+            shown["confusion_matrix"],
+            folder / "confusion_matrix.png",
+            class_names=classes,
+            title="Test subjects" if tested else "Validation subjects",
+        )
+    atomic_write_json(folder / LAYOUT.final / "finetune.json", summary)
+    atomic_write_json(folder / LAYOUT.result, summary)
 
 
 def _primary(task: str) -> str:

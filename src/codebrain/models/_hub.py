@@ -35,6 +35,7 @@ from codebrain._version import __version__
 from codebrain.models._paper import CITATION, PAPER_URL
 from codebrain.models.checkpoints import load_checkpoint_file
 from codebrain.utils.io import atomic_path, atomic_write_json
+from codebrain.utils.run_layout import run_final_dir
 
 __all__ = [
     "CITATION",
@@ -464,6 +465,7 @@ def _resolve_files(
     hub_kwargs = {k: v for k, v in hub_kwargs.items() if k in _HUB_ARGS}
     path = Path(name_or_path)
     if path.is_dir():
+        path = run_final_dir(path) or path  # a run folder: its trained model
         config = path / CONFIG_NAME
         for name in weight_names:
             if (path / name).is_file():

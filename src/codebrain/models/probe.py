@@ -22,6 +22,7 @@ from torch import nn
 from codebrain.models.codebrain import CodeBrain
 from codebrain.utils.check import check_option
 from codebrain.utils.io import atomic_path, atomic_write_json
+from codebrain.utils.run_layout import run_final_dir
 
 __all__ = [
     "PROBE_CONFIG",
@@ -173,13 +174,18 @@ def load_finetuned(path: str | os.PathLike) -> CodeBrain | ProbedCodeBrain:
     """Load a fine-tuned model folder.
 
     A :class:`ProbedCodeBrain` if it holds a linear probe, else a :class:`~codebrain.CodeBrain`.
+    ``path`` may be a run folder (``codebrain finetune -o OUT``, :func:`finetune` with
+    ``out_dir``): its ``final/`` is loaded.
 
     Raises
     ------
     FileNotFoundError
-        ``path`` is not a folder with a ``config.json``.
+        ``path`` is not a folder with a ``config.json``, or a run folder whose run has not
+        finished.
     """
     path = Path(path)
+    if path.is_dir():
+        path = run_final_dir(path) or path  # a run folder (``codebrain finetune -o``): final/
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
             f"{str(path)!r} is not a model folder (no config.json); expected the output of "

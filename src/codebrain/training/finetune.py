@@ -28,11 +28,12 @@ Shape legend: B = batch, C = channels, T = samples, P = patches, D = feature wid
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
+import os
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,14 @@ from codebrain.models.probe import (
     pool_features,
 )
 from codebrain.models.probe import pooled_dim as _pooled_dim
+from codebrain.training._finetune_state import (
+    _Best,
+    _fingerprint,
+    _metric_fields,
+    _resume,
+    _State,
+    _write_checkpoint,
+)
 from codebrain.training.batching import balanced_sampler, dataset_labels, make_loader, subset
 from codebrain.training.batching import batch_xy as _xy
 from codebrain.training.finetune_config import (
@@ -66,6 +75,7 @@ from codebrain.training.inference import encode_features as _encode
 from codebrain.training.inference import progress_bar as _progress
 from codebrain.training.metrics import compute_metrics
 from codebrain.training.optim import layer_decay_lr, merge_param_groups, param_groups
+from codebrain.training.run import RunFolder, model_config
 from codebrain.utils.check import check_type
 from codebrain.utils.device import resolve_device
 
@@ -89,7 +99,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_MINIMISE = ("loss", "rmse")
 _TOKEN_HEADS = ("lm_head_t.", "lm_head_f.")  # pretraining heads: never fine-tuned
 
 
@@ -223,22 +232,23 @@ def _param_groups(model: CodeBrain, head: nn.Module, cfg: FinetuneConfig) -> lis
     return [{k: v for k, v in g.items() if k != "names"} for g in merge_param_groups(groups)]
 
 
-def _improved(value: float | None, best: float | None, key: str) -> bool:
-    if value is None:
-        return False
-    if best is None:
-        return True
-    return value < best if key in _MINIMISE else value > best
-
-
 # ------------------------------------------------------------------------ finetune
 def finetune(
     model: CodeBrain,
     train_ds: Dataset,
     val_ds: Dataset | None = None,
     config: FinetuneConfig | None = None,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    final_files: Mapping[str, Any] | None = None,
 ) -> FinetuneResult:
     """Fine-tune or probe ``model`` on ``train_ds``; early-stop and select on ``val_ds``.
+
+    With ``out_dir`` the run writes the run folder of every training loop
+    (:mod:`codebrain.training.run`): ``config.json``, one ``metrics.csv/.jsonl`` row per
+    epoch, a checkpoint per epoch (``config.keep_checkpoints`` kept; ``config.resume``
+    continues from one, and ends as the uninterrupted run would), and at the end ``final/``
+    (the selected model, ``save_pretrained``, with ``final_files``) and ``result.json``.
 
     Parameters
     ----------
@@ -254,6 +264,10 @@ def finetune(
         never by window.
     config : FinetuneConfig, optional
         Defaults to ``FinetuneConfig()``.
+    out_dir : path-like, optional
+        The run folder (created; an empty folder or one of an earlier ``finetune`` run).
+    final_files : mapping of str to JSON-able, optional
+        Extra files of ``final/`` (``{"preprocess.json": {...}}``); needs ``out_dir``.
 
     Returns
     -------
@@ -262,13 +276,21 @@ def finetune(
     Raises
     ------
     ValueError
-        Empty sets, labels out of range or a single training class, wrong ``n_outputs``.
+        Empty sets, labels out of range or a single training class, wrong ``n_outputs``;
+        ``resume`` or ``final_files`` without ``out_dir``; a fresh start over checkpoints;
+        a checkpoint of a different run (other settings, data or model).
     """
     cfg = config if config is not None else FinetuneConfig()
     check_type("config", cfg, FinetuneConfig)
     check_type("model", model, CodeBrain, "a codebrain.CodeBrain")
     if len(train_ds) == 0:
         raise ValueError("The training set is empty.")
+    if out_dir is None and (cfg.resume is not False or final_files):
+        what = "config.resume" if cfg.resume is not False else "final_files"
+        raise ValueError(f"{what} needs out_dir (the run folder to resume from / write to).")
+    run = RunFolder(out_dir, "finetune") if out_dir is not None else None
+    if run is not None:
+        run.check_kind()
     _seed_everything(cfg.seed)
     device = _resolve_device(cfg.device)
     model.to(device)
@@ -291,31 +313,14 @@ def finetune(
     # Freeze/unfreeze for the mode; the caller's requires_grad flags come back on every exit.
     flags = [(p, p.requires_grad) for p in model.parameters()]
     try:
-        return _train(model, train_ds, val_ds, cfg, device, criterion)
+        result = _train(model, train_ds, val_ds, cfg, device, criterion, run)
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
-
-
-@dataclass
-class _Best:
-    """Model selection on the validation set: the best epoch so far and its weights."""
-
-    key: str
-    epoch: int
-    score: float | None = None
-    state: dict[str, torch.Tensor] | None = None
-    metrics: dict[str, Any] | None = None
-    bad_epochs: int = 0
-
-    def update(self, epoch: int, score: float | None, metrics: dict, trained: nn.Module) -> None:
-        """Keep ``trained``'s weights when ``score`` improves on the best; else count a bad epoch."""
-        if _improved(score, self.score, self.key):
-            self.score, self.epoch, self.bad_epochs = score, epoch, 0
-            self.state = copy.deepcopy(trained.state_dict())
-            self.metrics = metrics
-        else:
-            self.bad_epochs += 1
+    if run is not None:
+        run.save_final(result.model, final_files)
+        run.write_result(result.to_dict())
+    return result
 
 
 def _train(
@@ -325,6 +330,7 @@ def _train(
     cfg: FinetuneConfig,
     device: torch.device,
     criterion: nn.Module,
+    run: RunFolder | None,
 ) -> FinetuneResult:
     """The training loop of :func:`finetune` (arguments already checked)."""
     head, step_fn, train_in, val_in = _setup_mode(model, train_ds, val_ds, cfg, device)
@@ -342,12 +348,21 @@ def _train(
     _log_plan(optimizer, cfg, train_ds, val_ds, len(loader))
 
     trained: nn.Module = model if cfg.mode == "full" else head
-    best = _Best(cfg.monitor_key, cfg.epochs)
-    history: list[dict[str, Any]] = []
-    stopped = False
-    t0 = time.perf_counter()
-    epochs = _progress(range(1, cfg.epochs + 1), enabled=cfg.progress, desc="epochs", unit="ep")
-    for epoch in epochs:
+    state = _State(best=_Best(cfg.monitor_key, cfg.epochs))
+    fingerprint = _fingerprint(model, train_ds, val_ds, cfg)
+    mlog = None
+    if run is not None:
+        ckpt = run.resume_checkpoint(cfg.resume, refuse_existing=True)
+        if ckpt is not None:
+            state = _resume(ckpt, trained, optimizer, scheduler, loader, fingerprint)
+        run.prepare(cfg, model=model_config(model))
+        mlog = run.metric_log(_metric_fields(cfg), resume_step=state.epoch)
+    t0 = time.perf_counter() - state.seconds
+    epochs = _progress(
+        range(state.epoch + 1, cfg.epochs + 1), enabled=cfg.progress, desc="epochs", unit="ep"
+    )
+    best = state.best
+    for epoch in [] if state.stopped else epochs:
         model.train(cfg.mode == "full")
         head.train()
         row = _train_epoch(step_fn, loader, criterion, optimizer, scheduler, cfg, device, epoch)
@@ -355,14 +370,23 @@ def _train(
             val_loss, metrics = _validate(step_fn, val_in, criterion, cfg, device, trained)
             row.update(_val_row(val_loss, metrics))
             best.update(epoch, _monitored(best.key, val_loss, metrics), metrics, trained)
-        history.append(row)
+        state.history.append(row)
         _report_epoch(epochs, row, best.key)
-        if cfg.patience is not None and val_in is not None and best.bad_epochs >= cfg.patience:
+        state.epoch = epoch
+        state.stopped = (
+            cfg.patience is not None and val_in is not None and best.bad_epochs >= cfg.patience
+        )
+        if run is not None:
+            state.seconds = time.perf_counter() - t0
+            mlog.write({"step": epoch, **row})  # type: ignore[union-attr]
+            _write_checkpoint(run, state, trained, optimizer, scheduler, loader, cfg, fingerprint)
+        if state.stopped:
             logger.info("Early stopping at epoch %d (best epoch %d).", epoch, best.epoch)
-            stopped = True
             break
+    if mlog is not None:
+        mlog.close()
     if val_in is None:
-        best.epoch = len(history)
+        best.epoch = len(state.history)
     elif best.state is not None:
         trained.load_state_dict(best.state)
         logger.info("Restored epoch %d (%s=%.4g).", best.epoch, best.key, best.score)
@@ -370,11 +394,11 @@ def _train(
     final.eval()
     return FinetuneResult(
         model=final,
-        history=history,
+        history=state.history,
         best_epoch=best.epoch,
         best_score=None if best.score is None else float(best.score),
         monitor=best.key,
-        stopped_early=stopped,
+        stopped_early=state.stopped,
         config=cfg,
         seconds=time.perf_counter() - t0,
         val_metrics=best.metrics,

@@ -65,6 +65,13 @@ class FinetuneConfig(LoopConfig):
         any key of the validation metrics (``"cohen_kappa"``, ``"auroc"``, ...).
     pooling : {"mean_patches", "mean", "flatten"}
         Feature pooling of the linear probe (``"linear"`` mode only).
+    resume : bool or str
+        With a run folder (``finetune(..., out_dir=...)``): ``False`` starts fresh; ``True``
+        continues from the newest checkpoint of the folder (fresh when there is none); a path
+        continues from that checkpoint. A resumed run ends as the uninterrupted one would.
+    keep_checkpoints : int
+        Newest per-epoch checkpoints kept in ``out_dir/checkpoints`` (each holds the best
+        epoch's weights too).
 
     Notes
     -----
@@ -91,6 +98,8 @@ class FinetuneConfig(LoopConfig):
     patience: int | None = None
     monitor: str = "auto"
     pooling: Pooling = "mean_patches"
+    resume: bool | str = False
+    keep_checkpoints: int = 1
 
     def __post_init__(self) -> None:
         if self.grad_clip is None:
@@ -120,6 +129,10 @@ class FinetuneConfig(LoopConfig):
         check_type(self._label("balanced_sampling"), self.balanced_sampling, bool, "True or False")
         if self.balanced_sampling and self.task != "classification":
             raise ValueError("balanced_sampling needs task='classification' (class labels).")
+        resume = "True, False or a checkpoint path"
+        check_type(self._label("resume"), self.resume, (bool, str), resume)
+        check_value(self._label("resume"), self.resume, self.resume != "", resume)
+        check_int(self._label("keep_checkpoints"), self.keep_checkpoints)
         if isinstance(self.class_weight, tuple):
             self.class_weight = list(self.class_weight)
 

@@ -29,7 +29,6 @@ K_t / K_f = temporal / frequency codebook sizes, N = masked positions.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -70,7 +69,7 @@ from codebrain.training.masked_tokens import (
 )
 from codebrain.training.optim import param_groups
 from codebrain.training.pretrain_config import PretrainConfig
-from codebrain.training.run import RunFolder, progress_bar, resume_after_relaunch
+from codebrain.training.run import RunFolder, model_config, progress_bar, resume_after_relaunch
 
 __all__ = [
     "PretrainConfig",
@@ -272,7 +271,7 @@ def _pretrain(
         )
         resumed_from = str(resume_path)
     pos.epoch, pos.steps_in_epoch = resume_position(pos.epoch, pos.steps_in_epoch, steps_per_epoch)
-    run.prepare(cfg, model=_model_config(model), world_size=ctx.world)
+    run.prepare(cfg, model=model_config(model), world_size=ctx.world)
     mlog = run.metric_log(
         _METRIC_FIELDS, resume_step=pos.step, tensorboard=cfg.tensorboard, tb_keys=_TB_KEYS
     )
@@ -487,13 +486,3 @@ def _freeze_unused(
         p.grad = None
     logger.debug("Frozen %d parameter tensors outside the pretraining objective.", len(frozen))
     return frozen
-
-
-def _model_config(model: nn.Module) -> dict[str, Any]:
-    get = getattr(model, "get_config", None)
-    if get is None:
-        return {}
-    try:
-        return json.loads(json.dumps(get()))
-    except (TypeError, ValueError):
-        return {}

@@ -1,10 +1,11 @@
 """The run folder of a training command: one layout, resume, checkpoints, metrics, progress.
 
-Every resumable loop (``tokenizer-train``, ``pretrain``) writes the same layout::
+Every training loop (``tokenizer-train``, ``pretrain``, ``finetune``) writes the same layout
+(the names live in :mod:`codebrain.utils.run_layout`)::
 
     OUT/
       config.json        {"<kind>": loop settings, "model": architecture, "world_size": W}
-      metrics.csv        one row per log interval (and validation), also as metrics.jsonl
+      metrics.csv        one row per log interval / epoch (and validation), also as metrics.jsonl
       metrics.jsonl
       checkpoints/       ckpt_<step:08d>.pt, atomic, the newest ``keep_checkpoints`` kept
       final/             the trained model (``save_pretrained``)
@@ -26,8 +27,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,13 +45,22 @@ from codebrain.training.checkpointing import (
 )
 from codebrain.utils.check import check_option
 from codebrain.utils.distributed import barrier, is_dist, world_size
-from codebrain.utils.io import atomic_write_json
+from codebrain.utils.io import atomic_replace_dir, atomic_write_json
+from codebrain.utils.run_layout import (
+    LAYOUT,
+    LEGACY_LAYOUTS,
+    RUN_KINDS,
+    Layout,
+    read_json,
+    run_kind,
+)
 
 __all__ = [
     "LAYOUT",
     "RUN_KINDS",
     "Layout",
     "RunFolder",
+    "model_config",
     "progress_bar",
     "resume_after_relaunch",
     "run_kind",
@@ -59,74 +68,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: the commands that write run folders (also the section key of their ``config.json``)
-RUN_KINDS = ("tokenizer-train", "pretrain")
-
 C = TypeVar("C")
-
-
-@dataclass(frozen=True)
-class Layout:
-    """File names of a run folder.
-
-    Attributes
-    ----------
-    config : str
-        Settings of the run (JSON).
-    metrics : str
-        Stem of the metric log (``.csv`` and ``.jsonl``).
-    checkpoints : str
-        Folder of the checkpoints.
-    final : str
-        Folder of the trained model.
-    result : str
-        What the run returned (JSON).
-    """
-
-    config: str = "config.json"
-    metrics: str = "metrics"
-    checkpoints: str = "checkpoints"
-    final: str = "final"
-    result: str = "result.json"
-
-
-LAYOUT = Layout()
 #: names written by earlier versions, per kind, and the section key of their config file
-_LEGACY: dict[str, tuple[Layout, str]] = {
-    "tokenizer-train": (
-        Layout("train_config.json", "log", "checkpoints", "tokenizer", "summary.json"),
-        "train",
-    ),
-}
-
-
-def run_kind(path: str | os.PathLike) -> str | None:
-    """The command (one of :data:`RUN_KINDS`) whose run folder ``path`` is, else ``None``.
-
-    Read from the section key of ``config.json``; a folder of an earlier tokenizer trainer is
-    known by its ``train_config.json`` or ``tokenizer/``.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        return None
-    config = _read_json(path / LAYOUT.config)
-    if isinstance(config, dict):
-        for kind in RUN_KINDS:
-            if kind in config:
-                return kind
-    for kind, (legacy, _) in _LEGACY.items():
-        if (path / legacy.config).is_file() or (path / legacy.final).is_dir():
-            return kind
-    return None
-
-
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+_LEGACY = LEGACY_LAYOUTS
 
 
 class RunFolder:
@@ -184,12 +128,12 @@ class RunFolder:
         An earlier version's config file is returned under the same keys (its field names
         are the deprecated ones, which the config classes still read).
         """
-        config = _read_json(self.config_path)
+        config = read_json(self.config_path)
         if isinstance(config, dict) and self.kind in config:
             return config
         if self._legacy is not None:
             legacy, section = self._legacy
-            old = _read_json(self.path / legacy.config)
+            old = read_json(self.path / legacy.config)
             if isinstance(old, dict) and section in old:
                 return {self.kind: old.pop(section), **old}
         return None
@@ -327,14 +271,27 @@ class RunFolder:
         barrier()
         return path
 
-    def save_final(self, model: Any) -> Path:
-        """``model.save_pretrained(final/)`` (main process); returns ``final/``."""
+    def save_final(self, model: Any, files: Mapping[str, Any] | None = None) -> Path:
+        """Write ``final/`` (main process): ``model.save_pretrained`` and ``files``.
+
+        The folder is built under a temporary name and moved into place complete, so a
+        ``final/`` is never half-written. ``files`` maps file names to JSON-able values
+        written beside the model (``{"preprocess.json": {...}}``). Returns ``final/``.
+        """
         if self.main:
-            model.save_pretrained(self.final_dir)
+            with atomic_replace_dir(self.final_dir) as tmp:
+                model.save_pretrained(tmp)
+                for name, value in (files or {}).items():
+                    atomic_write_json(tmp / name, value)
             if self._legacy is not None:
                 self._alias(LAYOUT.final, self._legacy[0].final)
             logger.info("Saved the trained model to %s", self.final_dir)
         return self.final_dir
+
+    def alias(self, name: str, old_name: str) -> None:
+        """Make ``old_name`` (a deprecated file name) point at ``name`` (main process)."""
+        if self.main:
+            self._alias(name, old_name)
 
     def write_result(self, result: dict[str, Any]) -> None:
         """Write ``result.json`` (main process)."""
@@ -376,6 +333,17 @@ class RunFolder:
         elif link.is_dir() and (self.path / name).is_dir():  # an old copy: refresh it
             shutil.rmtree(link)
             shutil.copytree(self.path / name, link)
+
+
+def model_config(model: Any) -> dict[str, Any]:
+    """``model.get_config()`` as plain JSON (``{}`` when the model has none or it is not JSON)."""
+    get = getattr(model, "get_config", None)
+    if get is None:
+        return {}
+    try:
+        return json.loads(json.dumps(get()))
+    except (TypeError, ValueError):
+        return {}
 
 
 def progress_bar(*, total: int, initial: int, desc: str, enabled: bool) -> tqdm:
