@@ -257,6 +257,37 @@ def test_default_model_config_fits_the_data(tmp_path, monkeypatch) -> None:
     assert got.max_chans == 128 and got.max_patches == 70
 
 
+def _fake_gpus(monkeypatch, n: int) -> None:
+    """Make this PyTorch see ``n`` CUDA GPUs (nothing is ever put on them)."""
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+
+
+@pytest.mark.parametrize("device", [None, "cuda"])
+def test_the_loop_trains_on_the_gpu_of_the_local_rank(tmp_path, monkeypatch, device) -> None:
+    """Global rank 3 on a second machine (``LOCAL_RANK=1``) trains on ``cuda:1``, the device
+    the process-group setup resolved, not ``cuda:3`` (the global rank taken as local)."""
+    from codebrain.training import _distributed, tokenizer_trainer
+
+    class _Stop(Exception):
+        pass
+
+    def spy(model, model_config, first, device):
+        raise _Stop(device)
+
+    _fake_gpus(monkeypatch, 4)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)  # no group is joined here
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(_distributed, "rank", lambda: 3)  # what the group would say
+    monkeypatch.setattr(tokenizer_trainer, "_build_model", spy)
+    with pytest.raises(_Stop) as stop:
+        train_tokenizer(random_windows(8), _train_config(device=device), tmp_path / "run")
+    assert stop.value.args[0] == torch.device("cuda", 1)
+
+
 def test_config_round_trip() -> None:
     cfg = _train_config(betas=(0.8, 0.95))
     d = json.loads(json.dumps(cfg.to_dict()))

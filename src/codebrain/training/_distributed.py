@@ -122,6 +122,26 @@ def _elastic_store(world: int, timeout: timedelta) -> dist.Store | None:
     return dist.PrefixStore(f"codebrain/launch_{elastic_restart_count()}", store)
 
 
+def _local_rank() -> int:
+    """The index of this process on its machine: ``$LOCAL_RANK``, else a fallback.
+
+    Without ``$LOCAL_RANK``: in a default group the caller made itself (e.g. with
+    ``torch.multiprocessing.spawn`` on one machine), the group rank, so that its ranks spread
+    over the machine's GPUs (``rank % n_gpus``) instead of all taking ``cuda:0``; without a
+    group, 0. A caller-made group that spans machines should set ``$LOCAL_RANK`` (or pass an
+    explicit ``device="cuda:N"``).
+    """
+    value = os.environ.get("LOCAL_RANK")
+    if value is not None and value.strip():
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(
+                f"LOCAL_RANK={value!r}: expected a whole number (set by torchrun)."
+            ) from None
+    return rank() if is_dist() else 0
+
+
 def setup_distributed(device: str | None) -> DistContext:
     """Join the ``torchrun`` process group (``env://``) if one is configured.
 
@@ -129,9 +149,14 @@ def setup_distributed(device: str | None) -> DistContext:
     (e.g. created by the caller) is reused and left alive. The group's timeout comes from
     ``$CODEBRAIN_DIST_TIMEOUT`` (seconds; torch's default when unset), see
     :func:`process_group_timeout`.
+
+    The device (``device``; ``None``, ``"auto"`` or a bare ``"cuda"`` picks a GPU by local
+    rank) is resolved here, once: the loops train on ``DistContext.device``. The local rank is
+    ``$LOCAL_RANK`` (torchrun sets it; never the global rank, which on a second machine would
+    name a GPU that machine may not have), see :func:`_local_rank`.
     """
     world_env = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_rank = _local_rank()
     timeout = process_group_timeout()
     dev = resolve_device(device, local_rank=local_rank)
     if dev.type == "cuda":

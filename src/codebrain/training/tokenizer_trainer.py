@@ -63,7 +63,6 @@ from codebrain.training.optim import param_groups
 from codebrain.training.run import RunFolder, progress_bar, resume_after_relaunch
 from codebrain.training.tokenizer_train_config import TokenizerTrainConfig
 from codebrain.utils.check import check_type, check_value
-from codebrain.utils.device import resolve_device
 
 __all__ = ["TokenizerTrainConfig", "TokenizerTrainResult", "train_tokenizer"]
 
@@ -126,10 +125,6 @@ def _collate(items: list[Any]) -> torch.Tensor:
     return torch.stack(xs)
 
 
-def _resolve_device(name: str | None) -> torch.device:
-    return resolve_device(name, local_rank=_distributed.rank())
-
-
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """:func:`codebrain.training.optim.param_groups` by parameter name, without ``names``."""
     groups = param_groups(model, weight_decay, sort_by_name=True)
@@ -190,12 +185,15 @@ def train_tokenizer(
     continues the run it replaces: ``resume=False`` then means ``True`` (the newest checkpoint
     of the run folder), as in :func:`~codebrain.training.pretrain.pretrain`. Under ``torchrun``
     (``WORLD_SIZE > 1``) the process group is joined from the environment and destroyed at
-    the end, as in pretraining; an existing default group is used as is.
+    the end, as in pretraining; an existing default group is used as is. A ``device`` of
+    ``None`` or a bare ``"cuda"`` takes GPU ``LOCAL_RANK % n_gpus`` (in a group the caller made
+    without ``$LOCAL_RANK``, the group rank stands in for it: set ``$LOCAL_RANK`` or pass
+    ``"cuda:N"`` when such a group spans machines).
     """
     cfg = _check_config(config, stop_after)
     ctx = _distributed.setup_distributed(cfg.device)
     try:
-        return _train_tokenizer(dataset, cfg, Path(out_dir), model_config, model, stop_after)
+        return _train_tokenizer(dataset, cfg, Path(out_dir), ctx, model_config, model, stop_after)
     finally:
         if ctx.initialized_here and dist.is_initialized():
             dist.destroy_process_group()
@@ -205,16 +203,21 @@ def _train_tokenizer(
     dataset: Dataset,
     cfg: TokenizerTrainConfig,
     out_dir: Path,
+    ctx: _distributed.DistContext,
     model_config: TokenizerConfig | None,
     model: TFDualTokenizer | None,
     stop_after: int | None,
 ) -> TokenizerTrainResult:
-    """The loop of :func:`train_tokenizer`, inside the process group (if any)."""
-    rank, world = _distributed.rank(), _distributed.world_size()
+    """The loop of :func:`train_tokenizer`, inside the process group (if any).
+
+    It trains on ``ctx.device``: the device that ``setup_distributed`` resolved for this
+    rank's local rank, as pretraining does.
+    """
+    rank, world = ctx.rank, ctx.world
     run = RunFolder(out_dir, "tokenizer-train", main=rank == 0)
     cfg = resume_after_relaunch(cfg, run.checkpoints_dir)
     first = _check_dataset(dataset, cfg, world)
-    device = _resolve_device(cfg.device)
+    device = ctx.device
     torch.manual_seed(cfg.seed)
     model = _build_model(model, model_config, first, device)
     optimizer, scheduler, scaler = _build_optimizer(model, cfg, device)
