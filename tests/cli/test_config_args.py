@@ -468,6 +468,31 @@ def test_a_training_command_reads_its_config_before_the_data(
     assert seconds < 5.0  # well under a second alone; a loaded test machine gets slack
 
 
+@pytest.mark.parametrize(
+    "command",
+    ["finetune", "pretrain", "pretrain-paper", "tokenizer-train", "tokenizer-train-paper"],
+)
+def test_a_value_the_config_refuses_names_the_file_it_came_from(command, tmp_path, monkeypatch):
+    """``{"lr": -1}`` passes the file's type checks; the config's own check refuses it, and the
+    one-line error names the file (and the field), exit code 2. The same value given as a flag
+    is the flag's: the file is not named."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    config = tmp_path / "bad.json"
+    config.write_text('{"lr": -1}')
+    argv = _training_argv(command, tmp_path, "missing")
+    res = run_cli("-q", *argv, "--config", config)
+    assert res.returncode == 2, res.stderr
+    errors = [line for line in res.stderr.splitlines() if not line.startswith("WARNING")]
+    assert len(errors) == 1, res.stderr
+    assert errors[0].startswith(f"codebrain {argv[0]}: error: --config {str(config)!r}: ")
+    assert errors[0].endswith("Config.lr must be a finite number > 0, got -1.0.")
+    config.write_text("{}")
+    res = run_cli("-q", *argv, "--config", config, "--lr", "-1")
+    assert res.returncode == 2, res.stderr
+    assert "Config.lr must be a finite number > 0" in res.stderr
+    assert str(config) not in res.stderr
+
+
 def test_benchmark_budget_flags_come_from_the_dataclasses(tmp_path):
     from codebrain.benchmark.pretrain_on_train import PretrainOnTrain
     from codebrain.training.finetune import FinetuneConfig

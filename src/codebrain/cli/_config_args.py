@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from codebrain.cli._config_file import (
     build_config,
+    config_file_error,
     config_from_args,
     config_overrides,
     load_config_file,
@@ -51,6 +52,7 @@ __all__ = [
     "flag_name",
     "argparse_kwargs",
     "build_config",
+    "config_file_error",
     "coerce_value",
     "describe_type",
 ]

@@ -6,7 +6,9 @@
 
 File keys are checked against the dataclass (unknown keys and values of the wrong type raise
 :class:`~codebrain.cli.CLIError` naming the file and the key), and the config's own checks
-run in :func:`build_config`, whose errors also become :class:`~codebrain.cli.CLIError`.
+run in :func:`build_config`, whose errors also become :class:`~codebrain.cli.CLIError`; when
+the value the config refuses came from the file, the message names the file too
+(:func:`config_file_error`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +25,35 @@ from codebrain.cli import CLIError
 from codebrain.cli._config_flags import _DEPRECATED_USED, _REGISTRY
 from codebrain.cli._config_types import _config_fields, _hints, _is_tuple, coerce_value
 
-__all__ = ["load_config_file", "config_overrides", "config_from_args", "build_config"]
+__all__ = [
+    "load_config_file",
+    "config_overrides",
+    "config_from_args",
+    "build_config",
+    "config_file_error",
+]
 
 logger = logging.getLogger(__name__)
+
+
+class _Overrides(dict):
+    """What :func:`config_overrides` returns: a plain dict of fields, with provenance.
+
+    It also knows which of its keys came from the ``--config`` file (``file_keys``), that file
+    (``config_file``) and its flag (``flag``).
+    """
+
+    def __init__(
+        self,
+        values: Mapping[str, Any],
+        config_file: str | Path | None,
+        flag: str,
+        file_keys: Iterable[str],
+    ) -> None:
+        super().__init__(values)
+        self.config_file = config_file
+        self.flag = flag
+        self.file_keys = frozenset(file_keys) & set(values)
 
 
 def load_config_file(
@@ -133,6 +162,7 @@ def config_overrides(
                 values[name] = coerce_value(value, hints.get(name, Any))
             except TypeError as err:
                 raise CLIError(f"{flag} {str(config_file)!r}: key {key!r}: {err}.") from None
+    from_file = set(values)
     given = vars(args)
     registry = given.get(_REGISTRY) or {}
     dests = registry.get(config_cls.__qualname__, ())
@@ -151,7 +181,7 @@ def config_overrides(
         for old in (o for o, new in deprecated.items() if new == name):
             values.pop(old, None)
     values.update(flags)
-    return values
+    return _Overrides(values, config_file, flag, from_file - set(flags))
 
 
 def config_from_args(
@@ -173,18 +203,78 @@ def config_from_args(
     returned for this config, file and flags when the command has read them already (they are
     then not read, nor their deprecations logged, again); other keywords go to
     :func:`config_overrides`. A value the config refuses raises :class:`CLIError` with its
-    message.
+    message, after the file's name when the file gave it (see :func:`config_file_error`).
     """
-    values = dict(base or {})
     if overrides is None:
         overrides = config_overrides(config_cls, args, config_file, **kwargs)
+
+    def build(given: Mapping[str, Any]) -> Any:
+        return build_config(config_cls, _merge(config_cls, base, given, extra))
+
+    try:
+        return build(overrides)
+    except CLIError as err:
+        blamed = config_file_error(err, overrides, build)
+        if blamed is None:
+            raise
+        raise blamed from err.__cause__
+
+
+def _merge(
+    config_cls: type,
+    base: Mapping[str, Any] | None,
+    overrides: Mapping[str, Any],
+    extra: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """``base``, then ``overrides`` (an old spelling beats the base's new one), then ``extra``."""
+    values = dict(base or {})
     deprecated: dict[str, str] = dict(getattr(config_cls, "_deprecated_fields", {}) or {})
     for old in overrides:
-        if old in deprecated:  # an old spelling given beats the base's new one
+        if old in deprecated:
             values.pop(deprecated[old], None)
     values.update(overrides)
     values.update(extra or {})
-    return build_config(config_cls, values)
+    return values
+
+
+def config_file_error(
+    err: Exception, overrides: Mapping[str, Any], build: Callable[[dict[str, Any]], Any]
+) -> CLIError | None:
+    """``err`` as a :class:`CLIError` naming the ``--config`` file, when the file is to blame.
+
+    The file is to blame when the config builds without the values it gave: ``build`` (the
+    same construction from a dict of overrides) is tried once more on ``overrides`` less the
+    file's keys. The message reads ``"--config 'FILE': <the config's message>"``, which names
+    the field.
+
+    Parameters
+    ----------
+    err : Exception
+        What building the config from ``overrides`` raised.
+    overrides : mapping
+        What :func:`config_overrides` returned (it knows which keys came from the file).
+    build : callable
+        ``build(overrides)`` builds the config (raising ``TypeError``, ``ValueError`` or
+        :class:`CLIError` when it refuses the values).
+
+    Returns
+    -------
+    CLIError or None
+        ``None`` when no value of the file took part, or the config is refused without them too
+        (then the error is the flags' or the command's, and ``err`` says so as it is).
+    """
+    file_keys = getattr(overrides, "file_keys", frozenset())
+    if not file_keys:
+        return None
+    rest = {k: v for k, v in overrides.items() if k not in file_keys}
+    try:
+        with warnings.catch_warnings():  # the first try has warned about the same values
+            warnings.simplefilter("ignore")
+            build(rest)
+    except (CLIError, TypeError, ValueError):
+        return None
+    path = str(overrides.config_file)  # type: ignore[attr-defined]
+    return CLIError(f"{overrides.flag} {path!r}: {err}")  # type: ignore[attr-defined]
 
 
 def build_config(config_cls: type, values: Mapping[str, Any]) -> Any:

@@ -39,6 +39,7 @@ from codebrain.cli._config_args import (
     add_config_file_argument,
     add_precision_short_forms,
     build_config,
+    config_file_error,
     config_from_args,
     config_overrides,
     resume_arg_kwargs,
@@ -217,12 +218,16 @@ def _train_config(
             TokenizerTrainConfig, args, args.config, sections=_SECTIONS, overrides=explicit
         )
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    n = _PAPER_CHECK_WINDOWS * world if n_windows is None else n_windows
+
+    def paper(given: dict[str, Any]) -> Any:
+        return TokenizerTrainConfig.paper(n, world, **given)
+
     try:
-        return TokenizerTrainConfig.paper(
-            _PAPER_CHECK_WINDOWS * world if n_windows is None else n_windows, world, **explicit
-        )
+        return paper(explicit)
     except (TypeError, ValueError) as err:
-        raise CLIError(f"--recipe paper: {err}") from err
+        blamed = config_file_error(err, explicit, paper)  # a value of --config FILE: name it
+        raise (blamed or CLIError(f"--recipe paper: {err}")) from err
 
 
 def _configs(
