@@ -118,3 +118,25 @@ def test_shared_validation(cls, kwargs, match):
 def test_shared_validation_wrong_type_is_a_type_error(cls, kwargs, match):
     with pytest.raises(TypeError, match=match):
         cls(**kwargs)
+
+
+@pytest.mark.parametrize("cls", [PretrainConfig, TokenizerTrainConfig])
+def test_bad_betas_are_one_clear_error_naming_betas(cls):
+    """``betas`` is checked before it is converted: no bare ``float()`` error, no silently
+    dropped third value."""
+    name = f"{cls.__name__}.betas"
+    pair = r"a pair \(beta1, beta2\) of numbers in \[0, 1\)"
+    for bad, error, match in (
+        (None, TypeError, f"^{name} must be {pair}, got NoneType None"),
+        (0.9, TypeError, f"^{name} must be {pair}, got float 0.9"),
+        (("a", 0.9), TypeError, rf"^{name}\[0\] must be a number in \[0, 1\), got str 'a'"),
+        ((0.9, True), TypeError, rf"^{name}\[1\] must be a number"),
+        ((0.9, 0.99, 0.999), ValueError, rf"^{name} must be {pair}, got \(0.9, 0.99, 0.999\)"),
+        ((0.9,), ValueError, f"^{name} must be {pair}"),
+        ((0.9, 1.0), ValueError, f"^{name} must be {pair}"),
+        ((-0.1, 0.9), ValueError, f"^{name} must be {pair}"),
+    ):
+        with pytest.raises(error, match=match):
+            cls(betas=bad)
+    assert cls(betas=[0, 0.5]).betas == (0.0, 0.5)  # a JSON list, ints too: floats
+    assert cls.from_dict({"betas": [0.8, 0.9]}).betas == (0.8, 0.9)

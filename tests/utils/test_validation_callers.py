@@ -70,12 +70,19 @@ CASES = [
     (PretrainConfig, dict(val_batches=1.5), dict(val_batches=0), "PretrainConfig.val_batches"),
     (PretrainConfig, dict(mask_ratio="0.5"), dict(mask_ratio=0.0), "PretrainConfig.mask_ratio"),
     (PretrainConfig, None, dict(mask_strategy="x"), "PretrainConfig.mask_strategy"),
-    (PretrainConfig, None, dict(betas=(0.9, 1.0)), "PretrainConfig.betas"),
+    (PretrainConfig, dict(betas=None), dict(betas=(0.9, 1.0)), "PretrainConfig.betas"),
+    (PretrainConfig, dict(betas="ab"), dict(betas=(0.9, 0.99, 0.999)), "PretrainConfig.betas"),
     (PretrainConfig, None, dict(precision="fp8"), "PretrainConfig.precision"),
     (TokenizerTrainConfig, dict(steps=2.0), dict(steps=0), "TokenizerTrainConfig.steps"),
     (TokenizerTrainConfig, dict(seed=None), dict(seed=-1), "TokenizerTrainConfig.seed"),
     (TokenizerTrainConfig, dict(resume=3), dict(resume=""), "TokenizerTrainConfig.resume"),
     (TokenizerTrainConfig, dict(lr="1e-3"), dict(lr=0.0), "TokenizerTrainConfig.lr"),
+    (
+        TokenizerTrainConfig,
+        dict(betas=0.9),
+        dict(betas=(0.9, float("nan"))),
+        "TokenizerTrainConfig.betas",
+    ),
 ]
 
 _DEFAULTS: dict[Any, dict[str, Any]] = {

@@ -21,6 +21,7 @@ as keys of saved configs (:meth:`LoopConfig.from_dict`): each class lists them i
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from collections.abc import Mapping
@@ -37,6 +38,39 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 DEFAULT_MIN_LR_FRACTION = 0.01
 
 C = TypeVar("C", bound="LoopConfig")
+
+
+def _check_betas(name: str, betas: Any) -> tuple[float, float]:
+    """Check AdamW ``betas``: a pair (tuple or list) of numbers in [0, 1); return floats.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name in messages (``"PretrainConfig.betas"``).
+    betas : object
+        The value to check (a JSON file gives a list).
+
+    Returns
+    -------
+    tuple of float
+        ``(beta1, beta2)``.
+
+    Raises
+    ------
+    TypeError
+        Not a tuple or list (``name``), or an element that is not a real number, a bool
+        included (``name[i]``).
+    ValueError
+        Not two elements, or an element outside [0, 1) (NaN included).
+    """
+    expected = "a pair (beta1, beta2) of numbers in [0, 1)"
+    check_type(name, betas, (tuple, list), expected)
+    check_value(name, betas, len(betas) == 2, expected)
+    for i, beta in enumerate(betas):
+        check_type(f"{name}[{i}]", beta, numbers.Real, "a number in [0, 1)")
+    ok = all(math.isfinite(float(b)) and 0 <= b < 1 for b in betas)
+    check_value(name, tuple(betas), ok, expected)
+    return (float(betas[0]), float(betas[1]))
 
 
 class _DeprecatedKwargs(type):

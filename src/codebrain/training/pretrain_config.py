@@ -10,7 +10,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from codebrain.training.loop_config import StepLoopConfig
+from codebrain.training.loop_config import StepLoopConfig, _check_betas
 from codebrain.training.masking import DEFAULT_MASK_RATIO, MASK_STRATEGIES
 from codebrain.utils.check import check_int, check_number, check_option, check_type, check_value
 
@@ -60,7 +60,7 @@ class PretrainConfig(StepLoopConfig):
         Apply ``weight_decay`` to every parameter (the authors'); otherwise SGConv kernels and
         skip weights, norms, biases, weight-norm magnitudes and every 0/1-d parameter get none.
     betas : tuple of float
-        AdamW betas.
+        AdamW betas, two numbers in [0, 1).
     eps : float
         AdamW epsilon.
     mask_ratio : float
@@ -106,7 +106,7 @@ class PretrainConfig(StepLoopConfig):
     compile: bool = False
 
     def __post_init__(self) -> None:
-        self.betas = tuple(float(b) for b in self.betas)  # JSON gives a list
+        self.betas = _check_betas(self._label("betas"), self.betas)  # JSON gives a list
         self.resume = _resume_value(self.resume)
         super().__post_init__()
         check_int("PretrainConfig.accum_steps", self.accum_steps, minimum=1)
@@ -116,8 +116,6 @@ class PretrainConfig(StepLoopConfig):
         check_type(self._label("val_batches"), self.val_batches, (int, type(None)), val_batches)
         ok = self.val_batches is None or self.val_batches >= 1
         check_value(self._label("val_batches"), self.val_batches, ok, val_batches)
-        ok = len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)
-        check_value(self._label("betas"), self.betas, ok, "two values in [0, 1)")
         check_number(self._label("mask_ratio"), self.mask_ratio, greater=0, maximum=1)
         check_option(self._label("mask_strategy"), self.mask_strategy, MASK_STRATEGIES)
 

@@ -10,7 +10,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from codebrain.training.loop_config import StepLoopConfig
+from codebrain.training.loop_config import StepLoopConfig, _check_betas
 from codebrain.utils.check import check_int
 
 __all__ = ["TokenizerTrainConfig"]
@@ -35,7 +35,7 @@ class TokenizerTrainConfig(StepLoopConfig):
         Apply ``weight_decay`` to every parameter (the authors'); otherwise biases, norms and
         1-D parameters get none.
     betas : tuple of float
-        AdamW betas.
+        AdamW betas, two numbers in [0, 1).
 
     Notes
     -----
@@ -60,7 +60,7 @@ class TokenizerTrainConfig(StepLoopConfig):
     betas: tuple[float, float] = (0.9, 0.99)
 
     def __post_init__(self) -> None:
-        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        self.betas = _check_betas(self._label("betas"), self.betas)  # JSON gives a list
         super().__post_init__()
         check_int(self._label("seed"), self.seed, minimum=0)
 
