@@ -140,3 +140,24 @@ def test_pretrain_runs_with_bernoulli_masks_and_steps_without_masked_positions(t
     # Intervals without masked positions write no row; the others are finite.
     losses = [r["loss"] for r in result.history]
     assert len(losses) < 3 and all(math.isfinite(v) for v in losses)
+
+
+@pytest.mark.parametrize("cls", [PretrainConfig, TokenizerTrainConfig])
+def test_paper_recipes_check_their_sizes_before_dividing(cls) -> None:
+    """A zero batch or corpus is one clear error naming it, not a ZeroDivisionError."""
+    for kwargs, error, match in (
+        (dict(batch_size=0), ValueError, "^batch_size must be a positive int, got 0"),
+        (dict(batch_size=0, steps=5), ValueError, "^batch_size must be a positive int"),
+        (dict(batch_size=-8), ValueError, "^batch_size must be a positive int"),
+        (dict(batch_size=None), TypeError, "^batch_size must be an int, got NoneType"),
+        (dict(batch_size="8"), TypeError, "^batch_size must be an int, got str"),
+    ):
+        with pytest.raises(error, match=match):
+            cls.paper(512, **kwargs)
+    with pytest.raises(ValueError, match="^n_windows must be a positive int, got 0"):
+        cls.paper(0)
+    with pytest.raises(ValueError, match="^n_windows must be a positive int, got 0"):
+        cls.paper(0, batch_size=0)  # the corpus size is checked first
+    with pytest.raises(ValueError, match="^world_size must be a positive int, got 0"):
+        cls.paper(512, 0)
+    assert cls.paper(512, batch_size=8, steps=3).batch_size == 8

@@ -141,12 +141,21 @@ class PretrainConfig(StepLoopConfig):
         Returns
         -------
         PretrainConfig
+
+        Raises
+        ------
+        TypeError
+            ``n_windows``, ``world_size`` or a ``batch_size`` override is not an int.
+        ValueError
+            ``n_windows``, ``world_size`` or ``batch_size`` is below 1 (checked before the
+            steps are computed from them), ``world_size`` does not divide 256, the corpus is
+            smaller than one global batch (without a ``steps`` override), or a field is refused.
         """
         check_int("n_windows", n_windows, minimum=1)
         check_int("world_size", world_size, minimum=1)
         if 256 % world_size:
             raise ValueError(f"world_size ({world_size}) must divide the global batch of 256.")
-        batch = int(overrides.get("batch_size", 256 // world_size))
+        batch = check_int("batch_size", overrides.get("batch_size", 256 // world_size))
         per_epoch = n_windows // (batch * world_size)
         if per_epoch < 1 and "steps" not in overrides:
             raise ValueError(

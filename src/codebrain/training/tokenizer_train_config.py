@@ -98,6 +98,15 @@ class TokenizerTrainConfig(StepLoopConfig):
         -------
         TokenizerTrainConfig
 
+        Raises
+        ------
+        TypeError
+            ``n_windows``, ``world_size`` or a ``batch_size`` override is not an int.
+        ValueError
+            ``n_windows``, ``world_size`` or ``batch_size`` is below 1 (checked before the
+            steps are computed from them), the corpus is smaller than one batch per process
+            (without a ``steps`` override), or a field is refused.
+
         Notes
         -----
         The authors' first step runs at lr 0 (their warm-up is ``linspace(0, lr, 1)``); here the
@@ -106,7 +115,7 @@ class TokenizerTrainConfig(StepLoopConfig):
         """
         check_int("n_windows", n_windows, minimum=1)
         check_int("world_size", world_size, minimum=1)
-        batch = int(overrides.get("batch_size", 256))
+        batch = check_int("batch_size", overrides.get("batch_size", 256))
         total_batch = batch * world_size
         per_epoch = n_windows // total_batch
         if per_epoch < 1 and not {"steps", "max_steps"} & set(overrides):
