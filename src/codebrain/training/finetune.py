@@ -35,6 +35,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -289,8 +290,8 @@ def finetune(
         what = "config.resume" if cfg.resume is not False else "final_files"
         raise ValueError(f"{what} needs out_dir (the run folder to resume from / write to).")
     run = RunFolder(out_dir, "finetune") if out_dir is not None else None
-    if run is not None:
-        run.check_kind()
+    # checked before any work (a frozen-backbone mode encodes the data first)
+    ckpt = run.resume_checkpoint(cfg.resume, refuse_existing=True) if run is not None else None
     _seed_everything(cfg.seed)
     device = _resolve_device(cfg.device)
     model.to(device)
@@ -313,7 +314,7 @@ def finetune(
     # Freeze/unfreeze for the mode; the caller's requires_grad flags come back on every exit.
     flags = [(p, p.requires_grad) for p in model.parameters()]
     try:
-        result = _train(model, train_ds, val_ds, cfg, device, criterion, run)
+        result = _train(model, train_ds, val_ds, cfg, device, criterion, run, ckpt)
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
@@ -331,8 +332,9 @@ def _train(
     device: torch.device,
     criterion: nn.Module,
     run: RunFolder | None,
+    ckpt: Path | None,
 ) -> FinetuneResult:
-    """The training loop of :func:`finetune` (arguments already checked)."""
+    """The training loop of :func:`finetune` (arguments already checked; ``ckpt``: resume)."""
     head, step_fn, train_in, val_in = _setup_mode(model, train_ds, val_ds, cfg, device)
     optimizer = torch.optim.AdamW(_param_groups(model, head, cfg), betas=(0.9, 0.999))
     sampler = (
@@ -351,18 +353,16 @@ def _train(
     state = _State(best=_Best(cfg.monitor_key, cfg.epochs))
     fingerprint = _fingerprint(model, train_ds, val_ds, cfg)
     mlog = None
+    if ckpt is not None:
+        state = _resume(ckpt, trained, optimizer, scheduler, loader, fingerprint)
     if run is not None:
-        ckpt = run.resume_checkpoint(cfg.resume, refuse_existing=True)
-        if ckpt is not None:
-            state = _resume(ckpt, trained, optimizer, scheduler, loader, fingerprint)
         run.prepare(cfg, model=model_config(model))
         mlog = run.metric_log(_metric_fields(cfg), resume_step=state.epoch)
     t0 = time.perf_counter() - state.seconds
-    epochs = _progress(
-        range(state.epoch + 1, cfg.epochs + 1), enabled=cfg.progress, desc="epochs", unit="ep"
-    )
+    first = cfg.epochs + 1 if state.stopped else state.epoch + 1  # an early stop stays one
+    epochs = _progress(range(first, cfg.epochs + 1), enabled=cfg.progress, desc="epochs", unit="ep")
     best = state.best
-    for epoch in [] if state.stopped else epochs:
+    for epoch in epochs:
         model.train(cfg.mode == "full")
         head.train()
         row = _train_epoch(step_fn, loader, criterion, optimizer, scheduler, cfg, device, epoch)

@@ -51,6 +51,7 @@ from codebrain.utils.run_layout import (
     LEGACY_LAYOUTS,
     RUN_KINDS,
     Layout,
+    final_dir,
     read_json,
     run_kind,
 )
@@ -69,8 +70,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 C = TypeVar("C")
-#: names written by earlier versions, per kind, and the section key of their config file
-_LEGACY = LEGACY_LAYOUTS
 
 
 class RunFolder:
@@ -91,7 +90,7 @@ class RunFolder:
         self.path = Path(path)
         self.kind = kind
         self.main = main
-        self._legacy = _LEGACY.get(kind)
+        self._legacy = LEGACY_LAYOUTS.get(kind)
 
     # ---------------------------------------------------------------------------- paths
     @property
@@ -116,11 +115,7 @@ class RunFolder:
 
     def find_final(self) -> Path | None:
         """The trained model's folder (``final/``, or an earlier version's name), if any."""
-        names = [LAYOUT.final] + ([self._legacy[0].final] if self._legacy else [])
-        for name in names:
-            if (self.path / name).is_dir():
-                return self.path / name
-        return None
+        return final_dir(self.path, self.kind)
 
     def read_config(self) -> dict[str, Any] | None:
         """The saved settings ``{"<kind>": ..., "model": ..., ...}`` (``None``: none saved).

@@ -103,6 +103,20 @@ def run_kind(path: str | os.PathLike) -> str | None:
     return None
 
 
+def final_dir(path: str | os.PathLike, kind: str) -> Path | None:
+    """The trained model's folder in the ``kind`` run folder ``path``; ``None``: none yet.
+
+    ``final/``, or the name an earlier version of the command gave it.
+    """
+    names = [LAYOUT.final]
+    if kind in LEGACY_LAYOUTS:
+        names.append(LEGACY_LAYOUTS[kind][0].final)
+    for name in names:
+        if (Path(path) / name).is_dir():
+            return Path(path) / name
+    return None
+
+
 def run_final_dir(path: str | os.PathLike) -> Path | None:
     """The trained model of the run folder ``path`` (``final/``); ``None``: not a run folder.
 
@@ -115,12 +129,9 @@ def run_final_dir(path: str | os.PathLike) -> Path | None:
     kind = run_kind(path)
     if kind is None:
         return None
-    names = [LAYOUT.final]
-    if kind in LEGACY_LAYOUTS:
-        names.append(LEGACY_LAYOUTS[kind][0].final)
-    for name in names:
-        if (path / name).is_dir():
-            return path / name
+    found = final_dir(path, kind)
+    if found is not None:
+        return found
     raise FileNotFoundError(
         f"{str(path)!r} is a {kind} run folder without a trained model ({LAYOUT.final}/ is "
         f"missing): the run has not finished; continue it with 'codebrain {kind} ... --resume'."
