@@ -141,3 +141,16 @@ def test_resume_and_final_files_need_out_dir_and_other_runs_are_refused(tmp_path
     with pytest.raises(ValueError, match="is a pretrain run folder, not a finetune one"):
         finetune(make_tiny_classifier(), train, val, _cfg(), out_dir=tmp_path)
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_corrupt_checkpoint_is_one_clear_error_and_nothing_is_lost(tmp_path):
+    train, val = _data()
+    finetune(make_tiny_classifier(), train, val, _cfg(epochs=1), out_dir=tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    ckpt = tmp_path / "checkpoints" / "ckpt_00000001.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"ckpt_00000001.pt' cannot be read \(\w+\): it is") as e:
+        finetune(make_tiny_classifier(), train, val, _cfg(epochs=1, resume=str(ckpt)),
+                 out_dir=tmp_path)  # fmt: skip
+    assert "\n" not in str(e.value) and "weights_only" not in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -217,8 +217,15 @@ def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core.multiarray import _reconstruct
     safe.append(_reconstruct)
-    with torch.serialization.safe_globals(safe):
-        state = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        with torch.serialization.safe_globals(safe):
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch's message runs over many lines (and suggests an unsafe
+        # weights_only=False): one line naming the file instead, torch's kept as the cause
+        raise ValueError(
+            f"checkpoint {str(path)!r} cannot be read ({type(err).__name__}): it is truncated, "
+            "corrupt or not a codebrain checkpoint."
+        ) from err
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{str(path)!r} is not a codebrain training checkpoint.")
     version = state.get("format_version")
