@@ -117,6 +117,15 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     "codebrain_ep50_shift": {"model": "codebrain", "epochs": 50, "augment": "shift"},
     "codebrain_ep50_chgain": {"model": "codebrain", "epochs": 50, "augment": "shift_chgain"},
     "codebrain_pool_ep50": {"model": "codebrain", "head": "pool", "epochs": 50},
+    # a moving average of the weights (decay 0.98 per step, ~4 epochs of 12 steps) is what is
+    # validated, selected and tested (FinetuneConfig.ema_decay), against the noisy selection
+    "codebrain_ep50_ema": {"model": "codebrain", "epochs": 50, "ft": {"ema_decay": 0.98}},
+    "codebrain_ep50_shift_ema": {
+        "model": "codebrain",
+        "epochs": 50,
+        "augment": "shift",
+        "ft": {"ema_decay": 0.98},
+    },
     # stronger regularisation against the early over-fit of the 50-epoch runs (val AUROC peaks
     # at epochs 4-13 while the training loss falls to 0.01): head dropout 0.5, weight decay 0.05
     "codebrain_ep50_reg": {

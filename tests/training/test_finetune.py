@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from _fixtures import TINY_CLASSIFIER, TensorWindows, make_tiny_classifier, rhythm_windows
 from codebrain import CodeBrain
@@ -112,6 +113,49 @@ def test_best_epoch_is_restored_and_history_is_complete():
     keys = {"epoch", "lr", "train_loss", "val_loss", "val_balanced_accuracy", "val_auroc"}
     assert keys <= set(res.history[0])
     json.dumps(res.to_dict())
+
+
+@pytest.mark.parametrize("mode", ["full", "linear"])
+def test_ema_returns_the_moving_average_of_the_trained_weights(mode):
+    # the raw trajectory is the same with and without the average: record it in a plain run
+    seen: list[dict[str, torch.Tensor]] = []
+
+    def record(opt, args, kwargs):
+        seen.append({id(p): p.detach().clone() for g in opt.param_groups for p in g["params"]})
+
+    ds, decay = rhythm_windows(32), 0.7
+    hook = register_optimizer_step_post_hook(record)
+    try:
+        plain = finetune(make_tiny_classifier(), ds, None, _cfg(epochs=2, mode=mode))
+    finally:
+        hook.remove()
+    averaged = finetune(
+        make_tiny_classifier(), ds, None, _cfg(epochs=2, mode=mode, ema_decay=decay)
+    )
+    head = (lambda m: m.probe) if mode == "linear" else (lambda m: m)
+    trained = [p for p in head(plain.model).parameters() if id(p) in seen[0]]
+    assert trained and len(seen) == 4  # 2 epochs x 2 steps
+    for p, q in zip(head(plain.model).parameters(), head(averaged.model).parameters(), strict=True):
+        if id(p) not in seen[0]:  # frozen: untouched either way
+            torch.testing.assert_close(p, q, rtol=0, atol=0)
+            continue
+        want = seen[0][id(p)]
+        for step in seen[1:]:
+            want = decay * want + (1 - decay) * step[id(p)]
+        torch.testing.assert_close(q, want)
+        torch.testing.assert_close(p, seen[-1][id(p)], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="ema_decay"):
+        FinetuneConfig(ema_decay=1.0)
+
+
+def test_ema_weights_are_what_is_validated_and_selected():
+    val = rhythm_windows(16, seed=1)
+    cfg = _cfg(epochs=3, monitor="loss", ema_decay=0.5)
+    res = finetune(make_tiny_classifier(), rhythm_windows(), val, cfg)
+    out, y = predict(res.model, val)
+    loss = torch.nn.functional.cross_entropy(torch.from_numpy(out), torch.from_numpy(y))
+    assert float(loss) == pytest.approx(res.best_score, rel=1e-5)
+    assert res.best_score == pytest.approx(min(h["val_loss"] for h in res.history))
 
 
 def test_early_stopping_stops_before_max_epochs():

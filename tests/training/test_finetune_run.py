@@ -69,10 +69,10 @@ def test_run_folder_layout_and_loading(tmp_path):
             torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("mode", ["full", "linear"])
-def test_resume_after_a_crash_ends_as_the_uninterrupted_run(tmp_path, monkeypatch, mode):
+@pytest.mark.parametrize(("mode", "ema"), [("full", 0.0), ("linear", 0.0), ("full", 0.8)])
+def test_resume_after_a_crash_ends_as_the_uninterrupted_run(tmp_path, monkeypatch, mode, ema):
     train, val = _data()
-    cfg = _cfg(mode=mode, balanced_sampling=True, keep_checkpoints=2)
+    cfg = _cfg(mode=mode, balanced_sampling=True, keep_checkpoints=2, ema_decay=ema)
     ref = finetune(make_tiny_classifier(), train, val, cfg, out_dir=tmp_path / "ref")
 
     out = tmp_path / "crashed"

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset
 
 from codebrain.models.codebrain import CodeBrain
@@ -83,13 +84,21 @@ class _State:
 
 #: settings that may change when a run is resumed (the rest must match the checkpoint)
 _RESUMABLE_CHANGES = ("resume", "device", "num_workers", "progress", "keep_checkpoints")
+#: settings added after the first run folders, with their defaults: left out of the
+#: fingerprint at that default, so that checkpoints written before them still resume
+_ADDED_FIELDS: dict[str, Any] = {"ema_decay": 0.0}
+_NO_DEFAULT = object()
 
 
 def _fingerprint(
     model: CodeBrain, train_ds: Dataset, val_ds: Dataset | None, cfg: FinetuneConfig
 ) -> dict[str, Any]:
     """What a resumed run must share with the checkpoint: settings, data sizes, model."""
-    settings = {k: v for k, v in cfg.to_dict().items() if k not in _RESUMABLE_CHANGES}
+    settings = {
+        k: v
+        for k, v in cfg.to_dict().items()
+        if k not in _RESUMABLE_CHANGES and _ADDED_FIELDS.get(k, _NO_DEFAULT) != v
+    }
     found = {
         "config": json.dumps(settings, sort_keys=True),
         "n_train": len(train_ds),
@@ -124,8 +133,10 @@ def _write_checkpoint(
     loader: DataLoader,
     cfg: FinetuneConfig,
     fingerprint: dict[str, Any],
+    ema: AveragedModel | None = None,
 ) -> None:
     extra = {
+        "ema": None if ema is None else ema.state_dict(),
         "epoch": state.epoch,
         "history": state.history,
         "stopped": state.stopped,
@@ -152,8 +163,9 @@ def _resume(
     scheduler: Any,
     loader: DataLoader,
     fingerprint: dict[str, Any],
+    ema: AveragedModel | None = None,
 ) -> _State:
-    """Restore a checkpoint of :func:`_write_checkpoint`; refuse one of another run."""
+    """Restore a checkpoint of :func:`_write_checkpoint` (and ``ema``); refuse one of another run."""
     from codebrain.training.checkpointing import load_checkpoint
 
     extra = load_checkpoint(path, restore_rng=False)
@@ -170,6 +182,8 @@ def _resume(
     load_checkpoint(path, model=trained, optimizer=optimizer, scheduler=scheduler)
     for gen, saved_state in zip(_generators(loader), extra["data_rng"], strict=True):
         gen.set_state(saved_state)
+    if ema is not None:  # the fingerprint (ema_decay in the settings) guarantees it was saved
+        ema.load_state_dict(extra["ema"])
     logger.info("Resumed from %s (epoch %d).", path, extra["epoch"])
     return _State(
         best=_Best.from_state(extra["best"]),

@@ -28,12 +28,13 @@ Shape legend: B = batch, C = channels, T = samples, P = patches, D = feature wid
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from codebrain.models.codebrain import CodeBrain
@@ -350,11 +352,15 @@ def _train(
     _log_plan(optimizer, cfg, train_ds, val_ds, len(loader))
 
     trained: nn.Module = model if cfg.mode == "full" else head
+    ema = _ema(trained, cfg.ema_decay)
+    selected = trained if ema is None else ema.module  # what is validated and kept
+    eval_fn = step_fn if ema is None else _step_fn(ema.module, cfg)
+    update_ema = None if ema is None else functools.partial(ema.update_parameters, trained)
     state = _State(best=_Best(cfg.monitor_key, cfg.epochs))
     fingerprint = _fingerprint(model, train_ds, val_ds, cfg)
     mlog = None
     if ckpt is not None:
-        state = _resume(ckpt, trained, optimizer, scheduler, loader, fingerprint)
+        state = _resume(ckpt, trained, optimizer, scheduler, loader, fingerprint, ema)
     if run is not None:
         run.prepare(cfg, model=model_config(model))
         mlog = run.metric_log(_metric_fields(cfg), resume_step=state.epoch)
@@ -365,11 +371,21 @@ def _train(
     for epoch in epochs:
         model.train(cfg.mode == "full")
         head.train()
-        row = _train_epoch(step_fn, loader, criterion, optimizer, scheduler, cfg, device, epoch)
+        row = _train_epoch(
+            step_fn,
+            loader,
+            criterion,
+            optimizer,
+            scheduler,
+            cfg,
+            device,
+            epoch,
+            after_step=update_ema,
+        )
         if val_in is not None:
-            val_loss, metrics = _validate(step_fn, val_in, criterion, cfg, device, trained)
+            val_loss, metrics = _validate(eval_fn, val_in, criterion, cfg, device, selected)
             row.update(_val_row(val_loss, metrics))
-            best.update(epoch, _monitored(best.key, val_loss, metrics), metrics, trained)
+            best.update(epoch, _monitored(best.key, val_loss, metrics), metrics, selected)
         state.history.append(row)
         _report_epoch(epochs, row, best.key)
         state.epoch = epoch
@@ -379,7 +395,9 @@ def _train(
         if run is not None:
             state.seconds = time.perf_counter() - t0
             mlog.write({"step": epoch, **row})  # type: ignore[union-attr]
-            _write_checkpoint(run, state, trained, optimizer, scheduler, loader, cfg, fingerprint)
+            _write_checkpoint(
+                run, state, trained, optimizer, scheduler, loader, cfg, fingerprint, ema
+            )
         if state.stopped:
             logger.info("Early stopping at epoch %d (best epoch %d).", epoch, best.epoch)
             break
@@ -387,6 +405,8 @@ def _train(
         mlog.close()
     if val_in is None:
         best.epoch = len(state.history)
+        if ema is not None:
+            trained.load_state_dict(ema.module.state_dict())
     elif best.state is not None:
         trained.load_state_dict(best.state)
         logger.info("Restored epoch %d (%s=%.4g).", best.epoch, best.key, best.score)
@@ -459,6 +479,18 @@ def _log_plan(
     )
 
 
+def _ema(trained: nn.Module, decay: float) -> AveragedModel | None:
+    """The moving average of ``trained``'s weights (and buffers), or None for ``decay`` 0."""
+    if decay == 0:
+        return None
+    return AveragedModel(trained, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def _step_fn(trained: nn.Module, cfg: FinetuneConfig) -> Any:
+    """Windows or features -> outputs for the module that ``cfg.mode`` trains."""
+    return trained.classify if cfg.mode == "full" else trained
+
+
 def _train_epoch(
     step_fn: Any,
     loader: DataLoader,
@@ -468,8 +500,12 @@ def _train_epoch(
     cfg: FinetuneConfig,
     device: torch.device,
     epoch: int,
+    after_step: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
-    """One pass over ``loader``; the epoch's row (``epoch``, ``lr``, ``train_loss``)."""
+    """One pass over ``loader``; the epoch's row (``epoch``, ``lr``, ``train_loss``).
+
+    ``after_step`` (the moving-average update, if any) runs after every optimizer step.
+    """
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
     total_loss, n_seen = 0.0, 0
     for batch in _progress(loader, enabled=cfg.progress, desc=f"epoch {epoch}", leave=False):
@@ -487,6 +523,8 @@ def _train_epoch(
             nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
         optimizer.step()
         scheduler.step()
+        if after_step is not None:
+            after_step()
         total_loss += loss.item() * x.shape[0]
         n_seen += x.shape[0]
     return {

@@ -72,6 +72,10 @@ class FinetuneConfig(LoopConfig):
     keep_checkpoints : int
         Newest per-epoch checkpoints kept in ``out_dir/checkpoints`` (each holds the best
         epoch's weights too).
+    ema_decay : float
+        0 (default) trains as usual. In ``[0, 1)`` otherwise: an exponential moving average
+        of the trained weights, ``ema = decay * ema + (1 - decay) * w`` after every optimizer
+        step, is what is validated, selected and returned (the raw weights only train).
 
     Notes
     -----
@@ -100,6 +104,7 @@ class FinetuneConfig(LoopConfig):
     pooling: Pooling = "mean_patches"
     resume: bool | str = False
     keep_checkpoints: int = 1
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.grad_clip is None:
@@ -133,6 +138,7 @@ class FinetuneConfig(LoopConfig):
         check_type(self._label("resume"), self.resume, (bool, str), resume)
         check_value(self._label("resume"), self.resume, self.resume != "", resume)
         check_int(self._label("keep_checkpoints"), self.keep_checkpoints)
+        check_number(self._label("ema_decay"), self.ema_decay, minimum=0, less=1)
         if isinstance(self.class_weight, tuple):
             self.class_weight = list(self.class_weight)
 
