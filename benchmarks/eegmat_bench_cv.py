@@ -116,6 +116,9 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     "codebrain_ep50": {"model": "codebrain", "epochs": 50},  # the authors' epoch budget
     "codebrain_ep50_shift": {"model": "codebrain", "epochs": 50, "augment": "shift"},
     "codebrain_ep50_chgain": {"model": "codebrain", "epochs": 50, "augment": "shift_chgain"},
+    # between-subject differences of the alpha peak: every frequency moved by up to ±1.5 Hz
+    "codebrain_ep50_freq": {"model": "codebrain", "epochs": 50, "augment": "shift_freq"},
+    "codebrain_ep50_freq3": {"model": "codebrain", "epochs": 50, "augment": "shift_freq3"},
     "codebrain_pool_ep50": {"model": "codebrain", "head": "pool", "epochs": 50},
     # a moving average of the weights (decay 0.98 per step, ~4 epochs of 12 steps) is what is
     # validated, selected and tested (FinetuneConfig.ema_decay), against the noisy selection
@@ -179,12 +182,24 @@ class ShiftDataset(ArrayDataset):
 
     ``channel_sigma`` 0: one gain per window (σ 0.1); else also one gain per channel (σ
     ``channel_sigma``), mimicking between-subject differences of electrode impedance.
+    ``freq_shift`` > 0: every frequency of the window is also moved by one uniform draw in
+    ``[-freq_shift, freq_shift]`` Hz (the analytic signal times ``exp(2πiΔf t)``), mimicking
+    between-subject differences of the individual alpha frequency.
     """
 
-    def __init__(self, windows: TaskWindows, seed: int, channel_sigma: float = 0.0) -> None:
+    def __init__(
+        self,
+        windows: TaskWindows,
+        seed: int,
+        channel_sigma: float = 0.0,
+        freq_shift: float = 0.0,
+        sfreq: float = 200.0,
+    ) -> None:
         super().__init__(windows)
         self.rng = np.random.default_rng(seed)
         self.channel_sigma = channel_sigma
+        self.freq_shift = freq_shift
+        self.sfreq = sfreq
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = super().__getitem__(i)
@@ -193,7 +208,15 @@ class ShiftDataset(ArrayDataset):
             self.rng.normal(0.0, 0.1)
             + self.rng.normal(0.0, 1.0, (x.shape[0], 1)) * self.channel_sigma
         )
-        return torch.roll(x, shift, dims=-1) * torch.as_tensor(gain, dtype=x.dtype), y
+        x = torch.roll(x, shift, dims=-1) * torch.as_tensor(gain, dtype=x.dtype)
+        if self.freq_shift > 0:
+            from scipy.signal import hilbert
+
+            df = self.rng.uniform(-self.freq_shift, self.freq_shift)
+            t = np.arange(x.shape[-1]) / self.sfreq
+            moved = (hilbert(x.numpy(), axis=-1) * np.exp(2j * np.pi * df * t)).real
+            x = torch.as_tensor(moved, dtype=x.dtype)
+        return x, y
 
 
 def _scaled(w: TaskWindows, gain: float, norm: str = "none") -> TaskWindows:
@@ -254,6 +277,10 @@ def run_one(
         train_ds: ArrayDataset = ShiftDataset(train, seed)
     elif augment == "shift_chgain":
         train_ds = ShiftDataset(train, seed, channel_sigma=0.2)
+    elif augment == "shift_freq":
+        train_ds = ShiftDataset(train, seed, freq_shift=1.5)
+    elif augment == "shift_freq3":
+        train_ds = ShiftDataset(train, seed, freq_shift=3.0)
     else:
         train_ds = ArrayDataset(train)
     result = finetune(model, train_ds, ArrayDataset(val), config)

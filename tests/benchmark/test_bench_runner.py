@@ -3,6 +3,7 @@ metrics and its CLI."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -264,10 +265,10 @@ def test_from_scratch_codebrain_sees_microvolts_pretrained_sees_model_units(
     seen: dict[str, float] = {}
     original = runner.fit_codebrain
 
-    def spy(model, recipe, train, val, test, config):
+    def spy(model, recipe, train, val, test, config, *rest):
         seen.setdefault("rms", []).append(float(np.sqrt(np.mean(train.x.astype(np.float64) ** 2))))
         assert config.balanced_sampling
-        return original(model, recipe, train, val, test, config)
+        return original(model, recipe, train, val, test, config, *rest)
 
     monkeypatch.setattr(runner, "fit_codebrain", spy)
     kw = dict(models="codebrain", seeds="0", epochs=1, max_subjects=3)
@@ -358,3 +359,34 @@ def test_peer_input_unit_uv_feeds_microvolts(monkeypatch) -> None:
     assert models.PEERS["cbramod"].input_unit == models.PEERS["labram"].input_unit == "recipe"
     with pytest.raises(ValueError, match="input_unit must be 'recipe' or 'uV'"):
         models.PeerSpec("Bad", build, 1e-3, "volts")
+
+
+def test_augment_transforms_only_training_windows_of_every_deep_model(
+    eegmat_dir: Path, monkeypatch
+) -> None:
+    from codebrain.training.augment import AugmentedDataset
+
+    calls: list[int] = []
+    original = AugmentedDataset.__getitem__
+
+    def spy(self, i):
+        calls.append(i)
+        return original(self, i)
+
+    monkeypatch.setattr(AugmentedDataset, "__getitem__", spy)
+    kw = dict(seeds="0", epochs=2, max_subjects=3, width=8, layers=1)
+    models = "codebrain,logbandpower"
+    if importlib.util.find_spec("braindecode") is not None:
+        models += ",eegnet"
+    plain = run_benchmark("mental_arithmetic", eegmat_dir, models=models, **kw)
+    assert plain["augment"] is None and not calls
+    res = run_benchmark("mental_arithmetic", eegmat_dir, models=models, augment=True, **kw)
+    n_deep = len(models.split(",")) - 1
+    assert len(calls) == n_deep * 2 * res["n_windows"]["train"]  # every training draw, no other
+    assert res["augment"] == {
+        "time_shift": True, "gain_sigma": 0.1, "freq_shift": 1.5, "sfreq": 200.0
+    }  # fmt: skip
+    assert res["models"]["logbandpower"]["seeds"] == plain["models"]["logbandpower"]["seeds"]
+    assert res["models"]["codebrain"]["seeds"] != plain["models"]["codebrain"]["seeds"]
+    with pytest.raises(TypeError, match="augment"):
+        run_benchmark("mental_arithmetic", eegmat_dir, models="logbandpower", augment="yes")

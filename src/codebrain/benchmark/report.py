@@ -61,6 +61,14 @@ def results_markdown(results: dict[str, Any]) -> str:
     ]
     if "auprc" in results["metrics"]:
         lines += [f"AUPRC: {results['auprc_definition']}.", ""]
+    aug = results.get("augment")
+    if aug:
+        lines += [
+            "Training windows of every deep model augmented alike: "
+            + ("circular time shift, " if aug["time_shift"] else "")
+            + f"gain σ {aug['gain_sigma']:g}, frequency shift up to ±{aug['freq_shift']:g} Hz.",
+            "",
+        ]
     lines += [
         f"Test {('subjects' if results.get('split_unit') == 'subject' else 'ids')}: "
         + ", ".join(split["test"]),

@@ -49,7 +49,8 @@ from codebrain.benchmark.train import (
     fit_logbandpower,
     fit_torch,
 )
-from codebrain.utils.check import check_int
+from codebrain.training.augment import WindowAugment
+from codebrain.utils.check import check_int, check_type
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -207,6 +208,7 @@ def _fit_one(
     pretrain_budget: PretrainOnTrain,
     work_dir: Path,
     progress: bool,
+    augment: WindowAugment | None = None,
 ) -> tuple[FitResult, int, float]:
     """Train model ``name`` on one seed.
 
@@ -252,15 +254,16 @@ def _fit_one(
                 gain = SCRATCH_INPUT_GAIN * 0.01 / recipe.amplitude_scale
                 train, val, test = (_scaled(w, gain) for w in (train, val, test))
         if isinstance(model, SequenceModel):  # 2-D labels: the generic loop, same settings
-            res = fit_torch(model, recipe, train, val, test, settings_from_finetune_config(config))
+            settings = settings_from_finetune_config(config)
+            res = fit_torch(model, recipe, train, val, test, settings, augment)
         else:
-            res = fit_codebrain(model, recipe, train, val, test, config)
+            res = fit_codebrain(model, recipe, train, val, test, config, augment)
         return res, count_parameters(model), extra
     model = build_peer(name, recipe, seed=seed)
     settings = peer_settings(
         name, recipe, epochs=epochs, seed=seed, device=device, progress=progress
     )
-    res = fit_torch(model, recipe, train, val, test, settings)
+    res = fit_torch(model, recipe, train, val, test, settings, augment)
     return res, count_parameters(model), 0.0
 
 
@@ -277,6 +280,7 @@ def run_benchmark(
     pretrain_on_train: bool = False,
     pretrain_budget: PretrainOnTrain | None = None,
     device: str = "cpu",
+    augment: bool = False,
     download: bool = False,
     max_subjects: int | None = None,
     fold: int = 0,
@@ -308,6 +312,10 @@ def run_benchmark(
         Its budget (default :class:`PretrainOnTrain()`).
     device : str
         Torch device.
+    augment : bool
+        Augment the training windows of every trained deep model alike
+        (:class:`~codebrain.training.augment.WindowAugment`: circular time shift, gain σ 0.1,
+        frequency shift up to ±1.5 Hz); validation and test windows are never augmented.
     download : bool
         Fetch the dataset into ``data`` first with the recipe's downloader.
     max_subjects : int | None
@@ -336,6 +344,7 @@ def run_benchmark(
     seed_list = parse_seeds(seeds)
     if epochs is not None:
         check_int("epochs", epochs)
+    check_type("augment", augment, bool, "True or False")
     if pretrained is not None and "codebrain" not in names:
         raise ValueError("--pretrained is for the 'codebrain' model, which --models does not list.")
     if pretrained is not None and (width is not None or layers is not None):
@@ -356,6 +365,7 @@ def run_benchmark(
         keep = list(dict.fromkeys(r.subject for r in recordings))[:max_subjects]
         recordings = [r for r in recordings if r.subject in keep]
     split, protocol = resolve_split(recipe, recordings, fold=fold)
+    augmentation = WindowAugment(sfreq=recipe.sfreq) if augment else None
     t0 = time.perf_counter()
     windows = load_split_windows(recipe, recordings, split, progress=progress)
     load_seconds = time.perf_counter() - t0
@@ -382,6 +392,7 @@ def run_benchmark(
         "epochs": recipe.finetune.epochs if epochs is None else epochs,
         "seed_list": seed_list,
         "device": device,
+        "augment": None if augmentation is None else augmentation.to_dict(),
         "host": {
             "cpu": platform.processor() or platform.machine(),
             "threads": torch.get_num_threads(),
@@ -412,6 +423,7 @@ def run_benchmark(
                         pretrain_budget=budget,
                         work_dir=scratch,
                         progress=progress,
+                        augment=augmentation,
                     )
                 seeds_out[str(seed)] = {m: res.test.get(m) for m in recipe.metrics}
                 best_epochs[str(seed)] = res.best_epoch

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from codebrain.benchmark.models import TrainSettings
 from codebrain.benchmark.recipe import TaskRecipe, TaskWindows
 from codebrain.benchmark.scoring import probabilities, task_metrics
+from codebrain.training.augment import AugmentedDataset, WindowAugment
 from codebrain.training.batching import balanced_sampler
 
 __all__ = [
@@ -91,6 +92,13 @@ class ArrayDataset(Dataset):
         return self.x[i], self._y[i]
 
 
+def _training_set(train: TaskWindows, augment: WindowAugment | None) -> Dataset:
+    """The training windows as a dataset, augmented when ``augment`` is given."""
+    return (
+        ArrayDataset(train) if augment is None else AugmentedDataset(ArrayDataset(train), augment)
+    )
+
+
 @torch.no_grad()
 def predict_outputs(
     fn: Any, windows: TaskWindows, batch_size: int, device: torch.device
@@ -134,20 +142,22 @@ def fit_torch(
     val: TaskWindows,
     test: TaskWindows,
     settings: TrainSettings,
+    augment: WindowAugment | None = None,
 ) -> FitResult:
     """Train ``model`` ``(B, C, T) → (B, recipe.n_outputs)`` with AdamW and a per-step cosine.
 
     Batches are class-balanced (drawn with replacement) when ``settings.balanced_sampling``
     and labels are one per window, as CodeBrain's fine-tuning draws them. Binary tasks: one logit, ``BCEWithLogitsLoss``; multi-class: cross-entropy with the
     recipe's label smoothing. After every epoch the validation ``recipe.selection_metric`` is
-    computed; the best epoch's weights are restored and scored on ``test``.
+    computed; the best epoch's weights are restored and scored on ``test``. ``augment``
+    transforms the training windows (never validation or test).
     """
     device = torch.device(settings.device)
     _seed(settings.seed)
     model.to(device)
     balanced = settings.balanced_sampling and train.y.ndim == 1
     loader = DataLoader(
-        ArrayDataset(train),
+        _training_set(train, augment),
         batch_size=settings.batch_size,
         shuffle=not balanced,
         sampler=balanced_sampler(train.y, settings.seed) if balanced else None,
@@ -219,15 +229,17 @@ def fit_codebrain(
     val: TaskWindows,
     test: TaskWindows,
     config: Any,
+    augment: WindowAugment | None = None,
 ) -> FitResult:
     """Fine-tune a CodeBrain with :func:`codebrain.training.finetune` and ``config``.
 
     The model carries the authors' head (:func:`~codebrain.benchmark.models.build_codebrain`);
     binary heads return ``[0, z]`` so the trainer's cross-entropy is BCE on the one logit.
+    ``augment`` transforms the training windows (never validation or test).
     """
     from codebrain.training.finetune import finetune
 
-    result = finetune(model, ArrayDataset(train), ArrayDataset(val), config)
+    result = finetune(model, _training_set(train, augment), ArrayDataset(val), config)
     trained = result.model
     device = next(trained.parameters()).device
     out = predict_outputs(trained.classify, test, config.batch_size, device)

@@ -68,6 +68,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "pretrain_steps": "masked-token pretraining steps, with --pretrain-on-train",
         },
     )
+    p.add_argument(
+        "--augment",
+        action="store_true",
+        help="augment the training windows of every deep model alike: circular time shift, "
+        "gain (sigma 0.1), frequency shift up to +-1.5 Hz",
+    )
     p.add_argument("--max-subjects", type=int, help="use only the first N subjects (quick run)")
     p.add_argument("--fold", type=int, default=0, help="fold of tasks with several (ISRUC-S3)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
@@ -135,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         pretrain_on_train=args.pretrain_on_train,
         pretrain_budget=build_config(PretrainOnTrain, budget),
         device=args.device,
+        augment=args.augment,
         download=args.download,
         max_subjects=args.max_subjects,
         fold=args.fold,
