@@ -55,6 +55,7 @@ from codebrain.benchmark.recipe import TaskWindows, get_recipe
 from codebrain.benchmark.runner import load_split_windows
 from codebrain.benchmark.scoring import probabilities, task_metrics
 from codebrain.benchmark.train import ArrayDataset, fit_logbandpower, fit_torch, predict_outputs
+from codebrain.training.augment import AugmentedDataset, WindowAugment
 from codebrain.utils.io import atomic_write_json
 
 logger = logging.getLogger("eegmat_bench_cv")
@@ -181,25 +182,15 @@ class ShiftDataset(ArrayDataset):
     """Training windows with a random circular time shift and a log-normal gain.
 
     ``channel_sigma`` 0: one gain per window (σ 0.1); else also one gain per channel (σ
-    ``channel_sigma``), mimicking between-subject differences of electrode impedance.
-    ``freq_shift`` > 0: every frequency of the window is also moved by one uniform draw in
-    ``[-freq_shift, freq_shift]`` Hz (the analytic signal times ``exp(2πiΔf t)``), mimicking
-    between-subject differences of the individual alpha frequency.
+    ``channel_sigma``), mimicking between-subject differences of electrode impedance. (The
+    frequency-shift conditions use the library's :class:`~codebrain.training.augment.WindowAugment`
+    instead, exactly as ``codebrain benchmark --augment`` applies it.)
     """
 
-    def __init__(
-        self,
-        windows: TaskWindows,
-        seed: int,
-        channel_sigma: float = 0.0,
-        freq_shift: float = 0.0,
-        sfreq: float = 200.0,
-    ) -> None:
+    def __init__(self, windows: TaskWindows, seed: int, channel_sigma: float = 0.0) -> None:
         super().__init__(windows)
         self.rng = np.random.default_rng(seed)
         self.channel_sigma = channel_sigma
-        self.freq_shift = freq_shift
-        self.sfreq = sfreq
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = super().__getitem__(i)
@@ -208,15 +199,7 @@ class ShiftDataset(ArrayDataset):
             self.rng.normal(0.0, 0.1)
             + self.rng.normal(0.0, 1.0, (x.shape[0], 1)) * self.channel_sigma
         )
-        x = torch.roll(x, shift, dims=-1) * torch.as_tensor(gain, dtype=x.dtype)
-        if self.freq_shift > 0:
-            from scipy.signal import hilbert
-
-            df = self.rng.uniform(-self.freq_shift, self.freq_shift)
-            t = np.arange(x.shape[-1]) / self.sfreq
-            moved = (hilbert(x.numpy(), axis=-1) * np.exp(2j * np.pi * df * t)).real
-            x = torch.as_tensor(moved, dtype=x.dtype)
-        return x, y
+        return torch.roll(x, shift, dims=-1) * torch.as_tensor(gain, dtype=x.dtype), y
 
 
 def _scaled(w: TaskWindows, gain: float, norm: str = "none") -> TaskWindows:
@@ -277,10 +260,11 @@ def run_one(
         train_ds: ArrayDataset = ShiftDataset(train, seed)
     elif augment == "shift_chgain":
         train_ds = ShiftDataset(train, seed, channel_sigma=0.2)
-    elif augment == "shift_freq":
-        train_ds = ShiftDataset(train, seed, freq_shift=1.5)
+    elif augment == "shift_freq":  # what ``codebrain benchmark --augment`` applies
+        train_ds = AugmentedDataset(ArrayDataset(train), WindowAugment(sfreq=recipe.sfreq))
     elif augment == "shift_freq3":
-        train_ds = ShiftDataset(train, seed, freq_shift=3.0)
+        aug = WindowAugment(freq_shift=3.0, sfreq=recipe.sfreq)
+        train_ds = AugmentedDataset(ArrayDataset(train), aug)
     else:
         train_ds = ArrayDataset(train)
     result = finetune(model, train_ds, ArrayDataset(val), config)
@@ -316,19 +300,32 @@ def summarise(results: dict[str, Any], reference: str) -> list[str]:
     return lines
 
 
+def _by_seed(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Runs per table row: ``name`` for seed 0, ``name (seed s)`` for other seeds."""
+    rows: dict[str, dict[str, Any]] = {}
+    for name, runs in results["runs"].items():
+        for run in runs.values():
+            seed = run.get("seed", 0)
+            label = name if seed == 0 else f"{name} (seed {seed})"
+            rows.setdefault(label, {})[f"fold{run['fold']}"] = run
+    return rows
+
+
 def markdown_table(results: dict[str, Any], reference: str) -> str:
-    """Per-fold test BA / AUROC of every condition, mean ± std over folds, and the mean
-    paired difference to ``reference`` on the folds both ran (markdown)."""
+    """Per-fold test BA / AUROC of every condition and seed, mean ± std over folds, and the
+    mean paired difference to ``reference`` (same seed) on the folds both ran (markdown)."""
     folds = sorted({r["fold"] for runs in results["runs"].values() for r in runs.values()})
     head = "| condition | " + " | ".join(f"fold {f}" for f in folds)
     head += " | mean BA | mean AUROC | Δ BA / Δ AUROC vs " + reference + " (folds) | s / run |"
     lines = [head, "|" + "---|" * (len(folds) + 5)]
-    ref = results["runs"].get(reference, {})
-    for name, runs in results["runs"].items():
-        by_fold = {r["fold"]: r for r in runs.values()}
+    rows = _by_seed(results)
+    for label, runs in rows.items():
+        seed = label.partition(" (seed ")[2].rstrip(")")
+        ref = rows.get(reference if not seed else f"{reference} (seed {seed})", {})
         cells = [
-            f"{by_fold[f]['test']['balanced_accuracy']:.3f} / {by_fold[f]['test']['auroc']:.3f}"
-            if f in by_fold
+            f"{runs[f'fold{f}']['test']['balanced_accuracy']:.3f} / "
+            f"{runs[f'fold{f}']['test']['auroc']:.3f}"
+            if f"fold{f}" in runs
             else ""
             for f in folds
         ]
@@ -337,7 +334,7 @@ def markdown_table(results: dict[str, Any], reference: str) -> str:
             v = np.array([r["test"][m] for r in runs.values()], dtype=float)
             stats.append(f"{v.mean():.3f} ± {v.std(ddof=1) if v.size > 1 else 0:.3f}")
         common = sorted(set(runs) & set(ref))
-        if name != reference and common:
+        if runs is not ref and common:
             d = [
                 np.mean([runs[k]["test"][m] - ref[k]["test"][m] for k in common])
                 for m in ("balanced_accuracy", "auroc")
@@ -347,7 +344,7 @@ def markdown_table(results: dict[str, Any], reference: str) -> str:
             delta = ""
         secs = np.mean([r["seconds"] for r in runs.values()])
         lines.append(
-            f"| {name} | " + " | ".join(cells) + f" | {stats[0]} | {stats[1]} | "
+            f"| {label} | " + " | ".join(cells) + f" | {stats[0]} | {stats[1]} | "
             f"{delta} | {secs:.0f} |"
         )
     return "\n".join(lines)
