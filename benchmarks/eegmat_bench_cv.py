@@ -75,12 +75,15 @@ def _study() -> Any:
 
 #: name -> {"model": "codebrain" | "logbandpower" | peer, "ft": FinetuneConfig changes,
 #: "gain": multiplies the µV/100 windows (CodeBrain from scratch: SCRATCH_INPUT_GAIN),
-#: "head": "authors" | "pool", "augment": None | "shift", "peer": build_peer kwargs}
+#: "head": "authors" | "pool", "augment": None | "shift" | "shift_chgain" | "shift_freq" (the
+#: library's WindowAugment, also for peers) | "shift_freq3", "peer": build_peer kwargs}
 CONDITIONS: dict[str, dict[str, Any]] = {
     "logbandpower": {"model": "logbandpower"},
     "eegnet": {"model": "eegnet", "gain": 1.0},  # EEGNet on the recipe's µV / 100
     "eegnet_uv": {"model": "eegnet", "gain": 100.0},  # braindecode's usual µV
     "eegnet_bn01": {"model": "eegnet", "gain": 1.0, "bn_momentum": 0.1},
+    # the benchmark's EEGNet (µV) with what ``codebrain benchmark --augment`` applies
+    "eegnet_uv_freq": {"model": "eegnet", "gain": 100.0, "augment": "shift_freq"},
     "codebrain": {"model": "codebrain"},  # the benchmark's recipe
     "codebrain_lr3e4": {"model": "codebrain", "ft": {"lr": 3e-4, "backbone_lr": 3e-4}},
     "codebrain_lr1e3": {"model": "codebrain", "ft": {"lr": 1e-3, "backbone_lr": 1e-3}},
@@ -236,7 +239,10 @@ def run_one(
                 if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
                     m.momentum = cond["bn_momentum"]
         settings = peer_settings(kind, recipe, epochs=epochs, seed=seed)
-        res = fit_torch(model, recipe, train, val, test, settings)
+        if cond.get("augment") not in (None, "shift_freq"):
+            raise SystemExit(f"peers take augment 'shift_freq' only, got {cond['augment']!r}")
+        aug = WindowAugment(sfreq=recipe.sfreq) if cond.get("augment") else None
+        res = fit_torch(model, recipe, train, val, test, settings, aug)
         return {
             "test": res.test,
             "best_epoch": res.best_epoch,
