@@ -89,6 +89,7 @@ def test_derived_fields_follow_the_authors() -> None:
         (dict(head="transformer"), "head must be"),
         (dict(fallback_fractions=(0.5, 0.5, 0.5)), "fallback_fractions"),
         (dict(channels=("CZ", "CZ")), "distinct"),
+        (dict(augment="yes"), "augment must be True or False"),
     ],
 )
 def test_recipe_rejects_bad_fields(kw: dict, match: str) -> None:
@@ -157,6 +158,11 @@ def test_registry_lookup() -> None:
     assert get_recipe("EEGMAT") is get_recipe("Mental-Arithmetic")
     with pytest.raises(KeyError, match="known tasks"):
         get_recipe("no_such_task")
+
+
+def test_only_the_measured_task_augments_by_default() -> None:
+    # codebrain's augmentation is on where it was measured to help (eegmat_bench_cv.md)
+    assert [r.name for r in list_recipes() if r.augment] == ["mental_arithmetic"]
 
 
 def test_pick_channels_stored_normalised_and_bipolar() -> None:

@@ -328,6 +328,26 @@ def test_cli_checks_the_output_folder_before_running(tmp_path: Path, monkeypatch
     assert afile.read_text() == "keep me"
 
 
+@pytest.mark.parametrize(
+    ("flag", "expected"), [([], None), (["--augment"], True), (["--no-augment"], False)]
+)
+def test_cli_augment_defaults_to_the_task_and_can_be_turned_off(
+    tmp_path: Path, monkeypatch, flag: list[str], expected: bool | None
+) -> None:
+    import codebrain.benchmark.runner as runner
+
+    seen: dict[str, object] = {}
+
+    def capture(*args, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("captured")
+
+    monkeypatch.setattr(runner, "run_benchmark", capture)
+    argv = ["-q", "benchmark", "eegmat", "--data", str(tmp_path), "--out", str(tmp_path / "o")]
+    assert main(argv + flag) == 2
+    assert seen["augment"] is expected  # None: run_benchmark takes the recipe's default
+
+
 def test_peer_input_unit_uv_feeds_microvolts(monkeypatch) -> None:
     """A peer whose ``input_unit`` is ``"uV"`` sees ``x / amplitude_scale``; others see ``x``."""
     import codebrain.benchmark.models as models
@@ -378,9 +398,10 @@ def test_augment_transforms_only_training_windows_of_every_deep_model(
     models = "codebrain,logbandpower"
     if importlib.util.find_spec("braindecode") is not None:
         models += ",eegnet"
-    plain = run_benchmark("mental_arithmetic", eegmat_dir, models=models, **kw)
+    plain = run_benchmark("mental_arithmetic", eegmat_dir, models=models, augment=False, **kw)
     assert plain["augment"] is None and not calls
-    res = run_benchmark("mental_arithmetic", eegmat_dir, models=models, augment=True, **kw)
+    assert get_recipe("mental_arithmetic").augment  # so augment=None (the default) augments
+    res = run_benchmark("mental_arithmetic", eegmat_dir, models=models, **kw)
     n_deep = len(models.split(",")) - 1
     assert len(calls) == n_deep * 2 * res["n_windows"]["train"]  # every training draw, no other
     assert res["augment"] == {

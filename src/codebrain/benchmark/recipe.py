@@ -227,6 +227,11 @@ class TaskRecipe:
         Dropout of the MLP head (0 for CHB-MIT and BCIC2020-3).
     finetune : FinetuneRecipe
         The authors' fine-tuning recipe.
+    augment : bool
+        Whether ``codebrain benchmark`` augments the training windows of every deep model by
+        default (:class:`~codebrain.training.augment.WindowAugment`). codebrain's addition, not
+        the authors' (they augment nothing): True only where it was measured to help
+        (MentalArithmetic, ``benchmarks/eegmat_bench_cv.py``).
     sequence_length : int
         Epochs per sequence for the ISRUC sequence head (1 otherwise); ``window_s`` is then the
         length of one epoch and ``load`` returns ``x`` ``(n, C, S · n_times)``, ``y`` ``(n, S)``.
@@ -264,6 +269,7 @@ class TaskRecipe:
     head: Literal["mlp", "isruc_sequence"] = "mlp"
     head_dropout: float = 0.1
     finetune: FinetuneRecipe = field(default_factory=FinetuneRecipe)
+    augment: bool = False
     sequence_length: int = 1
     download: DownloadHook | None = None
     aliases: tuple[str, ...] = ()
@@ -360,6 +366,7 @@ class TaskRecipe:
         check_option(f"{where}: head", self.head, ("mlp", "isruc_sequence"))
         check_number(f"{where}: head_dropout", self.head_dropout, minimum=0, less=1)
         check_type(f"{where}: finetune", self.finetune, FinetuneRecipe)
+        check_type(f"{where}: augment", self.augment, bool, "True or False")
         check_int(f"{where}: sequence_length", self.sequence_length)
         if (self.head == "isruc_sequence") != (self.sequence_length > 1):
             raise ValueError(

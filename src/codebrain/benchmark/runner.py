@@ -280,7 +280,7 @@ def run_benchmark(
     pretrain_on_train: bool = False,
     pretrain_budget: PretrainOnTrain | None = None,
     device: str = "cpu",
-    augment: bool = False,
+    augment: bool | None = None,
     download: bool = False,
     max_subjects: int | None = None,
     fold: int = 0,
@@ -312,10 +312,11 @@ def run_benchmark(
         Its budget (default :class:`PretrainOnTrain()`).
     device : str
         Torch device.
-    augment : bool
+    augment : bool | None
         Augment the training windows of every trained deep model alike
         (:class:`~codebrain.training.augment.WindowAugment`: circular time shift, gain σ 0.1,
         frequency shift up to ±1.5 Hz); validation and test windows are never augmented.
+        None: the recipe's default (:attr:`TaskRecipe.augment`).
     download : bool
         Fetch the dataset into ``data`` first with the recipe's downloader.
     max_subjects : int | None
@@ -344,7 +345,9 @@ def run_benchmark(
     seed_list = parse_seeds(seeds)
     if epochs is not None:
         check_int("epochs", epochs)
-    check_type("augment", augment, bool, "True or False")
+    check_type("augment", augment, (bool, type(None)), "True, False or None")
+    if augment is None:
+        augment = recipe.augment
     if pretrained is not None and "codebrain" not in names:
         raise ValueError("--pretrained is for the 'codebrain' model, which --models does not list.")
     if pretrained is not None and (width is not None or layers is not None):

@@ -70,9 +70,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--augment",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="augment the training windows of every deep model alike: circular time shift, "
-        "gain (sigma 0.1), frequency shift up to +-1.5 Hz",
+        "gain (sigma 0.1), frequency shift up to +-1.5 Hz (default: the task's; "
+        "mental_arithmetic augments, the other tasks do not)",
     )
     p.add_argument("--max-subjects", type=int, help="use only the first N subjects (quick run)")
     p.add_argument("--fold", type=int, default=0, help="fold of tasks with several (ISRUC-S3)")
