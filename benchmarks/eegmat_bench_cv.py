@@ -84,6 +84,14 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     "eegnet_bn01": {"model": "eegnet", "gain": 1.0, "bn_momentum": 0.1},
     # the benchmark's EEGNet (µV) with what ``codebrain benchmark --augment`` applies
     "eegnet_uv_freq": {"model": "eegnet", "gain": 100.0, "augment": "shift_freq"},
+    # the same at the benchmark's default budget
+    "eegnet_uv_ep50": {"model": "eegnet", "gain": 100.0, "epochs": 50},
+    "eegnet_uv_ep50_freq": {
+        "model": "eegnet",
+        "gain": 100.0,
+        "epochs": 50,
+        "augment": "shift_freq",
+    },
     "codebrain": {"model": "codebrain"},  # the benchmark's recipe
     "codebrain_lr3e4": {"model": "codebrain", "ft": {"lr": 3e-4, "backbone_lr": 3e-4}},
     "codebrain_lr1e3": {"model": "codebrain", "ft": {"lr": 1e-3, "backbone_lr": 1e-3}},
