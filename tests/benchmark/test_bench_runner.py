@@ -14,7 +14,7 @@ import torch
 from codebrain.benchmark import get_recipe
 from codebrain.benchmark.models import AuthorsHead, codebrain_training_settings
 from codebrain.benchmark.runner import parse_models, parse_seeds, run_benchmark
-from codebrain.benchmark.scoring import probabilities, task_metrics
+from codebrain.benchmark.scoring import predicted_counts, probabilities, task_metrics
 from codebrain.cli import main
 
 
@@ -69,6 +69,8 @@ def test_e2e_two_models_results_schema(eegmat_dir: Path, tmp_path: Path, capsys)
         assert entry["params"] > 0 and entry["train_seconds"] > 0
         vals = [s["auroc"] for s in entry["seeds"].values()]
         assert entry["mean"]["auroc"] == pytest.approx(np.mean(vals))
+        for counts in entry["test_predicted"].values():  # argmax per class, every test window
+            assert set(counts) == {"rest", "arithmetic"} and sum(counts.values()) == 48
     md = (out / "results.md").read_text()
     assert "fallback" in md and "auc(recall, precision)" in md
     assert (out / "results.png").stat().st_size > 1000
@@ -120,6 +122,32 @@ def test_metrics_authors_auprc_beside_average_precision() -> None:
     assert single["auroc"] is None and single["balanced_accuracy"] is not None
     multi = task_metrics([0, 1, 2, 2], np.eye(3)[[0, 1, 2, 1]])
     assert set(multi) == {"balanced_accuracy", "cohen_kappa", "f1_weighted"}
+    assert predicted_counts(np.eye(3)[[0, 1, 2, 1]]) == [1, 2, 1]
+    assert predicted_counts(probabilities(np.array([-1.0, -2.0, -0.5]), 2)) == [3, 0]
+    with pytest.raises(ValueError, match="prob must be"):
+        predicted_counts(np.zeros(3))
+
+
+def test_one_predicted_class_is_warned_and_recorded(eegmat_dir: Path, monkeypatch, caplog) -> None:
+    import codebrain.benchmark.runner as runner
+    from codebrain.benchmark.train import FitResult
+
+    def fit(name, recipe, windows, seed, **kw):
+        n = len(windows["test"])
+        test = {"balanced_accuracy": 0.5, "auroc": 0.9, "auprc": 0.8, "average_precision": 0.8}
+        counts = [n, 0] if seed == 0 else [n - 1, 1]
+        return FitResult(test, dict(test), 3, 1.0, [], counts), 10, 0.0
+
+    monkeypatch.setattr(runner, "_fit_one", fit)
+    with caplog.at_level("WARNING", logger="codebrain"):
+        res = run_benchmark("eegmat", eegmat_dir, models="eegnet", seeds="0,1", max_subjects=3)
+    n = res["n_windows"]["test"]
+    assert res["models"]["eegnet"]["test_predicted"] == {
+        "0": {"rest": n, "arithmetic": 0},
+        "1": {"rest": n - 1, "arithmetic": 1},
+    }
+    warned = [r.getMessage() for r in caplog.records if "every test window" in r.getMessage()]
+    assert len(warned) == 1 and "eegnet seed 0: every test window was predicted 'rest'" in warned[0]
 
 
 def test_parse_models_and_seeds() -> None:

@@ -267,6 +267,20 @@ def _fit_one(
     return res, count_parameters(model), 0.0
 
 
+def _warn_one_class(name: str, seed: int, counts: dict[str, int]) -> None:
+    """Say so when every test window got one class (balanced accuracy is then 1 / K)."""
+    winners = [c for c, n in counts.items() if n > 0]
+    if len(winners) == 1:
+        logger.warning(
+            "%s seed %d: every test window was predicted %r at the selected epoch, so its "
+            "balanced accuracy is 1/%d whatever the ranking (AUROC) says.",
+            name,
+            seed,
+            winners[0],
+            len(counts),
+        )
+
+
 def run_benchmark(
     task: str | TaskRecipe,
     data: str | os.PathLike,
@@ -409,7 +423,7 @@ def run_benchmark(
         scratch = Path(work_dir) if work_dir is not None else Path(tmp)
         for name in names:
             seeds_out: dict[str, dict[str, Any]] = {}
-            best_epochs, seconds, pre_seconds, params = {}, [], [], 0
+            best_epochs, counts, seconds, pre_seconds, params = {}, {}, [], [], 0
             for seed in seed_list:
                 logger.info("%s: training %s, seed %d.", recipe.title, name, seed)
                 with logging_redirect_tqdm(loggers=[logging.getLogger("codebrain")]):
@@ -430,6 +444,9 @@ def run_benchmark(
                     )
                 seeds_out[str(seed)] = {m: res.test.get(m) for m in recipe.metrics}
                 best_epochs[str(seed)] = res.best_epoch
+                if res.test_counts:
+                    counts[str(seed)] = dict(zip(recipe.classes, res.test_counts, strict=True))
+                    _warn_one_class(name, seed, counts[str(seed)])
                 seconds.append(res.seconds + extra)
                 pre_seconds.append(extra)
                 logger.info(
@@ -450,6 +467,7 @@ def run_benchmark(
                 "train_seconds": float(np.mean(seconds)),
                 "train_seconds_total": float(np.sum(seconds)),
                 "best_epoch": best_epochs,
+                "test_predicted": counts,
             }
             if name == "codebrain_pt":
                 entry["pretrain_seconds"] = float(np.mean(pre_seconds))

@@ -41,6 +41,14 @@ def probabilities(outputs: np.ndarray, n_classes: int) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def predicted_counts(prob: np.ndarray) -> list[int]:
+    """How many windows each class wins in ``prob`` ``(n, n_classes)`` (argmax), per class."""
+    prob = np.asarray(prob)
+    if prob.ndim != 2:
+        raise ValueError(f"prob must be (n_samples, n_classes), got shape {prob.shape}.")
+    return np.bincount(prob.argmax(axis=1), minlength=prob.shape[1]).tolist()
+
+
 def _num(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from codebrain.benchmark.models import TrainSettings
 from codebrain.benchmark.recipe import TaskRecipe, TaskWindows
-from codebrain.benchmark.scoring import probabilities, task_metrics
+from codebrain.benchmark.scoring import predicted_counts, probabilities, task_metrics
 from codebrain.training.augment import AugmentedDataset, WindowAugment
 from codebrain.training.batching import balanced_sampler
 
@@ -68,6 +68,8 @@ class FitResult:
         Training wall time (selection included, data loading excluded).
     history : list of dict
         Per-epoch ``train_loss`` and validation selection metric.
+    test_counts : list of int
+        Test windows predicted as each class (argmax) at the selected epoch; empty if unknown.
     """
 
     test: dict[str, Any]
@@ -75,6 +77,7 @@ class FitResult:
     best_epoch: int
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    test_counts: list[int] = field(default_factory=list)
 
 
 class ArrayDataset(Dataset):
@@ -121,6 +124,10 @@ def _flat(out: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _metrics(out: np.ndarray, y: np.ndarray, n_classes: int) -> dict[str, Any]:
     out, y = _flat(out, y)
     return task_metrics(y, probabilities(out, n_classes))
+
+
+def _counts(out: np.ndarray, y: np.ndarray, n_classes: int) -> list[int]:
+    return predicted_counts(probabilities(_flat(out, y)[0], n_classes))
 
 
 def _seed(seed: int) -> None:
@@ -219,7 +226,8 @@ def fit_torch(
     seconds = time.perf_counter() - t0
     out = predict_outputs(model, test, settings.batch_size, device)
     test_metrics = _metrics(out, test.y, recipe.n_classes)
-    return FitResult(test_metrics, best[2], best[1], seconds, history)
+    counts = _counts(out, test.y, recipe.n_classes)
+    return FitResult(test_metrics, best[2], best[1], seconds, history, counts)
 
 
 def fit_codebrain(
@@ -244,6 +252,7 @@ def fit_codebrain(
     device = next(trained.parameters()).device
     out = predict_outputs(trained.classify, test, config.batch_size, device)
     test_metrics = task_metrics(test.y, probabilities(out, recipe.n_classes))
+    counts = predicted_counts(probabilities(out, recipe.n_classes))
     out_val = predict_outputs(trained.classify, val, config.batch_size, device)
     val_metrics = task_metrics(val.y, probabilities(out_val, recipe.n_classes))
     key = f"val_{config.monitor_key}"
@@ -251,7 +260,7 @@ def fit_codebrain(
         {"epoch": r["epoch"], "train_loss": r["train_loss"], key: r.get(key)}
         for r in result.history
     ]
-    return FitResult(test_metrics, val_metrics, result.best_epoch, result.seconds, history)
+    return FitResult(test_metrics, val_metrics, result.best_epoch, result.seconds, history, counts)
 
 
 def log_band_powers(x: np.ndarray, sfreq: float) -> np.ndarray:
@@ -316,8 +325,9 @@ def fit_logbandpower(
             best = (_score(metrics[key]), i, metrics, clf)
     assert best is not None
     seconds = time.perf_counter() - t0
-    test_metrics = task_metrics(test.y, _full_proba(best[3], f_test, recipe.n_classes))
-    return FitResult(test_metrics, best[2], best[1], seconds, history)
+    prob = _full_proba(best[3], f_test, recipe.n_classes)
+    test_metrics = task_metrics(test.y, prob)
+    return FitResult(test_metrics, best[2], best[1], seconds, history, predicted_counts(prob))
 
 
 def epoch_windows(windows: TaskWindows, recipe: TaskRecipe) -> TaskWindows:
