@@ -143,8 +143,8 @@ RECIPE = TaskRecipe(
     split=Split(_subjects(0, 28), _subjects(28, 32), _subjects(32, 36)),
     split_note="sorted files 56/8/8: subjects 00-27 train, 28-31 val, 32-35 test",
     download=download,
-    # codebrain's addition, not the authors': over 6 subject folds x 2 seeds at 50 epochs it
-    # raised CodeBrain's test AUROC 0.673 -> 0.710 (9 of 12 folds); EEGNet's 0.593 -> 0.678 at
+    # codebrain's addition, not the authors': over 6 subject folds x 3 seeds at 50 epochs it
+    # raised CodeBrain's test AUROC 0.673 -> 0.708 (12 of 18 folds); EEGNet's 0.593 -> 0.678 at
     # 10 epochs, 0.710 -> 0.712 at 50 (benchmarks/results/eegmat_bench_cv.md); --no-augment
     # turns it off
     augment=True,
