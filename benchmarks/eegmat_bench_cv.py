@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from codebrain.benchmark.models import (
     PEERS,
@@ -213,6 +214,17 @@ class ShiftDataset(ArrayDataset):
         return torch.roll(x, shift, dims=-1) * torch.as_tensor(gain, dtype=x.dtype), y
 
 
+#: "augment" conditions that are the library's WindowAugment, by its frequency shift in Hz
+_FREQ_SHIFT = {"shift_freq": 1.5, "shift_freq3": 3.0}
+
+
+def _window_augment(augment: str | None, sfreq: float) -> WindowAugment | None:
+    """The library transform of a frequency-shift ``augment`` condition; None otherwise."""
+    if augment not in _FREQ_SHIFT:
+        return None
+    return WindowAugment(freq_shift=_FREQ_SHIFT[augment], sfreq=sfreq)
+
+
 def _scaled(w: TaskWindows, gain: float, norm: str = "none") -> TaskWindows:
     x = w.x * np.float32(gain)
     if norm == "channel_z":
@@ -249,7 +261,7 @@ def run_one(
         settings = peer_settings(kind, recipe, epochs=epochs, seed=seed)
         if cond.get("augment") not in (None, "shift_freq"):
             raise SystemExit(f"peers take augment 'shift_freq' only, got {cond['augment']!r}")
-        aug = WindowAugment(sfreq=recipe.sfreq) if cond.get("augment") else None
+        aug = _window_augment(cond.get("augment"), recipe.sfreq)
         res = fit_torch(model, recipe, train, val, test, settings, aug)
         return {
             "test": res.test,
@@ -270,15 +282,13 @@ def run_one(
     norm = cond.get("norm", "none")
     train, val, test = (_scaled(parts[k], gain, norm) for k in ("train", "val", "test"))
     augment = cond.get("augment")
+    library = _window_augment(augment, recipe.sfreq)  # shift_freq: what --augment applies
     if augment == "shift":
-        train_ds: ArrayDataset = ShiftDataset(train, seed)
+        train_ds: Dataset = ShiftDataset(train, seed)
     elif augment == "shift_chgain":
         train_ds = ShiftDataset(train, seed, channel_sigma=0.2)
-    elif augment == "shift_freq":  # what ``codebrain benchmark --augment`` applies
-        train_ds = AugmentedDataset(ArrayDataset(train), WindowAugment(sfreq=recipe.sfreq))
-    elif augment == "shift_freq3":
-        aug = WindowAugment(freq_shift=3.0, sfreq=recipe.sfreq)
-        train_ds = AugmentedDataset(ArrayDataset(train), aug)
+    elif library is not None:
+        train_ds = AugmentedDataset(ArrayDataset(train), library)
     else:
         train_ds = ArrayDataset(train)
     result = finetune(model, train_ds, ArrayDataset(val), config)
@@ -314,14 +324,12 @@ def summarise(results: dict[str, Any], reference: str) -> list[str]:
     return lines
 
 
-def _by_seed(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Runs per table row: ``name`` for seed 0, ``name (seed s)`` for other seeds."""
-    rows: dict[str, dict[str, Any]] = {}
+def _by_seed(results: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
+    """Runs per table row ``(condition, seed)``, keyed ``fold<k>``."""
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
     for name, runs in results["runs"].items():
         for run in runs.values():
-            seed = run.get("seed", 0)
-            label = name if seed == 0 else f"{name} (seed {seed})"
-            rows.setdefault(label, {})[f"fold{run['fold']}"] = run
+            rows.setdefault((name, run.get("seed", 0)), {})[f"fold{run['fold']}"] = run
     return rows
 
 
@@ -333,9 +341,8 @@ def markdown_table(results: dict[str, Any], reference: str) -> str:
     head += " | mean BA | mean AUROC | Δ BA / Δ AUROC vs " + reference + " (folds) | s / run |"
     lines = [head, "|" + "---|" * (len(folds) + 5)]
     rows = _by_seed(results)
-    for label, runs in rows.items():
-        seed = label.partition(" (seed ")[2].rstrip(")")
-        ref = rows.get(reference if not seed else f"{reference} (seed {seed})", {})
+    for (name, seed), runs in rows.items():
+        ref = rows.get((reference, seed), {})
         cells = [
             f"{runs[f'fold{f}']['test']['balanced_accuracy']:.3f} / "
             f"{runs[f'fold{f}']['test']['auroc']:.3f}"
@@ -348,7 +355,7 @@ def markdown_table(results: dict[str, Any], reference: str) -> str:
             v = np.array([r["test"][m] for r in runs.values()], dtype=float)
             stats.append(f"{v.mean():.3f} ± {v.std(ddof=1) if v.size > 1 else 0:.3f}")
         common = sorted(set(runs) & set(ref))
-        if runs is not ref and common:
+        if name != reference and common:
             d = [
                 np.mean([runs[k]["test"][m] - ref[k]["test"][m] for k in common])
                 for m in ("balanced_accuracy", "auroc")
@@ -357,6 +364,7 @@ def markdown_table(results: dict[str, Any], reference: str) -> str:
         else:
             delta = ""
         secs = np.mean([r["seconds"] for r in runs.values()])
+        label = name if seed == 0 else f"{name} (seed {seed})"
         lines.append(
             f"| {label} | " + " | ".join(cells) + f" | {stats[0]} | {stats[1]} | "
             f"{delta} | {secs:.0f} |"

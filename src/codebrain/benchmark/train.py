@@ -126,10 +126,6 @@ def _metrics(out: np.ndarray, y: np.ndarray, n_classes: int) -> dict[str, Any]:
     return task_metrics(y, probabilities(out, n_classes))
 
 
-def _counts(out: np.ndarray, y: np.ndarray, n_classes: int) -> list[int]:
-    return predicted_counts(probabilities(_flat(out, y)[0], n_classes))
-
-
 def _seed(seed: int) -> None:
     import random
 
@@ -224,10 +220,10 @@ def fit_torch(
     model.load_state_dict(best[3])
     model.eval()
     seconds = time.perf_counter() - t0
-    out = predict_outputs(model, test, settings.batch_size, device)
-    test_metrics = _metrics(out, test.y, recipe.n_classes)
-    counts = _counts(out, test.y, recipe.n_classes)
-    return FitResult(test_metrics, best[2], best[1], seconds, history, counts)
+    out, y = _flat(predict_outputs(model, test, settings.batch_size, device), test.y)
+    prob = probabilities(out, recipe.n_classes)
+    test_metrics = task_metrics(y, prob)
+    return FitResult(test_metrics, best[2], best[1], seconds, history, predicted_counts(prob))
 
 
 def fit_codebrain(
@@ -251,8 +247,9 @@ def fit_codebrain(
     trained = result.model
     device = next(trained.parameters()).device
     out = predict_outputs(trained.classify, test, config.batch_size, device)
-    test_metrics = task_metrics(test.y, probabilities(out, recipe.n_classes))
-    counts = predicted_counts(probabilities(out, recipe.n_classes))
+    prob = probabilities(out, recipe.n_classes)
+    test_metrics = task_metrics(test.y, prob)
+    counts = predicted_counts(prob)
     out_val = predict_outputs(trained.classify, val, config.batch_size, device)
     val_metrics = task_metrics(val.y, probabilities(out_val, recipe.n_classes))
     key = f"val_{config.monitor_key}"
