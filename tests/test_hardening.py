@@ -246,6 +246,34 @@ def test_run_folders_of_the_other_stage_are_named(tmp_path, capsys):
     one_line_error(err, "tokenizer-train", "pretrain run folder", "not a tokenizer-train run")
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["pretrain", "--corpus", "c", "--tokenizer", "t"],
+        ["pretrain", "--corpus", "c", "--tokenizer", "t", "--resume"],
+        ["tokenizer-train", "--corpus", "c"],
+        ["finetune", "data.npz", "--resume"],
+    ],
+    ids=["pretrain", "pretrain-resume", "tokenizer-train", "finetune-resume"],
+)
+def test_run_folders_are_never_written_beside_a_users_files(tmp_path, capsys, command):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    (mine / ".DS_Store").write_bytes(b"")
+    before = snapshot(mine)
+    args = [str(tmp_path / a) if a in ("c", "t", "data.npz") else a for a in command]
+    code, err = run_cli(capsys, *args, "--out", str(mine))
+    assert code == 2
+    one_line_error(err, command[0], "notes.txt", "no codebrain command wrote")
+    assert snapshot(mine) == before
+    hidden_only = tmp_path / "hidden_only"  # hidden entries alone are no user's files
+    hidden_only.mkdir()
+    (hidden_only / ".DS_Store").write_bytes(b"")
+    code, err = run_cli(capsys, *args, "--out", str(hidden_only))
+    assert "no codebrain command wrote" not in err
+
+
 def test_pretrain_over_checkpoints_names_the_resume_flag(tmp_path, capsys):
     from codebrain.training.checkpointing import save_checkpoint
 

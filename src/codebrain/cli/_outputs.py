@@ -161,7 +161,9 @@ def check_run_folder(
 
     A run folder is continued, never replaced, so an existing folder is fine when it is empty
     or was written by ``command``; a folder of another command (a corpus, the other stage's
-    run, a model) is refused with a message saying whose it is.
+    run, a model) is refused with a message saying whose it is, and so is a folder holding
+    files no codebrain command wrote (a run would mix its files with them). Hidden entries
+    (an interrupted atomic write's ``.<name>.*.tmp``, ``.DS_Store``) do not count.
     """
     out = Path(path)
     if out.exists() and not out.is_dir():
@@ -171,8 +173,21 @@ def check_run_folder(
         raise CLIError(
             f"{flag} {out} is {found}, not a {command} run; choose an empty or new folder."
         )
+    foreign = _visible_entries(out) if found is None else []
+    if foreign:
+        raise CLIError(
+            f"{flag} {out} holds files that no codebrain command wrote (e.g. {foreign[0]!r}) "
+            f"and is not a {command} run; choose an empty or new folder."
+        )
     _check_writable(out, out.absolute(), flag)
     return out
+
+
+def _visible_entries(folder: Path) -> list[str]:
+    """Names of the non-hidden entries of ``folder``, sorted (``[]``: absent or empty)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
 
 
 def _check_writable(out: Path, start: Path, flag: str) -> None:
