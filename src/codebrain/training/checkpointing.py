@@ -209,8 +209,9 @@ def load_checkpoint(
     return dict(state.get("extra") or {})
 
 
-def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
-    # NumPy's RNG state is a tuple holding an ndarray: allow exactly those globals.
+def _read(path: Path, map_location: str | torch.device, *, mmap: bool = False) -> dict[str, Any]:
+    # NumPy's RNG state is a tuple holding an ndarray: allow exactly those globals. ``mmap``
+    # maps the tensor data instead of reading it (enough to check that the file is whole).
     safe = [np.dtype, np.ndarray, type(np.dtype("uint32"))]
     try:
         from numpy._core.multiarray import _reconstruct  # numpy >= 2
@@ -219,7 +220,7 @@ def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     safe.append(_reconstruct)
     try:
         with torch.serialization.safe_globals(safe):
-            state = torch.load(path, map_location=map_location, weights_only=True)
+            state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:  # torch's message runs over many lines (and suggests an unsafe
         # weights_only=False): one line naming the file instead, torch's kept as the cause
         raise ValueError(
@@ -254,11 +255,12 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
     """The newest checkpoint in ``directory`` that can be read, or ``None``.
 
     Unreadable files (which atomic writes should never produce, but a full disk or a copy
-    might) are skipped with a warning.
+    might) are skipped with a warning. The check memory-maps the tensor data instead of
+    reading it, so finding the checkpoint does not read a large file a second time.
     """
     for _, p in reversed(list_checkpoints(directory)):
         try:
-            _read(p, "cpu")
+            _read(p, "cpu", mmap=True)
         except Exception as err:  # any unreadable file is skipped
             logger.warning("Skipping unreadable checkpoint %s: %s", p, err)
             continue
