@@ -126,6 +126,20 @@ def test_folders_of_earlier_versions_and_final_still_load(workspace, tmp_path):
     assert preds[0] == preds[1] == preds[2]
 
 
+def test_finetune_augment_is_recorded_and_refused_with_a_frozen_backbone(workspace, tmp_path):
+    npz, out = str(workspace["npz"]), tmp_path / "aug"
+    proc = cli(
+        "finetune", npz, "-o", str(out), "--width", "8", "--layers", "1", "--epochs", "1",
+        "--batch-size", "8", "--val-fraction", "0.34", "--no-progress", "--augment",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "config.json").read_text())["finetune"]["augment"] is True
+    bad = tmp_path / "bad"
+    proc = cli("finetune", npz, "-o", str(bad), "--mode", "linear", "--augment")
+    assert_one_line_error(proc, "finetune", "augment needs mode='full'")
+    assert not bad.exists()
+
+
 def test_finetune_resume_continues_and_a_fresh_start_is_refused(workspace, tmp_path):
     npz, out = str(workspace["npz"]), tmp_path / "run"
     common = ("--width", "8", "--layers", "1", "--epochs", "3", "--batch-size", "8",

@@ -308,3 +308,35 @@ def test_balanced_sampling_is_checked():
         FinetuneConfig(balanced_sampling="yes")
     with pytest.raises(ValueError, match="classification"):
         FinetuneConfig(balanced_sampling=True, task="regression")
+
+
+def test_augment_transforms_every_training_draw_and_no_validation_window(monkeypatch):
+    from codebrain.training import augment
+
+    calls: list[tuple[int, ...]] = []
+    real = augment.WindowAugment.__call__
+
+    def counting(self, x):
+        assert self.sfreq == 200.0  # the model's sampling rate
+        calls.append(tuple(x.shape))
+        return real(self, x)
+
+    monkeypatch.setattr(augment.WindowAugment, "__call__", counting)
+    train, val = rhythm_windows(32), rhythm_windows(16, seed=1)
+    cfg = _cfg(epochs=2, augment=True, seed=1)
+    first = finetune(make_tiny_classifier(sfreq=200.0), train, val, cfg)
+    assert calls == [(3, 400)] * (2 * 32)  # one draw per training window and epoch, nothing else
+    again = finetune(make_tiny_classifier(sfreq=200.0), train, val, cfg)
+    assert again.history == first.history  # the draws follow the seed
+    plain = finetune(make_tiny_classifier(sfreq=200.0), train, val, _cfg(epochs=2, seed=1))
+    assert [h["train_loss"] for h in plain.history] != [h["train_loss"] for h in first.history]
+    assert torch.equal(train.x, rhythm_windows(32).x)  # the caller's windows are untouched
+
+
+def test_augment_is_checked():
+    with pytest.raises(ValueError, match="augment needs mode='full'"):
+        FinetuneConfig(augment=True, mode="linear")
+    with pytest.raises(TypeError, match="FinetuneConfig.augment must be True or False"):
+        FinetuneConfig(augment=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="augment needs the model's sampling rate"):
+        finetune(make_tiny_classifier(), rhythm_windows(16), None, _cfg(augment=True))

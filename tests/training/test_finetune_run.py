@@ -69,28 +69,35 @@ def test_run_folder_layout_and_loading(tmp_path):
             torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize(("mode", "ema"), [("full", 0.0), ("linear", 0.0), ("full", 0.8)])
-def test_resume_after_a_crash_ends_as_the_uninterrupted_run(tmp_path, monkeypatch, mode, ema):
+@pytest.mark.parametrize(
+    ("mode", "ema", "augment"),
+    [("full", 0.0, False), ("linear", 0.0, False), ("full", 0.8, False), ("full", 0.0, True)],
+)
+def test_resume_after_a_crash_ends_as_the_uninterrupted_run(
+    tmp_path, monkeypatch, mode, ema, augment
+):
     train, val = _data()
-    cfg = _cfg(mode=mode, balanced_sampling=True, keep_checkpoints=2, ema_decay=ema)
-    ref = finetune(make_tiny_classifier(), train, val, cfg, out_dir=tmp_path / "ref")
+    cfg = _cfg(
+        mode=mode, balanced_sampling=True, keep_checkpoints=2, ema_decay=ema, augment=augment
+    )
+    ref = finetune(make_tiny_classifier(sfreq=200.0), train, val, cfg, out_dir=tmp_path / "ref")
 
     out = tmp_path / "crashed"
     with monkeypatch.context() as m:
         _crash_at(m, 3)
         with pytest.raises(KeyboardInterrupt):
-            finetune(make_tiny_classifier(), train, val, cfg, out_dir=out)
+            finetune(make_tiny_classifier(sfreq=200.0), train, val, cfg, out_dir=out)
     assert not (out / "final").exists() and not (out / "result.json").exists()
     with pytest.raises(FileNotFoundError, match="has not finished"):
         load_finetuned(out)
 
     resume = _cfg(**{**cfg.to_dict(), "resume": True})
     if mode == "full":  # the whole model is in the checkpoint: any initial weights will do
-        start = make_tiny_classifier(seed=5)
+        start = make_tiny_classifier(seed=5, sfreq=200.0)
     else:  # the frozen backbone is not: another one is refused
         with pytest.raises(ValueError, match="its run had other backbone weights"):
-            finetune(make_tiny_classifier(seed=5), train, val, resume, out_dir=out)
-        start = make_tiny_classifier()
+            finetune(make_tiny_classifier(seed=5, sfreq=200.0), train, val, resume, out_dir=out)
+        start = make_tiny_classifier(sfreq=200.0)
     resumed = finetune(start, train, val, resume, out_dir=out)
     assert resumed.history == ref.history
     assert resumed.best_epoch == ref.best_epoch

@@ -86,7 +86,7 @@ class _State:
 _RESUMABLE_CHANGES = ("resume", "device", "num_workers", "progress", "keep_checkpoints")
 #: settings added after the first run folders, with their defaults: left out of the
 #: fingerprint at that default, so that checkpoints written before them still resume
-_ADDED_FIELDS: dict[str, Any] = {"ema_decay": 0.0}
+_ADDED_FIELDS: dict[str, Any] = {"ema_decay": 0.0, "augment": False}
 _NO_DEFAULT = object()
 
 

@@ -67,6 +67,7 @@ from codebrain.training._finetune_state import (
     _State,
     _write_checkpoint,
 )
+from codebrain.training.augment import AugmentedDataset, WindowAugment
 from codebrain.training.batching import balanced_sampler, dataset_labels, make_loader, subset
 from codebrain.training.batching import batch_xy as _xy
 from codebrain.training.finetune_config import (
@@ -304,6 +305,8 @@ def finetune(
         if len(val_ds) == 0:
             raise ValueError("The validation set is empty.")
         _check_labels(dataset_labels(val_ds), cfg, n_out, "validation")
+    if cfg.augment:
+        train_ds = AugmentedDataset(train_ds, _window_augment(model))
     weights = _class_weights(cfg, y_train, n_out)
     if cfg.task == "classification":
         criterion: nn.Module = nn.CrossEntropyLoss(
@@ -324,6 +327,18 @@ def finetune(
         run.save_final(result.model, final_files)
         run.write_result(result.to_dict())
     return result
+
+
+def _window_augment(model: CodeBrain) -> WindowAugment:
+    """``config.augment``'s transform, at the model's sampling rate."""
+    try:
+        sfreq = float(model.sfreq)
+    except ValueError:
+        raise ValueError(
+            "augment needs the model's sampling rate (its frequency shift is in Hz): build "
+            "the model with sfreq=..., or input_window_seconds and n_times."
+        ) from None
+    return WindowAugment(sfreq=sfreq)
 
 
 def _train(
