@@ -256,21 +256,22 @@ def test_run_folders_of_the_other_stage_are_named(tmp_path, capsys):
     ],
     ids=["pretrain", "pretrain-resume", "tokenizer-train", "finetune-resume"],
 )
-def test_run_folders_are_never_written_beside_a_users_files(tmp_path, capsys, command):
+def test_a_run_never_replaces_a_users_file_of_a_name_it_writes(tmp_path, capsys, command):
     mine = tmp_path / "mine"
     mine.mkdir()
+    (mine / "config.json").write_text('{"my": "settings"}')  # not a codebrain run's config
     (mine / "notes.txt").write_text("my notes")
-    (mine / ".DS_Store").write_bytes(b"")
     before = snapshot(mine)
     args = [str(tmp_path / a) if a in ("c", "t", "data.npz") else a for a in command]
     code, err = run_cli(capsys, *args, "--out", str(mine))
     assert code == 2
-    one_line_error(err, command[0], "notes.txt", "no codebrain command wrote")
+    one_line_error(err, command[0], "'config.json'", "no codebrain command wrote", "replace")
     assert snapshot(mine) == before
-    hidden_only = tmp_path / "hidden_only"  # hidden entries alone are no user's files
-    hidden_only.mkdir()
-    (hidden_only / ".DS_Store").write_bytes(b"")
-    code, err = run_cli(capsys, *args, "--out", str(hidden_only))
+    # other files stay beside the run: a log the shell opened there, copied checkpoints
+    logged = tmp_path / "logged"
+    (logged / "checkpoints").mkdir(parents=True)
+    (logged / "train.log").write_text("")
+    code, err = run_cli(capsys, *args, "--out", str(logged))
     assert "no codebrain command wrote" not in err
 
 

@@ -75,18 +75,23 @@ def test_draws_follow_torch_seed_and_input_is_untouched():
     assert aug(x).shape == (3, 1000)
 
 
-def test_dataset_wrapper_keeps_labels():
+@pytest.mark.parametrize("attr", ["y", "labels"])
+def test_dataset_wrapper_keeps_labels_without_drawing_items(attr, monkeypatch):
     class Windows(torch.utils.data.Dataset):
-        y = np.array([0, 1, 1])
-
         def __len__(self):
             return 3
 
         def __getitem__(self, i):
-            return torch.randn(2, 400), torch.tensor(self.y[i])
+            return torch.randn(2, 400), torch.tensor(getattr(self, attr)[i])
 
-    ds = AugmentedDataset(Windows(), WindowAugment())
+    base = Windows()
+    setattr(base, attr, np.array([0, 1, 1]))
+    ds = AugmentedDataset(base, WindowAugment())
+    drawn = []
+    monkeypatch.setattr(Windows, "__getitem__", lambda self, i: drawn.append(i))
     assert len(ds) == 3 and list(dataset_labels(ds)) == [0, 1, 1]
+    assert drawn == []  # the labels came from the array, not from transformed items
+    monkeypatch.undo()
     x, y = ds[1]
     assert x.shape == (2, 400) and int(y) == 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 import torch
 from torch import nn
 
@@ -41,3 +42,19 @@ def test_finding_a_checkpoint_maps_its_tensors_instead_of_reading_them(tmp_path,
     monkeypatch.setattr(torch, "load", recording_load)
     assert latest_checkpoint(tmp_path) == checkpoint_path(tmp_path, 1)
     assert calls == [True]
+
+
+def test_a_checkpoint_that_cannot_be_mapped_is_read_instead(tmp_path):
+    from codebrain.training.checkpointing import capture_rng_state
+
+    state = {  # what save_checkpoint writes, in torch's legacy (pre-1.6, unmappable) format
+        "format_version": 1,
+        "model": nn.Linear(4, 4).state_dict(),
+        "rng": capture_rng_state(),
+        "extra": {"step": 7},
+    }
+    path = checkpoint_path(tmp_path, 7)
+    torch.save(state, path, _use_new_zipfile_serialization=False)
+    with pytest.raises(RuntimeError, match="mmap"):
+        torch.load(path, mmap=True, weights_only=False)
+    assert latest_checkpoint(tmp_path) == path

@@ -131,6 +131,11 @@ def test_fresh_start_over_checkpoints_and_foreign_resume_are_refused(tmp_path):
             make_tiny_classifier(), train, val, _cfg(epochs=1, lr=5e-3, resume=True),
             out_dir=tmp_path,
         )  # fmt: skip
+    with pytest.raises(ValueError, match="its run had other config"):  # augment turned on
+        finetune(
+            make_tiny_classifier(sfreq=200.0), train, val,
+            _cfg(epochs=1, augment=True, resume=True), out_dir=tmp_path,
+        )  # fmt: skip
     with pytest.raises(ValueError, match="its run had other n_train"):
         finetune(
             make_tiny_classifier(), rhythm_windows(24), val, _cfg(epochs=1, resume=True),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from codebrain.cli import CLIError
+from codebrain.utils.run_layout import LAYOUT
 
 __all__ = ["check_output", "check_run_folder", "folder_kind", "sigterm_as_exit"]
 
@@ -154,6 +155,20 @@ def check_output(
     return out
 
 
+#: what a run writes at the top of its folder, besides ``checkpoints/`` (whose files a
+#: resume checks against the run)
+_RUN_FILES = (
+    LAYOUT.config,
+    f"{LAYOUT.metrics}.csv",
+    f"{LAYOUT.metrics}.jsonl",
+    LAYOUT.result,
+    LAYOUT.final,
+    "tensorboard",
+    "learning_curves.png",
+    "confusion_matrix.png",
+)
+
+
 def check_run_folder(
     path: str | os.PathLike, *, command: str, own_kind: str, flag: str = "--out"
 ) -> Path:
@@ -161,9 +176,10 @@ def check_run_folder(
 
     A run folder is continued, never replaced, so an existing folder is fine when it is empty
     or was written by ``command``; a folder of another command (a corpus, the other stage's
-    run, a model) is refused with a message saying whose it is, and so is a folder holding
-    files no codebrain command wrote (a run would mix its files with them). Hidden entries
-    (an interrupted atomic write's ``.<name>.*.tmp``, ``.DS_Store``) do not count.
+    run, a model) is refused with a message saying whose it is, and so is a folder where a
+    file no codebrain command wrote has a name the run writes (``config.json``,
+    ``metrics.csv``, ...): the run would replace it. Other files (a log the shell or the
+    scheduler opened there, copied ``checkpoints/`` to resume from) stay beside the run.
     """
     out = Path(path)
     if out.exists() and not out.is_dir():
@@ -173,21 +189,14 @@ def check_run_folder(
         raise CLIError(
             f"{flag} {out} is {found}, not a {command} run; choose an empty or new folder."
         )
-    foreign = _visible_entries(out) if found is None else []
-    if foreign:
+    clashes = [n for n in _RUN_FILES if (out / n).exists()] if found is None else []
+    if clashes:
         raise CLIError(
-            f"{flag} {out} holds files that no codebrain command wrote (e.g. {foreign[0]!r}) "
-            f"and is not a {command} run; choose an empty or new folder."
+            f"{flag} {out} holds {clashes[0]!r}, which no codebrain command wrote (the folder "
+            f"is not a {command} run) and the run would replace; choose an empty or new folder."
         )
     _check_writable(out, out.absolute(), flag)
     return out
-
-
-def _visible_entries(folder: Path) -> list[str]:
-    """Names of the non-hidden entries of ``folder``, sorted (``[]``: absent or empty)."""
-    if not folder.is_dir():
-        return []
-    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
 
 
 def _check_writable(out: Path, start: Path, flag: str) -> None:

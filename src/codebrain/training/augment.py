@@ -144,8 +144,10 @@ class AugmentedDataset(Dataset):
     Parameters
     ----------
     dataset : Dataset
-        Items ``(x, y)`` with ``x`` ``(n_chans, n_times)``; its ``y`` array, if any, is kept
-        (for :func:`codebrain.training.batching.dataset_labels`).
+        Items ``(x, y)`` with ``x`` ``(n_chans, n_times)``; its ``y`` (or ``labels``) array,
+        if any, is kept as ``y``, so that
+        :func:`codebrain.training.batching.dataset_labels` reads the labels without drawing
+        (and transforming) every item.
     augment : WindowAugment
     """
 
@@ -153,9 +155,11 @@ class AugmentedDataset(Dataset):
         check_type("augment", augment, WindowAugment)
         self.dataset = dataset
         self.augment = augment
-        labels = getattr(dataset, "y", None)
-        if labels is not None and not callable(labels):
-            self.y = labels
+        for attr in ("y", "labels"):
+            labels = getattr(dataset, attr, None)
+            if labels is not None and not callable(labels):
+                self.y = labels
+                break
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]

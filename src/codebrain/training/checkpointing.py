@@ -256,16 +256,28 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
 
     Unreadable files (which atomic writes should never produce, but a full disk or a copy
     might) are skipped with a warning. The check memory-maps the tensor data instead of
-    reading it, so finding the checkpoint does not read a large file a second time.
+    reading it, so finding the checkpoint does not read a large file a second time; a file
+    that cannot be mapped (torch's legacy format, a file system without ``mmap``) is read.
     """
     for _, p in reversed(list_checkpoints(directory)):
-        try:
-            _read(p, "cpu", mmap=True)
-        except Exception as err:  # any unreadable file is skipped
-            logger.warning("Skipping unreadable checkpoint %s: %s", p, err)
-            continue
-        return p
+        if _readable(p):
+            return p
     return None
+
+
+def _readable(path: Path) -> bool:
+    """Whether ``path`` loads as a checkpoint (mapped first, read when mapping fails)."""
+    try:
+        _read(path, "cpu", mmap=True)
+        return True
+    except Exception:  # noqa: BLE001 - retried without mmap, which names the problem
+        pass
+    try:
+        _read(path, "cpu")
+        return True
+    except Exception as err:  # any unreadable file is skipped
+        logger.warning("Skipping unreadable checkpoint %s: %s", path, err)
+        return False
 
 
 def prune_checkpoints(directory: str | Path, keep: int) -> list[Path]:
