@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
+from codebrain.training.batching import label_array
 from codebrain.utils.check import check_number, check_type
 
 __all__ = ["AugmentedDataset", "WindowAugment", "analytic_signal", "frequency_shift"]
@@ -155,11 +156,9 @@ class AugmentedDataset(Dataset):
         check_type("augment", augment, WindowAugment)
         self.dataset = dataset
         self.augment = augment
-        for attr in ("y", "labels"):
-            labels = getattr(dataset, attr, None)
-            if labels is not None and not callable(labels):
-                self.y = labels
-                break
+        labels = label_array(dataset)
+        if labels is not None:
+            self.y = labels
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]

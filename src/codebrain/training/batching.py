@@ -13,7 +13,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["balanced_sampler", "batch_xy", "dataset_labels", "make_loader", "subset"]
+__all__ = [
+    "balanced_sampler",
+    "batch_xy",
+    "dataset_labels",
+    "label_array",
+    "make_loader",
+    "subset",
+]
 
 
 def batch_xy(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,10 +36,11 @@ def batch_xy(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return batch[0], batch[1]
 
 
-def dataset_labels(dataset: Dataset) -> np.ndarray:
-    """All labels of a dataset of ``(x, y)`` items, shape (n_samples,).
+def label_array(dataset: Dataset) -> np.ndarray | None:
+    """The dataset's ``y`` / ``labels`` array attribute, one row per item; ``None``: none.
 
-    Uses a ``y`` / ``labels`` array attribute when present, else reads every item.
+    Wrappers (:func:`subset`, :class:`~codebrain.training.augment.AugmentedDataset`) keep it
+    as ``y`` so that :func:`dataset_labels` needs no pass over the items.
     """
     for attr in ("y", "labels"):
         val = getattr(dataset, attr, None)
@@ -40,17 +48,28 @@ def dataset_labels(dataset: Dataset) -> np.ndarray:
             arr = np.asarray(val)
             if arr.ndim >= 1 and arr.shape[0] == len(dataset):
                 return arr.reshape(len(dataset), *arr.shape[1:])
+    return None
+
+
+def dataset_labels(dataset: Dataset) -> np.ndarray:
+    """All labels of a dataset of ``(x, y)`` items, shape (n_samples,).
+
+    Uses :func:`label_array` when the dataset has one, else reads every item.
+    """
+    labels = label_array(dataset)
+    if labels is not None:
+        return labels
     return np.asarray([np.asarray(batch_xy(dataset[i])[1]) for i in range(len(dataset))])
 
 
 def subset(dataset: Dataset, indices: Sequence[int]) -> Dataset:
-    """``torch.utils.data.Subset`` that keeps a ``y`` array for :func:`dataset_labels`."""
+    """``torch.utils.data.Subset`` that keeps the label array for :func:`dataset_labels`."""
     from torch.utils.data import Subset
 
     sub = Subset(dataset, list(map(int, indices)))
-    labels = getattr(dataset, "y", None)
-    if labels is not None and not callable(labels):
-        sub.y = np.asarray(labels)[np.asarray(indices, dtype=np.int64)]  # type: ignore[attr-defined]
+    labels = label_array(dataset)
+    if labels is not None:
+        sub.y = labels[np.asarray(indices, dtype=np.int64)]  # type: ignore[attr-defined]
     return sub
 
 
