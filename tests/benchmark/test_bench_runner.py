@@ -71,6 +71,10 @@ def test_e2e_two_models_results_schema(eegmat_dir: Path, tmp_path: Path, capsys)
         assert entry["mean"]["auroc"] == pytest.approx(np.mean(vals))
         for counts in entry["test_predicted"].values():  # argmax per class, every test window
             assert set(counts) == {"rest", "arithmetic"} and sum(counts.values()) == 48
+    # per seed, the curve the epoch was selected on: one row per epoch (per C for the baseline)
+    curve = res["models"]["codebrain"]["history"]["0"]
+    assert [r["epoch"] for r in curve] == [1] and set(curve[0]) >= {"train_loss", "val_auroc"}
+    assert len(res["models"]["logbandpower"]["history"]["1"]) == 5  # the C grid
     md = (out / "results.md").read_text()
     assert "fallback" in md and "auc(recall, precision)" in md
     assert (out / "results.png").stat().st_size > 1000

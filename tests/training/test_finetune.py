@@ -340,3 +340,26 @@ def test_augment_is_checked():
         FinetuneConfig(augment=1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="augment needs the model's sampling rate"):
         finetune(make_tiny_classifier(), rhythm_windows(16), None, _cfg(augment=True))
+
+
+class _CountingWindows(torch.utils.data.Dataset):
+    """Items of ``inner`` without a label array, counting every item read."""
+
+    def __init__(self, inner: TensorWindows) -> None:
+        self.inner = inner
+        self.reads = 0
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, i: int):
+        self.reads += 1
+        return self.inner[i]
+
+
+def test_balanced_sampling_reads_the_training_labels_once():
+    # a dataset without a y / labels array: its labels cost one pass over the items, taken
+    # once for the checks and the sampler; one epoch then draws len(ds) items
+    ds = _CountingWindows(rhythm_windows(24))
+    finetune(make_tiny_classifier(), ds, None, _cfg(balanced_sampling=True, epochs=1))
+    assert ds.reads == 2 * len(ds)

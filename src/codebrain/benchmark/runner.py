@@ -346,7 +346,11 @@ def run_benchmark(
     Returns
     -------
     dict
-        The ``results.json`` content (see :func:`write_results`).
+        The ``results.json`` content (see :func:`write_results`). Per model, beside the
+        metrics: ``best_epoch`` (per seed, the epoch chosen on validation), ``test_predicted``
+        (test windows per class at that epoch) and ``history`` (per seed, one row per epoch:
+        ``train_loss`` and the validation selection metric, ``val_<metric>``; for the
+        band-power baseline one row per ``C``).
     """
     import tempfile
 
@@ -423,7 +427,7 @@ def run_benchmark(
         scratch = Path(work_dir) if work_dir is not None else Path(tmp)
         for name in names:
             seeds_out: dict[str, dict[str, Any]] = {}
-            best_epochs, counts, seconds, pre_seconds, params = {}, {}, [], [], 0
+            best_epochs, counts, histories, seconds, pre_seconds, params = {}, {}, {}, [], [], 0
             for seed in seed_list:
                 logger.info("%s: training %s, seed %d.", recipe.title, name, seed)
                 with logging_redirect_tqdm(loggers=[logging.getLogger("codebrain")]):
@@ -444,6 +448,7 @@ def run_benchmark(
                     )
                 seeds_out[str(seed)] = {m: res.test.get(m) for m in recipe.metrics}
                 best_epochs[str(seed)] = res.best_epoch
+                histories[str(seed)] = _json_history(res.history)
                 if res.test_counts:
                     counts[str(seed)] = dict(zip(recipe.classes, res.test_counts, strict=True))
                     _warn_one_class(name, seed, counts[str(seed)])
@@ -468,6 +473,7 @@ def run_benchmark(
                 "train_seconds_total": float(np.sum(seconds)),
                 "best_epoch": best_epochs,
                 "test_predicted": counts,
+                "history": histories,
             }
             if name == "codebrain_pt":
                 entry["pretrain_seconds"] = float(np.mean(pre_seconds))
@@ -475,6 +481,14 @@ def run_benchmark(
                 entry["pretrained"] = str(pretrained)
             results["models"][name] = entry
     return results
+
+
+def _json_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-epoch rows (``epoch``, ``train_loss``, ``val_<metric>``, ...) as JSON numbers."""
+    return [
+        {k: None if v is None else (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
+        for row in history
+    ]
 
 
 def _fmt(v: Any) -> str:

@@ -319,7 +319,7 @@ def finetune(
     # Freeze/unfreeze for the mode; the caller's requires_grad flags come back on every exit.
     flags = [(p, p.requires_grad) for p in model.parameters()]
     try:
-        result = _train(model, train_ds, val_ds, cfg, device, criterion, run, ckpt)
+        result = _train(model, train_ds, y_train, val_ds, cfg, device, criterion, run, ckpt)
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
@@ -344,6 +344,7 @@ def _window_augment(model: CodeBrain) -> WindowAugment:
 def _train(
     model: CodeBrain,
     train_ds: Dataset,
+    y_train: np.ndarray,
     val_ds: Dataset | None,
     cfg: FinetuneConfig,
     device: torch.device,
@@ -351,12 +352,10 @@ def _train(
     run: RunFolder | None,
     ckpt: Path | None,
 ) -> FinetuneResult:
-    """The training loop of :func:`finetune` (arguments already checked; ``ckpt``: resume)."""
+    """The training loop of :func:`finetune` (arguments checked, labels read; ``ckpt``: resume)."""
     head, step_fn, train_in, val_in = _setup_mode(model, train_ds, val_ds, cfg, device)
     optimizer = torch.optim.AdamW(_param_groups(model, head, cfg), betas=(0.9, 0.999))
-    sampler = (
-        balanced_sampler(dataset_labels(train_ds), cfg.seed) if cfg.balanced_sampling else None
-    )
+    sampler = balanced_sampler(y_train, cfg.seed) if cfg.balanced_sampling else None
     loader = _loader(train_in, cfg, shuffle=True, seed=cfg.seed, sampler=sampler)
     scheduler = _build_scheduler(
         optimizer,
