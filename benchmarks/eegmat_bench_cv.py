@@ -142,6 +142,27 @@ CONDITIONS: dict[str, dict[str, Any]] = {
         "augment": "shift",
         "ft": {"ema_decay": 0.98},
     },
+    # the default recipe (frequency shift) with the moving average of the weights
+    "codebrain_ep50_freq_ema": {
+        "model": "codebrain",
+        "epochs": 50,
+        "augment": "shift_freq",
+        "ft": {"ema_decay": 0.98},
+    },
+    # the default recipe with a faster start (2 warm-up epochs to a higher peak lr), against
+    # the under-fit early epochs that validation AUROC sometimes selects (BA 0.5 at AUROC 0.8)
+    "codebrain_ep50_freq_lr3e4_wu2": {
+        "model": "codebrain",
+        "epochs": 50,
+        "augment": "shift_freq",
+        "ft": {"lr": 3e-4, "backbone_lr": 3e-4, "warmup_epochs": 2.0},
+    },
+    "codebrain_ep50_freq_lr1e3_wu2": {
+        "model": "codebrain",
+        "epochs": 50,
+        "augment": "shift_freq",
+        "ft": {"lr": 1e-3, "backbone_lr": 1e-3, "warmup_epochs": 2.0},
+    },
     # stronger regularisation against the early over-fit of the 50-epoch runs (val AUROC peaks
     # at epochs 4-13 while the training loss falls to 0.01): head dropout 0.5, weight decay 0.05
     "codebrain_ep50_reg": {
