@@ -448,7 +448,7 @@ def run_benchmark(
                     )
                 seeds_out[str(seed)] = {m: res.test.get(m) for m in recipe.metrics}
                 best_epochs[str(seed)] = res.best_epoch
-                histories[str(seed)] = _json_history(res.history)
+                histories[str(seed)] = res.history  # JSON numbers, as the trainers build them
                 if res.test_counts:
                     counts[str(seed)] = dict(zip(recipe.classes, res.test_counts, strict=True))
                     _warn_one_class(name, seed, counts[str(seed)])
@@ -481,14 +481,6 @@ def run_benchmark(
                 entry["pretrained"] = str(pretrained)
             results["models"][name] = entry
     return results
-
-
-def _json_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per-epoch rows (``epoch``, ``train_loss``, ``val_<metric>``, ...) as JSON numbers."""
-    return [
-        {k: None if v is None else (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
-        for row in history
-    ]
 
 
 def _fmt(v: Any) -> str:
