@@ -54,14 +54,19 @@ from codebrain.benchmark.models import (
 )
 from codebrain.benchmark.recipe import TaskWindows, get_recipe
 from codebrain.benchmark.runner import load_split_windows
-from codebrain.benchmark.scoring import probabilities, task_metrics
+from codebrain.benchmark.scoring import (
+    VAL_THRESHOLD_METRIC,
+    probabilities,
+    task_metrics,
+    validation_threshold,
+)
 from codebrain.benchmark.train import ArrayDataset, fit_logbandpower, fit_torch, predict_outputs
 from codebrain.training.augment import AugmentedDataset, WindowAugment
 from codebrain.utils.io import atomic_write_json
 
 logger = logging.getLogger("eegmat_bench_cv")
 RESULTS = Path(__file__).parent / "results" / "eegmat_bench_cv.json"
-METRICS = ("balanced_accuracy", "auroc", "auprc")
+METRICS = ("balanced_accuracy", "auroc", "auprc", VAL_THRESHOLD_METRIC)
 
 
 def _study() -> Any:
@@ -313,10 +318,13 @@ def run_one(
     else:
         train_ds = ArrayDataset(train)
     result = finetune(model, train_ds, ArrayDataset(val), config)
-    out = predict_outputs(result.model.classify, test, config.batch_size, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    out = predict_outputs(result.model.classify, test, config.batch_size, cpu)
+    out_val = predict_outputs(result.model.classify, val, config.batch_size, cpu)
+    threshold = validation_threshold(val.y, probabilities(out_val, recipe.n_classes))
     key = f"val_{config.monitor_key}"
     return {
-        "test": task_metrics(test.y, probabilities(out, recipe.n_classes)),
+        "test": task_metrics(test.y, probabilities(out, recipe.n_classes), threshold),
         "best_epoch": result.best_epoch,
         "history": [
             {"epoch": r["epoch"], "train_loss": r["train_loss"], key: r.get(key)}
@@ -335,6 +343,9 @@ def summarise(results: dict[str, Any], reference: str) -> list[str]:
         for m in ("balanced_accuracy", "auroc"):
             v = np.array([r["test"][m] for r in runs.values()], dtype=float)
             row += f"  {m[:5]} {v.mean():.3f} ± {v.std(ddof=1) if v.size > 1 else 0:.3f}"
+        tuned = [r["test"].get(VAL_THRESHOLD_METRIC) for r in runs.values()]
+        if all(v is not None for v in tuned):
+            row += f"  BA@val-threshold {np.mean(tuned):.3f}"
         common = sorted(set(runs) & set(ref))
         if name != reference and common:
             for m in ("balanced_accuracy", "auroc"):

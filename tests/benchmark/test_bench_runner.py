@@ -14,7 +14,13 @@ import torch
 from codebrain.benchmark import get_recipe
 from codebrain.benchmark.models import AuthorsHead, codebrain_training_settings
 from codebrain.benchmark.runner import parse_models, parse_seeds, run_benchmark
-from codebrain.benchmark.scoring import predicted_counts, probabilities, task_metrics
+from codebrain.benchmark.scoring import (
+    VAL_THRESHOLD_METRIC,
+    predicted_counts,
+    probabilities,
+    task_metrics,
+    validation_threshold,
+)
 from codebrain.cli import main
 
 
@@ -58,7 +64,13 @@ def test_e2e_two_models_results_schema(eegmat_dir: Path, tmp_path: Path, capsys)
     }
     assert set(res["n_windows"]) == {"train", "val", "test"}
     assert res["n_windows"]["test"] == 48  # Subject03: 36 rest + 12 task windows of 5 s
-    metrics = {"balanced_accuracy", "auroc", "auprc", "average_precision"}
+    metrics = {
+        "balanced_accuracy",
+        "auroc",
+        "auprc",
+        "average_precision",
+        "balanced_accuracy_val_threshold",
+    }
     assert set(res["models"]) == {"codebrain", "logbandpower"}
     for entry in res["models"].values():
         assert set(entry["seeds"]) == {"0", "1"}
@@ -130,6 +142,26 @@ def test_metrics_authors_auprc_beside_average_precision() -> None:
     assert predicted_counts(probabilities(np.array([-1.0, -2.0, -0.5]), 2)) == [3, 0]
     with pytest.raises(ValueError, match="prob must be"):
         predicted_counts(np.zeros(3))
+
+
+def test_validation_threshold_recovers_a_shared_offset() -> None:
+    rng = np.random.default_rng(1)
+    y_val, y_test = rng.integers(0, 2, 300), rng.integers(0, 2, 300)
+    # both unseen splits score every window 3 logits too low: at 0.5 one class wins everything
+    z_val = 2.0 * y_val + rng.normal(0, 0.5, 300) - 4.0
+    z_test = 2.0 * y_test + rng.normal(0, 0.5, 300) - 4.0
+    t = validation_threshold(y_val, probabilities(z_val, 2))
+    assert 0.0 < t < 0.5
+    m = task_metrics(y_test, probabilities(z_test, 2), threshold=t)
+    assert m["balanced_accuracy"] == pytest.approx(0.5)
+    assert m[VAL_THRESHOLD_METRIC] > 0.9
+    assert VAL_THRESHOLD_METRIC not in task_metrics(y_test, probabilities(z_test, 2))
+    # thresholds 0.4 and 0.8 both give balanced accuracy 0.75: the one nearer 0.5 wins
+    prob = np.stack([1 - (p := np.array([0.2, 0.4, 0.6, 0.8])), p], axis=1)
+    assert validation_threshold(np.array([0, 1, 0, 1]), prob) == pytest.approx(0.4)
+    assert validation_threshold(np.zeros(4, int), prob) == 0.5  # one class: no information
+    with pytest.raises(ValueError, match="prob_val must be"):
+        validation_threshold(np.array([0, 1]), np.zeros((3, 2)))
 
 
 def test_one_predicted_class_is_warned_and_recorded(eegmat_dir: Path, monkeypatch, caplog) -> None:

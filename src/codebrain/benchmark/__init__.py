@@ -52,6 +52,7 @@ _LAZY = {
     "write_results": ".report",
     "results_table": ".report",
     "task_metrics": ".scoring",
+    "validation_threshold": ".scoring",
 }
 
 __all__ = [

@@ -100,8 +100,15 @@ __all__ = [
 PATCH_SIZE: int = 200
 
 #: Test metrics of a binary task (``auprc`` is the authors' ``auc(recall, precision)``;
-#: ``average_precision`` is sklearn's step-wise ``average_precision_score`` beside it).
-BINARY_METRICS: tuple[str, ...] = ("balanced_accuracy", "auroc", "auprc", "average_precision")
+#: ``average_precision`` is sklearn's step-wise ``average_precision_score`` beside it;
+#: ``balanced_accuracy_val_threshold`` is codebrain's: the threshold chosen on validation).
+BINARY_METRICS: tuple[str, ...] = (
+    "balanced_accuracy",
+    "auroc",
+    "auprc",
+    "average_precision",
+    "balanced_accuracy_val_threshold",
+)
 #: Test metrics of a multi-class task.
 MULTICLASS_METRICS: tuple[str, ...] = ("balanced_accuracy", "cohen_kappa", "f1_weighted")
 

@@ -24,7 +24,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from codebrain.benchmark.models import TrainSettings
 from codebrain.benchmark.recipe import TaskRecipe, TaskWindows
-from codebrain.benchmark.scoring import predicted_counts, probabilities, task_metrics
+from codebrain.benchmark.scoring import (
+    predicted_counts,
+    probabilities,
+    task_metrics,
+    validation_threshold,
+)
 from codebrain.training.augment import AugmentedDataset, WindowAugment
 from codebrain.training.batching import balanced_sampler
 
@@ -126,6 +131,22 @@ def _metrics(out: np.ndarray, y: np.ndarray, n_classes: int) -> dict[str, Any]:
     return task_metrics(y, probabilities(out, n_classes))
 
 
+def _test_metrics(
+    recipe: TaskRecipe,
+    y_test: np.ndarray,
+    prob_test: np.ndarray,
+    y_val: np.ndarray,
+    prob_val: np.ndarray,
+) -> dict[str, Any]:
+    """Test metrics of ``prob_test`` ``(n, K)``; binary tasks add the validation-threshold BA.
+
+    ``prob_val`` ``(n_val, K)`` are the validation probabilities at the selected epoch.
+    """
+    if not recipe.is_binary:
+        return task_metrics(y_test, prob_test)
+    return task_metrics(y_test, prob_test, threshold=validation_threshold(y_val, prob_val))
+
+
 def _seed(seed: int) -> None:
     import random
 
@@ -222,7 +243,9 @@ def fit_torch(
     seconds = time.perf_counter() - t0
     out, y = _flat(predict_outputs(model, test, settings.batch_size, device), test.y)
     prob = probabilities(out, recipe.n_classes)
-    test_metrics = task_metrics(y, prob)
+    out_val, y_val = _flat(predict_outputs(model, val, settings.batch_size, device), val.y)
+    prob_val = probabilities(out_val, recipe.n_classes)
+    test_metrics = _test_metrics(recipe, y, prob, y_val, prob_val)
     return FitResult(test_metrics, best[2], best[1], seconds, history, predicted_counts(prob))
 
 
@@ -248,10 +271,11 @@ def fit_codebrain(
     device = next(trained.parameters()).device
     out = predict_outputs(trained.classify, test, config.batch_size, device)
     prob = probabilities(out, recipe.n_classes)
-    test_metrics = task_metrics(test.y, prob)
     counts = predicted_counts(prob)
     out_val = predict_outputs(trained.classify, val, config.batch_size, device)
-    val_metrics = task_metrics(val.y, probabilities(out_val, recipe.n_classes))
+    prob_val = probabilities(out_val, recipe.n_classes)
+    val_metrics = task_metrics(val.y, prob_val)
+    test_metrics = _test_metrics(recipe, test.y, prob, val.y, prob_val)
     key = f"val_{config.monitor_key}"
     history = [
         {"epoch": r["epoch"], "train_loss": r["train_loss"], key: r.get(key)}
@@ -323,7 +347,8 @@ def fit_logbandpower(
     assert best is not None
     seconds = time.perf_counter() - t0
     prob = _full_proba(best[3], f_test, recipe.n_classes)
-    test_metrics = task_metrics(test.y, prob)
+    prob_val = _full_proba(best[3], f_val, recipe.n_classes)
+    test_metrics = _test_metrics(recipe, test.y, prob, val.y, prob_val)
     return FitResult(test_metrics, best[2], best[1], seconds, history, predicted_counts(prob))
 
 
