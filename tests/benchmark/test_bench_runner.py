@@ -89,6 +89,7 @@ def test_e2e_two_models_results_schema(eegmat_dir: Path, tmp_path: Path, capsys)
     assert len(res["models"]["logbandpower"]["history"]["1"]) == 5  # the C grid
     md = (out / "results.md").read_text()
     assert "fallback" in md and "auc(recall, precision)" in md
+    assert "Thresholds: balanced_accuracy: threshold 0.5" in md
     assert (out / "results.png").stat().st_size > 1000
 
 

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from codebrain.benchmark.scoring import VAL_THRESHOLD_METRIC
 from codebrain.utils.io import atomic_open, atomic_write_json
 
 __all__ = ["results_table", "results_markdown", "plot_results", "write_results"]
@@ -61,6 +62,8 @@ def results_markdown(results: dict[str, Any]) -> str:
     ]
     if "auprc" in results["metrics"]:
         lines += [f"AUPRC: {results['auprc_definition']}.", ""]
+    if VAL_THRESHOLD_METRIC in results["metrics"] and "threshold_definition" in results:
+        lines += [f"Thresholds: {results['threshold_definition']}.", ""]
     aug = results.get("augment")
     if aug:
         lines += [

@@ -410,6 +410,9 @@ def run_benchmark(
         "metrics": list(recipe.metrics),
         "auprc_definition": "auprc = sklearn.metrics.auc(recall, precision) (the authors'); "
         "average_precision = sklearn average_precision_score",
+        "threshold_definition": "balanced_accuracy: threshold 0.5 on the positive-class "
+        "probability (the authors'); balanced_accuracy_val_threshold: the threshold that "
+        "maximises balanced accuracy on the validation windows at the selected epoch",
         "epochs": recipe.finetune.epochs if epochs is None else epochs,
         "seed_list": seed_list,
         "device": device,
