@@ -81,6 +81,8 @@ def _study() -> Any:
 
 #: name -> {"model": "codebrain" | "logbandpower" | peer, "ft": FinetuneConfig changes,
 #: "gain": multiplies the µV/100 windows (CodeBrain from scratch: SCRATCH_INPUT_GAIN),
+#: "width" / "layers": CodeBrain's size (else --width / --layers), "recording_norm": every
+#: recording's channels scaled to one RMS before any model sees them (every model alike),
 #: "head": "authors" | "pool", "augment": None | "shift" | "shift_chgain" | "shift_freq" (the
 #: library's WindowAugment, also for peers) | "shift_freq3", "peer": build_peer kwargs}
 CONDITIONS: dict[str, dict[str, Any]] = {
@@ -170,6 +172,30 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     },
     # stronger regularisation against the early over-fit of the 50-epoch runs (val AUROC peaks
     # at epochs 4-13 while the training loss falls to 0.01): head dropout 0.5, weight decay 0.05
+    # every recording's channels scaled to the same RMS (10 µV) from the recording's own windows,
+    # for every model alike: between-subject level differences out, the spectral shape kept
+    "logbandpower_recz": {"model": "logbandpower", "recording_norm": True},
+    "codebrain_ep50_freq_recz": {
+        "model": "codebrain",
+        "epochs": 50,
+        "augment": "shift_freq",
+        "recording_norm": True,
+    },
+    "eegnet_uv_ep50_freq_recz": {
+        "model": "eegnet",
+        "gain": 100.0,
+        "epochs": 50,
+        "augment": "shift_freq",
+        "recording_norm": True,
+    },
+    # the default recipe with CodeBrain twice as wide and deep (64 x 4, 7.39 M parameters)
+    "codebrain_ep50_freq_64x4": {
+        "model": "codebrain",
+        "epochs": 50,
+        "augment": "shift_freq",
+        "width": 64,
+        "layers": 4,
+    },
     "codebrain_ep50_reg": {
         "model": "codebrain",
         "epochs": 50,
@@ -258,6 +284,20 @@ def _scaled(w: TaskWindows, gain: float, norm: str = "none") -> TaskWindows:
     return dataclasses.replace(w, x=x.astype(np.float32))
 
 
+#: RMS every channel of a recording is scaled to by ``recording_norm`` (µV / 100: 10 µV)
+_RECORDING_RMS = 0.1
+
+
+def _recording_standardised(w: TaskWindows) -> TaskWindows:
+    """Every channel of every recording scaled to RMS :data:`_RECORDING_RMS` over its windows."""
+    x = w.x.astype(np.float32, copy=True)
+    for rec in np.unique(w.recordings):
+        m = w.recordings == rec
+        rms = np.sqrt((x[m].astype(np.float64) ** 2).mean(axis=(0, 2)))  # (n_chans,)
+        x[m] *= (_RECORDING_RMS / np.maximum(rms, 1e-8)).astype(np.float32)[None, :, None]
+    return dataclasses.replace(w, x=x)
+
+
 def run_one(
     cond: dict[str, Any],
     parts: dict[str, TaskWindows],
@@ -272,6 +312,8 @@ def run_one(
         recipe = dataclasses.replace(recipe, head_dropout=cond["head_dropout"])
     kind = cond["model"]
     epochs = cond.get("epochs", epochs)
+    if cond.get("recording_norm"):
+        parts = {k: _recording_standardised(v) for k, v in parts.items()}
     if kind == "logbandpower":
         res = fit_logbandpower(recipe, parts["train"], parts["val"], parts["test"], seed=seed)
         return {"test": res.test, "best_epoch": res.best_epoch, "history": res.history}
@@ -298,7 +340,11 @@ def run_one(
     from codebrain.training.finetune import finetune
 
     arch, config = codebrain_training_settings(
-        recipe, epochs=epochs, seed=seed, width=width, layers=layers
+        recipe,
+        epochs=epochs,
+        seed=seed,
+        width=cond.get("width", width),
+        layers=cond.get("layers", layers),
     )
     config = dataclasses.replace(config, **cond.get("ft", {}))
     model = build_codebrain(recipe, arch, seed=seed)
