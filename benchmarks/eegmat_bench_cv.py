@@ -170,8 +170,6 @@ CONDITIONS: dict[str, dict[str, Any]] = {
         "augment": "shift_freq",
         "ft": {"lr": 1e-3, "backbone_lr": 1e-3, "warmup_epochs": 2.0},
     },
-    # stronger regularisation against the early over-fit of the 50-epoch runs (val AUROC peaks
-    # at epochs 4-13 while the training loss falls to 0.01): head dropout 0.5, weight decay 0.05
     # every recording's channels scaled to the same RMS (10 µV) from the recording's own windows,
     # for every model alike: between-subject level differences out, the spectral shape kept
     "logbandpower_recz": {"model": "logbandpower", "recording_norm": True},
@@ -196,6 +194,8 @@ CONDITIONS: dict[str, dict[str, Any]] = {
         "width": 64,
         "layers": 4,
     },
+    # stronger regularisation against the early over-fit of the 50-epoch runs (val AUROC peaks
+    # at epochs 4-13 while the training loss falls to 0.01): head dropout 0.5, weight decay 0.05
     "codebrain_ep50_reg": {
         "model": "codebrain",
         "epochs": 50,
@@ -290,11 +290,12 @@ _RECORDING_RMS = 0.1
 
 def _recording_standardised(w: TaskWindows) -> TaskWindows:
     """Every channel of every recording scaled to RMS :data:`_RECORDING_RMS` over its windows."""
-    x = w.x.astype(np.float32, copy=True)
+    x = w.x.astype(np.float32, copy=True)  # (n_windows, n_chans, n_times)
     for rec in np.unique(w.recordings):
         m = w.recordings == rec
-        rms = np.sqrt((x[m].astype(np.float64) ** 2).mean(axis=(0, 2)))  # (n_chans,)
-        x[m] *= (_RECORDING_RMS / np.maximum(rms, 1e-8)).astype(np.float32)[None, :, None]
+        xr = x[m]  # (n_windows, n_chans, n_times), a copy
+        rms = np.sqrt((xr.astype(np.float64) ** 2).mean(axis=(0, 2)))  # (n_chans,)
+        x[m] = xr * (_RECORDING_RMS / np.maximum(rms, 1e-8)).astype(np.float32)[None, :, None]
     return dataclasses.replace(w, x=x)
 
 
